@@ -20,5 +20,5 @@ pub mod scenario;
 pub mod sim;
 pub mod uapi;
 
-
+pub use device::{Device, DeviceError, DeviceInfo, ProbeOptions, VmMode};
 pub use errno::Errno;

@@ -13,6 +13,8 @@
 //! Opaque objects are handed out as `*mut T` from `Box::into_raw` and taken back exactly once by
 //! their `_destroy` function; the ownership rule is written on each function.
 
+#![allow(non_camel_case_types)] // C names: msmws_device, msmws_va_heap
+
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CString};
 use std::fmt;
@@ -32,7 +34,10 @@ pub struct FfiError {
 
 impl FfiError {
     pub fn new(errno: Errno, message: impl Into<String>) -> FfiError {
-        FfiError { errno, message: message.into() }
+        FfiError {
+            errno,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> FfiError {
@@ -47,7 +52,10 @@ pub trait ErrnoError: fmt::Display {
 
 impl<E: ErrnoError> From<E> for FfiError {
     fn from(e: E) -> FfiError {
-        FfiError { errno: e.errno(), message: e.to_string() }
+        FfiError {
+            errno: e.errno(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -77,7 +85,9 @@ pub fn boundary(body: impl FnOnce() -> FfiResult) -> c_int {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&format!("internal error (a bug in msm-winsys, please report): {what}"));
+            set_last_error(&format!(
+                "internal error (a bug in msm-winsys, please report): {what}"
+            ));
             -Errno::EFAULT.0
         }
     }
@@ -126,7 +136,9 @@ mod tests {
 
     fn last() -> String {
         // SAFETY: msmws_last_error_message never returns NULL and the string is NUL-terminated.
-        unsafe { CStr::from_ptr(msmws_last_error_message()) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(msmws_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     #[test]

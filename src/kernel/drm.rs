@@ -51,9 +51,15 @@ impl DrmKernel {
             .open(path)
             .map_err(|e| {
                 let errno = Errno(e.raw_os_error().unwrap_or(libc::EIO));
-                OpenError { errno, message: format!("cannot open {}: {e}", path.display()) }
+                OpenError {
+                    errno,
+                    message: format!("cannot open {}: {e}", path.display()),
+                }
             })?;
-        let k = DrmKernel { fd: file.into(), path: Some(path.to_owned()) };
+        let k = DrmKernel {
+            fd: file.into(),
+            path: Some(path.to_owned()),
+        };
         k.check_msm()?;
         Ok(k)
     }
@@ -70,10 +76,18 @@ impl DrmKernel {
             Ok(v) if v.name == "msm" => Ok(()),
             Ok(v) => Err(OpenError {
                 errno: Errno::ENODEV,
-                message: format!("{} is driven by \"{}\", not \"msm\"", self.describe(), v.name),
+                message: format!(
+                    "{} is driven by \"{}\", not \"msm\"",
+                    self.describe(),
+                    v.name
+                ),
             }),
             Err(e) => Err(OpenError {
-                errno: if e.errno == Errno::ENOTTY { Errno::ENODEV } else { e.errno },
+                errno: if e.errno == Errno::ENOTTY {
+                    Errno::ENODEV
+                } else {
+                    e.errno
+                },
                 message: format!("{} is not a DRM device: {e}", self.describe()),
             }),
         }
@@ -87,7 +101,8 @@ impl DrmKernel {
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
-                drm::node::DrmNode::from_path(p).is_ok_and(|n| n.ty() == drm::node::NodeType::Render)
+                drm::node::DrmNode::from_path(p)
+                    .is_ok_and(|n| n.ty() == drm::node::NodeType::Render)
             })
             .collect();
         nodes.sort();
@@ -101,7 +116,9 @@ impl DrmKernel {
             Some(p) => DrmKernel::open(p),
             None => Err(OpenError {
                 errno: Errno::ENOENT,
-                message: "no msm render node found under /dev/dri (no Adreno GPU here? try --sim a750)".into(),
+                message:
+                    "no msm render node found under /dev/dri (no Adreno GPU here? try --sim a750)"
+                        .into(),
             }),
         }
     }
@@ -127,8 +144,13 @@ impl Kernel for DrmKernel {
         // SAFETY: the mapping is of GEM memory that only this process's GPU work and CPU maps
         // touch; like any DRM CPU map its contents may change under the GPU, which callers of
         // `map` accept (they treat it as shared memory, never as Rust-owned data).
-        unsafe { memmap2::MmapOptions::new().offset(offset_B).len(size_B).map_mut(self.fd.as_raw_fd()) }
-            .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))
+        unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset_B)
+                .len(size_B)
+                .map_mut(self.fd.as_raw_fd())
+        }
+        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
@@ -138,8 +160,13 @@ impl Kernel for DrmKernel {
     fn reopen(&self) -> Result<Box<dyn Kernel>, Errno> {
         // A new open file description of the same node: /proc/self/fd/N reopens the node itself,
         // which works for fds handed to us without a path too.
-        let path = self.path.clone().unwrap_or_else(|| format!("/proc/self/fd/{}", self.fd.as_raw_fd()).into());
-        DrmKernel::open(&path).map(|k| Box::new(k) as Box<dyn Kernel>).map_err(|e| e.errno)
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| format!("/proc/self/fd/{}", self.fd.as_raw_fd()).into());
+        DrmKernel::open(&path)
+            .map(|k| Box::new(k) as Box<dyn Kernel>)
+            .map_err(|e| e.errno)
     }
 
     fn describe(&self) -> String {

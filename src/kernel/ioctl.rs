@@ -34,11 +34,23 @@ impl ErrnoError for KernelError {
 }
 
 /// Issues `request` with `arg`, mapping failure to a [`KernelError`] named by `call`.
-fn call<T>(k: &dyn Kernel, request: u64, arg: &mut T, call: impl FnOnce() -> String) -> Result<(), KernelError> {
-    debug_assert_eq!(ioc_size(request), size_of::<T>(), "request code and argument type disagree");
+fn call<T>(
+    k: &dyn Kernel,
+    request: u64,
+    arg: &mut T,
+    call: impl FnOnce() -> String,
+) -> Result<(), KernelError> {
+    debug_assert_eq!(
+        ioc_size(request),
+        size_of::<T>(),
+        "request code and argument type disagree"
+    );
     // SAFETY: `arg` is a live, writable `T` whose size is the one encoded in `request`; the
     // structs passed here carry user pointers only where the helper built them from live buffers.
-    unsafe { k.ioctl(request, arg as *mut T as *mut c_void) }.map_err(|errno| KernelError { errno, call: call() })
+    unsafe { k.ioctl(request, arg as *mut T as *mut c_void) }.map_err(|errno| KernelError {
+        errno,
+        call: call(),
+    })
 }
 
 /// What DRM_IOCTL_VERSION reports.
@@ -80,8 +92,13 @@ pub fn version(k: &dyn Kernel) -> Result<DrmVersion, KernelError> {
 
 /// DRM_IOCTL_GET_CAP.
 pub fn get_cap(k: &dyn Kernel, capability: u64) -> Result<u64, KernelError> {
-    let mut arg = drm_get_cap { capability, value: 0 };
-    call(k, DRM_IOCTL_GET_CAP, &mut arg, || format!("GET_CAP({capability:#x})"))?;
+    let mut arg = drm_get_cap {
+        capability,
+        value: 0,
+    };
+    call(k, DRM_IOCTL_GET_CAP, &mut arg, || {
+        format!("GET_CAP({capability:#x})")
+    })?;
     Ok(arg.value)
 }
 
@@ -117,21 +134,44 @@ pub fn param_name(param: u32) -> &'static str {
 
 /// MSM GET_PARAM on the 3D pipe.
 pub fn get_param(k: &dyn Kernel, param: u32) -> Result<u64, KernelError> {
-    let mut arg = drm_msm_param { pipe: MSM_PIPE_3D0, param, ..Default::default() };
-    call(k, DRM_IOCTL_MSM_GET_PARAM, &mut arg, || format!("GET_PARAM({})", param_name(param)))?;
+    let mut arg = drm_msm_param {
+        pipe: MSM_PIPE_3D0,
+        param,
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_MSM_GET_PARAM, &mut arg, || {
+        format!("GET_PARAM({})", param_name(param))
+    })?;
     Ok(arg.value)
 }
 
 /// MSM SET_PARAM of a by-value parameter (`len` = 0).
 pub fn set_param(k: &dyn Kernel, param: u32, value: u64) -> Result<(), KernelError> {
-    let mut arg = drm_msm_param { pipe: MSM_PIPE_3D0, param, value, ..Default::default() };
-    call(k, DRM_IOCTL_MSM_SET_PARAM, &mut arg, || format!("SET_PARAM({})", param_name(param)))
+    let mut arg = drm_msm_param {
+        pipe: MSM_PIPE_3D0,
+        param,
+        value,
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_MSM_SET_PARAM, &mut arg, || {
+        format!("SET_PARAM({})", param_name(param))
+    })
 }
 
 /// MSM SET_PARAM of a string parameter (`COMM`, `CMDLINE`): passed by pointer with its length.
 pub fn set_param_str(k: &dyn Kernel, param: u32, value: &str) -> Result<(), KernelError> {
-    let len = u32::try_from(value.len())
-        .map_err(|_| KernelError { errno: Errno::EINVAL, call: format!("SET_PARAM({})", param_name(param)) })?;
-    let mut arg = drm_msm_param { pipe: MSM_PIPE_3D0, param, value: value.as_ptr() as u64, len, pad: 0 };
-    call(k, DRM_IOCTL_MSM_SET_PARAM, &mut arg, || format!("SET_PARAM({})", param_name(param)))
+    let len = u32::try_from(value.len()).map_err(|_| KernelError {
+        errno: Errno::EINVAL,
+        call: format!("SET_PARAM({})", param_name(param)),
+    })?;
+    let mut arg = drm_msm_param {
+        pipe: MSM_PIPE_3D0,
+        param,
+        value: value.as_ptr() as u64,
+        len,
+        pad: 0,
+    };
+    call(k, DRM_IOCTL_MSM_SET_PARAM, &mut arg, || {
+        format!("SET_PARAM({})", param_name(param))
+    })
 }

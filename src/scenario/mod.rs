@@ -36,8 +36,16 @@ pub struct Scenario {
 
 /// Every scenario, in the order `msmws scenario all` runs them.
 pub const ALL: &[Scenario] = &[
-    Scenario { name: "probe", about: "device probe of every chip profile", run: probe::run },
-    Scenario { name: "iova", about: "GPU address allocator against util_vma_heap's algorithm and offset-allocator", run: iova::run },
+    Scenario {
+        name: "probe",
+        about: "device probe of every chip profile",
+        run: probe::run,
+    },
+    Scenario {
+        name: "iova",
+        about: "GPU address allocator against util_vma_heap's algorithm and offset-allocator",
+        run: iova::run,
+    },
 ];
 
 /// Finds a scenario by name.
@@ -67,7 +75,13 @@ pub fn render_table(headers: &[String], rows: &[Vec<String>]) -> String {
     };
     let mut out = line(headers);
     out.push('\n');
-    out.push_str(&width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    out.push_str(
+        &width
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
     out.push('\n');
     for row in rows {
         out.push_str(&line(row));

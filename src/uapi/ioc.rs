@@ -15,7 +15,10 @@ pub const DRM_COMMAND_BASE: u32 = 0x40;
 
 pub(crate) const fn ioc(dir: u32, nr: u32, size: usize) -> u64 {
     assert!(size < (1 << 14), "ioctl argument too large for _IOC");
-    ((dir << DIRSHIFT) | (DRM_IOCTL_BASE << TYPESHIFT) | (nr << NRSHIFT) | ((size as u32) << SIZESHIFT)) as u64
+    ((dir << DIRSHIFT)
+        | (DRM_IOCTL_BASE << TYPESHIFT)
+        | (nr << NRSHIFT)
+        | ((size as u32) << SIZESHIFT)) as u64
 }
 
 /// `DRM_IOWR(nr, T)`: the kernel copies the argument in and back out.

@@ -14,5 +14,5 @@ mod ioc;
 mod msm;
 
 pub use drm::*;
-pub use ioc::{ioc_dir, ioc_nr, ioc_size, ioc_type, IOC_READ, IOC_WRITE};
+pub use ioc::{ioc_dir, ioc_nr, ioc_size, ioc_type, DRM_COMMAND_BASE, IOC_READ, IOC_WRITE};
 pub use msm::*;

@@ -80,7 +80,8 @@ pub const MSM_BO_WC: u32 = 0x0002_0000;
 /// Deprecated; use `MSM_BO_WC`.
 pub const MSM_BO_UNCACHED: u32 = 0x0004_0000;
 pub const MSM_BO_CACHED_COHERENT: u32 = 0x0008_0000;
-pub const MSM_BO_FLAGS: u32 = MSM_BO_SCANOUT | MSM_BO_GPU_READONLY | MSM_BO_NO_SHARE | MSM_BO_CACHE_MASK;
+pub const MSM_BO_FLAGS: u32 =
+    MSM_BO_SCANOUT | MSM_BO_GPU_READONLY | MSM_BO_NO_SHARE | MSM_BO_CACHE_MASK;
 
 /// `struct drm_msm_gem_new`.
 #[repr(C)]
@@ -334,7 +335,9 @@ pub union drm_msm_vm_bind_ops {
 
 impl Default for drm_msm_vm_bind_ops {
     fn default() -> Self {
-        drm_msm_vm_bind_ops { op: drm_msm_vm_bind_op::default() }
+        drm_msm_vm_bind_ops {
+            op: drm_msm_vm_bind_op::default(),
+        }
     }
 }
 
@@ -391,9 +394,11 @@ pub const DRM_IOCTL_MSM_GEM_CPU_FINI: u64 = iow::<drm_msm_gem_cpu_fini>(B + DRM_
 pub const DRM_IOCTL_MSM_GEM_SUBMIT: u64 = iowr::<drm_msm_gem_submit>(B + DRM_MSM_GEM_SUBMIT);
 pub const DRM_IOCTL_MSM_WAIT_FENCE: u64 = iow::<drm_msm_wait_fence>(B + DRM_MSM_WAIT_FENCE);
 pub const DRM_IOCTL_MSM_GEM_MADVISE: u64 = iowr::<drm_msm_gem_madvise>(B + DRM_MSM_GEM_MADVISE);
-pub const DRM_IOCTL_MSM_SUBMITQUEUE_NEW: u64 = iowr::<drm_msm_submitqueue>(B + DRM_MSM_SUBMITQUEUE_NEW);
+pub const DRM_IOCTL_MSM_SUBMITQUEUE_NEW: u64 =
+    iowr::<drm_msm_submitqueue>(B + DRM_MSM_SUBMITQUEUE_NEW);
 pub const DRM_IOCTL_MSM_SUBMITQUEUE_CLOSE: u64 = iow::<u32>(B + DRM_MSM_SUBMITQUEUE_CLOSE);
-pub const DRM_IOCTL_MSM_SUBMITQUEUE_QUERY: u64 = iow::<drm_msm_submitqueue_query>(B + DRM_MSM_SUBMITQUEUE_QUERY);
+pub const DRM_IOCTL_MSM_SUBMITQUEUE_QUERY: u64 =
+    iow::<drm_msm_submitqueue_query>(B + DRM_MSM_SUBMITQUEUE_QUERY);
 pub const DRM_IOCTL_MSM_VM_BIND: u64 = iowr::<drm_msm_vm_bind>(B + DRM_MSM_VM_BIND);
 
 // ---- Layout proofs (values from ../shared/spec/uapi.md) ------------------------------------------

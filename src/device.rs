@@ -1,0 +1,322 @@
+//! Device probe: opens a kernel (a real node or the model), reads what the GPU is, and chooses the
+//! VM mode: VM_BIND when UAPI >= 1.13 and EN_VM_BIND succeeds on a fresh fd; else userspace iova
+//! when VA_START/VA_SIZE answer; else kernel-chosen iova.
+//!
+//! Owns: the device's [`Kernel`] (its fd) and the probed [`DeviceInfo`]. Locks: none yet; the
+//! probe happens before the device is shared, and afterwards `info` is immutable.
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use crate::ffi::ErrnoError;
+use crate::kernel::drm::{DrmKernel, OpenError};
+use crate::kernel::{ioctl, Kernel, KernelError};
+use crate::sim::{Sim, SimError};
+use crate::uapi::*;
+use crate::Errno;
+
+/// The oldest UAPI the winsys drives: 1.6 brought syncobjs on SUBMIT (turnip's floor too).
+pub const MIN_UAPI_MINOR: i32 = 6;
+
+/// How GPU addresses are managed for this device's context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum VmMode {
+    /// Userspace allocates addresses and maps them with VM_BIND (UAPI 1.13).
+    VmBind = 1,
+    /// Userspace allocates addresses and pins BOs there with GEM_INFO(SET_IOVA).
+    UserspaceIova = 2,
+    /// The kernel picks each BO's address (GEM_INFO(GET_IOVA)).
+    KernelIova = 3,
+}
+
+impl VmMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            VmMode::VmBind => "VM_BIND",
+            VmMode::UserspaceIova => "userspace iova",
+            VmMode::KernelIova => "kernel iova",
+        }
+    }
+}
+
+/// What the probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Where the device came from: a node path, `fd N` or `sim:<profile>`.
+    pub source: String,
+    pub uapi_major: u32,
+    pub uapi_minor: u32,
+    pub uapi_patchlevel: u32,
+    /// `a618`, `a750`, ... (from GPU_ID, or from CHIP_ID on parts without one).
+    pub chip_name: String,
+    pub gpu_id: u32,
+    pub chip_id: u64,
+    pub gmem_size_B: u64,
+    pub gmem_base: u64,
+    pub max_freq_Hz: u64,
+    pub priorities: u32,
+    /// Usable GPU VA range of this context; both 0 in kernel-iova mode.
+    pub va_start: u64,
+    pub va_size_B: u64,
+    pub has_prr: bool,
+    pub raytracing: bool,
+    pub highest_bank_bit: u32,
+    pub ubwc_swizzle: u32,
+    pub macrotile_mode: u32,
+    pub uche_trap_base: u64,
+    pub timeline_syncobjs: bool,
+    pub mode: VmMode,
+    /// Why that mode: the probe's outcome in one sentence.
+    pub mode_reason: String,
+}
+
+/// Choices the probe leaves to the caller (turnip has debug options for both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeOptions {
+    pub allow_vm_bind: bool,
+    pub allow_userspace_iova: bool,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            allow_vm_bind: true,
+            allow_userspace_iova: true,
+        }
+    }
+}
+
+/// Why a device could not be opened or probed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceError {
+    Open(OpenError),
+    Sim(SimError),
+    Kernel(KernelError),
+    NotMsm {
+        source: String,
+        driver: String,
+    },
+    TooOld {
+        source: String,
+        major: i32,
+        minor: i32,
+    },
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::Open(e) => write!(f, "{e}"),
+            DeviceError::Sim(e) => write!(f, "{e}"),
+            DeviceError::Kernel(e) => write!(f, "device probe: {e}"),
+            DeviceError::NotMsm { source, driver } => {
+                write!(f, "{source} is driven by \"{driver}\", not \"msm\"")
+            }
+            DeviceError::TooOld {
+                source,
+                major,
+                minor,
+            } => {
+                write!(
+                    f,
+                    "{source} has msm UAPI {major}.{minor}; at least 1.{MIN_UAPI_MINOR} is needed"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+impl ErrnoError for DeviceError {
+    fn errno(&self) -> Errno {
+        match self {
+            DeviceError::Open(e) => e.errno,
+            DeviceError::Sim(e) => e.errno(),
+            DeviceError::Kernel(e) => e.errno,
+            DeviceError::NotMsm { .. } | DeviceError::TooOld { .. } => Errno::ENODEV,
+        }
+    }
+}
+
+impl From<KernelError> for DeviceError {
+    fn from(e: KernelError) -> Self {
+        DeviceError::Kernel(e)
+    }
+}
+
+/// An opened, probed msm device.
+#[derive(Debug)]
+pub struct Device {
+    kernel: Box<dyn Kernel>,
+    info: DeviceInfo,
+}
+
+impl Device {
+    /// Probes `kernel`, which should be a fresh file (see [`VmMode::VmBind`]).
+    pub fn new(kernel: Box<dyn Kernel>, options: ProbeOptions) -> Result<Device, DeviceError> {
+        let info = probe(kernel.as_ref(), options)?;
+        Ok(Device { kernel, info })
+    }
+
+    /// Opens and probes a device node such as `/dev/dri/renderD128`.
+    pub fn open_path(path: &Path) -> Result<Device, DeviceError> {
+        let k = DrmKernel::open(path).map_err(DeviceError::Open)?;
+        Device::new(Box::new(k), ProbeOptions::default())
+    }
+
+    /// Opens and probes the first msm render node.
+    pub fn open_default() -> Result<Device, DeviceError> {
+        let k = DrmKernel::open_default().map_err(DeviceError::Open)?;
+        Device::new(Box::new(k), ProbeOptions::default())
+    }
+
+    /// Takes ownership of an open DRM fd and probes it.
+    pub fn from_fd(fd: OwnedFd) -> Result<Device, DeviceError> {
+        let k = DrmKernel::from_fd(fd).map_err(DeviceError::Open)?;
+        Device::new(Box::new(k), ProbeOptions::default())
+    }
+
+    /// A device on a new kernel model of chip profile `profile`.
+    pub fn new_sim(profile: &str) -> Result<Device, DeviceError> {
+        let sim = Sim::new(profile).map_err(DeviceError::Sim)?;
+        let file = sim.open().map_err(|errno| {
+            DeviceError::Kernel(KernelError {
+                errno,
+                call: "open(sim)".into(),
+            })
+        })?;
+        Device::new(Box::new(file), ProbeOptions::default())
+    }
+
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    pub fn kernel(&self) -> &dyn Kernel {
+        self.kernel.as_ref()
+    }
+}
+
+/// The chip's marketing-style name, as Mesa's freedreno_devices names it.
+fn chip_name(gpu_id: u32, chip_id: u64) -> String {
+    if gpu_id != 0 {
+        return format!("a{gpu_id}");
+    }
+    match chip_id as u32 {
+        0x4305_1401 => "a750".into(),
+        id => format!("chip {id:#010x}"),
+    }
+}
+
+/// A parameter newer kernels have and older ones reject with EINVAL: absent means 0.
+fn optional_param(k: &dyn Kernel, param: u32) -> Result<u64, KernelError> {
+    match ioctl::get_param(k, param) {
+        Err(e) if e.errno == Errno::EINVAL => Ok(0),
+        r => r,
+    }
+}
+
+fn probe(k: &dyn Kernel, options: ProbeOptions) -> Result<DeviceInfo, DeviceError> {
+    let source = k.describe();
+    let v = ioctl::version(k)?;
+    if v.name != "msm" {
+        return Err(DeviceError::NotMsm {
+            source,
+            driver: v.name,
+        });
+    }
+    if v.major != 1 || v.minor < MIN_UAPI_MINOR {
+        return Err(DeviceError::TooOld {
+            source,
+            major: v.major,
+            minor: v.minor,
+        });
+    }
+
+    // EN_VM_BIND must come before anything that creates the VM, and GET_PARAM does: ask first.
+    let (mut mode, mut mode_reason) = if !options.allow_vm_bind {
+        (None, "VM_BIND not allowed by the caller".to_string())
+    } else if v.minor < 13 {
+        (
+            None,
+            format!("UAPI 1.{} has no VM_BIND (needs 1.13)", v.minor),
+        )
+    } else {
+        match ioctl::set_param(k, MSM_PARAM_EN_VM_BIND, 1) {
+            Ok(()) => (Some(VmMode::VmBind), "EN_VM_BIND accepted".to_string()),
+            Err(e) if e.errno == Errno::EBUSY => (
+                None,
+                "EN_VM_BIND refused (EBUSY): this fd's VM already exists; pass a fresh fd"
+                    .to_string(),
+            ),
+            Err(e) => (
+                None,
+                format!(
+                    "EN_VM_BIND refused ({}): no per-process page tables",
+                    e.errno
+                ),
+            ),
+        }
+    };
+
+    let gpu_id = ioctl::get_param(k, MSM_PARAM_GPU_ID)? as u32;
+    let chip_id = ioctl::get_param(k, MSM_PARAM_CHIP_ID)?;
+    let va = match (
+        ioctl::get_param(k, MSM_PARAM_VA_START),
+        ioctl::get_param(k, MSM_PARAM_VA_SIZE),
+    ) {
+        (Ok(start), Ok(size)) => Some((start, size)),
+        _ => None,
+    };
+    if mode.is_none() {
+        (mode, mode_reason) = match va {
+            Some(_) if options.allow_userspace_iova => (
+                Some(VmMode::UserspaceIova),
+                format!("{mode_reason}; VA_START/VA_SIZE answer, so SET_IOVA"),
+            ),
+            Some(_) => (
+                Some(VmMode::KernelIova),
+                format!("{mode_reason}; userspace iova not allowed by the caller"),
+            ),
+            None => (
+                Some(VmMode::KernelIova),
+                format!("{mode_reason}; VA_START/VA_SIZE refused, so GET_IOVA"),
+            ),
+        };
+    }
+    let mode = mode.unwrap_or(VmMode::KernelIova);
+    let (va_start, va_size_B) = if mode == VmMode::KernelIova {
+        (0, 0)
+    } else {
+        va.unwrap_or((0, 0))
+    };
+    let timeline_syncobjs = matches!(ioctl::get_cap(k, DRM_CAP_SYNCOBJ_TIMELINE as u64), Ok(1));
+
+    Ok(DeviceInfo {
+        source,
+        uapi_major: v.major as u32,
+        uapi_minor: v.minor as u32,
+        uapi_patchlevel: v.patchlevel as u32,
+        chip_name: chip_name(gpu_id, chip_id),
+        gpu_id,
+        chip_id,
+        gmem_size_B: ioctl::get_param(k, MSM_PARAM_GMEM_SIZE)?,
+        gmem_base: optional_param(k, MSM_PARAM_GMEM_BASE)?,
+        max_freq_Hz: ioctl::get_param(k, MSM_PARAM_MAX_FREQ)?,
+        priorities: ioctl::get_param(k, MSM_PARAM_PRIORITIES)? as u32,
+        va_start,
+        va_size_B,
+        has_prr: optional_param(k, MSM_PARAM_HAS_PRR)? != 0,
+        raytracing: optional_param(k, MSM_PARAM_RAYTRACING)? != 0,
+        highest_bank_bit: optional_param(k, MSM_PARAM_HIGHEST_BANK_BIT)? as u32,
+        ubwc_swizzle: optional_param(k, MSM_PARAM_UBWC_SWIZZLE)? as u32,
+        macrotile_mode: optional_param(k, MSM_PARAM_MACROTILE_MODE)? as u32,
+        uche_trap_base: optional_param(k, MSM_PARAM_UCHE_TRAP_BASE)?,
+        timeline_syncobjs,
+        mode,
+        mode_reason,
+    })
+}

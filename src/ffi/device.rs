@@ -1,0 +1,214 @@
+//! C API of the device: open (from a DRM fd or on the kernel model), probe results, destroy.
+//!
+//! Owns: the `msmws_device` handle (a boxed [`Device`]). Locks: none; a device is immutable after
+//! the probe, so every function here is safe to call from several threads on the same device,
+//! except `msmws_device_destroy`, which must be the last call on it.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use super::{borrow, boundary, check_out, write_out, FfiError};
+use crate::{Device, VmMode};
+
+/// An opened, probed msm device. Opaque.
+pub struct msmws_device {
+    inner: Device,
+}
+
+/// Userspace allocates GPU addresses and maps them with VM_BIND (UAPI 1.13).
+pub const MSMWS_VM_MODE_VM_BIND: u32 = VmMode::VmBind as u32;
+/// Userspace allocates GPU addresses and pins BOs with GEM_INFO(SET_IOVA).
+pub const MSMWS_VM_MODE_USERSPACE_IOVA: u32 = VmMode::UserspaceIova as u32;
+/// The kernel picks each BO's address (GEM_INFO(GET_IOVA)).
+pub const MSMWS_VM_MODE_KERNEL_IOVA: u32 = VmMode::KernelIova as u32;
+
+/// What the device probe found. Filled by `msmws_device_get_info`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct msmws_device_info {
+    pub uapi_major: u32,
+    pub uapi_minor: u32,
+    pub uapi_patchlevel: u32,
+    /// `MSM_PARAM_GPU_ID`; 0 on parts identified only by `chip_id` (a7xx).
+    pub gpu_id: u32,
+    /// `MSM_PARAM_CHIP_ID` (upper 32 bits: speed bin on parts without a GPU id).
+    pub chip_id: u64,
+    pub gmem_size_B: u64,
+    pub gmem_base: u64,
+    pub max_freq_Hz: u64,
+    /// Usable GPU VA range; both 0 in `MSMWS_VM_MODE_KERNEL_IOVA`.
+    pub va_start: u64,
+    pub va_size_B: u64,
+    pub uche_trap_base: u64,
+    pub priorities: u32,
+    /// One of `MSMWS_VM_MODE_*`.
+    pub vm_mode: u32,
+    pub highest_bank_bit: u32,
+    pub ubwc_swizzle: u32,
+    pub macrotile_mode: u32,
+    pub has_prr: bool,
+    pub raytracing: bool,
+    pub timeline_syncobjs: bool,
+    /// NUL-terminated, e.g. "a750".
+    pub chip_name: [c_char; 32],
+}
+
+fn into_handle(dev: Device, out: *mut *mut msmws_device) {
+    let raw = Box::into_raw(Box::new(msmws_device { inner: dev }));
+    // SAFETY: `out` was checked non-null by the caller of this helper before any work was done.
+    unsafe { write_out(out, raw) }
+}
+
+/// Probes the msm device open on `fd` and returns a new device in `*out`.
+///
+/// Ownership: the library duplicates `fd` (F_DUPFD_CLOEXEC); the caller keeps and closes its own.
+/// The dup shares the caller's open file, so VM_BIND mode is chosen only if nothing has created
+/// that file's GPU VM yet (any GET_PARAM does): pass a freshly opened fd to get VM_BIND.
+/// Release the device with `msmws_device_destroy`.
+///
+/// Returns 0; -EINVAL for a NULL `out` or a negative fd; -EBADF for a closed fd; -ENODEV when the
+/// fd is not an msm DRM device or its UAPI is older than 1.6; or the errno of a failed probe ioctl.
+#[no_mangle]
+pub extern "C" fn msmws_device_new_from_fd(fd: c_int, out: *mut *mut msmws_device) -> c_int {
+    boundary(|| {
+        check_out(out, "out")?;
+        if fd < 0 {
+            return Err(FfiError::invalid(format!("fd {fd} is negative")));
+        }
+        // SAFETY: fcntl on an arbitrary int is safe; a closed fd gives EBADF.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if dup < 0 {
+            let errno = crate::Errno::last();
+            return Err(FfiError::new(
+                errno,
+                format!("cannot duplicate fd {fd}: {errno}"),
+            ));
+        }
+        // SAFETY: `dup` is a new fd owned by nobody else.
+        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+        into_handle(Device::from_fd(owned)?, out);
+        Ok(())
+    })
+}
+
+/// Creates a kernel model device of chip profile `profile` ("a618", "a660" or "a750"), opens a
+/// file on it and probes it; returns the new device in `*out`.
+///
+/// Release it with `msmws_device_destroy`. Returns 0, or -EINVAL for a NULL argument or an
+/// unknown profile (the message lists the known ones).
+#[no_mangle]
+pub extern "C" fn msmws_device_new_sim(
+    profile: *const c_char,
+    out: *mut *mut msmws_device,
+) -> c_int {
+    boundary(|| {
+        check_out(out, "out")?;
+        if profile.is_null() {
+            return Err(FfiError::invalid("profile is NULL"));
+        }
+        // SAFETY: non-null and, per the documented contract, a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(profile) }.to_string_lossy();
+        into_handle(Device::new_sim(&name)?, out);
+        Ok(())
+    })
+}
+
+/// Copies the probe results of `dev` into `*info`.
+///
+/// Thread-safe. Returns 0, or -EINVAL for a NULL argument.
+#[no_mangle]
+pub extern "C" fn msmws_device_get_info(
+    dev: *const msmws_device,
+    info: *mut msmws_device_info,
+) -> c_int {
+    boundary(|| {
+        check_out(info, "info")?;
+        // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
+        let dev = unsafe { borrow(dev, "dev") }?;
+        let i = dev.inner.info();
+        let mut chip_name = [0 as c_char; 32];
+        for (dst, src) in chip_name.iter_mut().zip(i.chip_name.bytes().take(31)) {
+            *dst = src as c_char;
+        }
+        let c = msmws_device_info {
+            uapi_major: i.uapi_major,
+            uapi_minor: i.uapi_minor,
+            uapi_patchlevel: i.uapi_patchlevel,
+            gpu_id: i.gpu_id,
+            chip_id: i.chip_id,
+            gmem_size_B: i.gmem_size_B,
+            gmem_base: i.gmem_base,
+            max_freq_Hz: i.max_freq_Hz,
+            va_start: i.va_start,
+            va_size_B: i.va_size_B,
+            uche_trap_base: i.uche_trap_base,
+            priorities: i.priorities,
+            vm_mode: i.mode as u32,
+            highest_bank_bit: i.highest_bank_bit,
+            ubwc_swizzle: i.ubwc_swizzle,
+            macrotile_mode: i.macrotile_mode,
+            has_prr: i.has_prr,
+            raytracing: i.raytracing,
+            timeline_syncobjs: i.timeline_syncobjs,
+            chip_name,
+        };
+        // SAFETY: checked non-null above; the caller provides storage for one struct.
+        unsafe { write_out(info, c) };
+        Ok(())
+    })
+}
+
+/// Destroys a device, closing its file. NULL is accepted and does nothing.
+///
+/// Must be the last call on `dev`; no other thread may be using it.
+#[no_mangle]
+pub extern "C" fn msmws_device_destroy(dev: *mut msmws_device) {
+    // The return value is dropped: destroy cannot fail, and a panic in a destructor is contained.
+    let _ = boundary(|| {
+        if !dev.is_null() {
+            // SAFETY: `dev` came from Box::into_raw in into_handle and is destroyed exactly once
+            // (API contract).
+            drop(unsafe { Box::from_raw(dev) });
+        }
+        Ok(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr;
+
+    #[test]
+    fn sim_device_round_trip_and_bad_input() {
+        let mut dev = ptr::null_mut();
+        assert_eq!(msmws_device_new_sim(c"a750".as_ptr(), &mut dev), 0);
+        let mut info = std::mem::MaybeUninit::<msmws_device_info>::zeroed();
+        assert_eq!(msmws_device_get_info(dev, info.as_mut_ptr()), 0);
+        // SAFETY: filled by the successful call above.
+        let info = unsafe { info.assume_init() };
+        assert_eq!(info.vm_mode, MSMWS_VM_MODE_VM_BIND);
+        assert!(info.has_prr);
+        assert_eq!(msmws_device_get_info(dev, ptr::null_mut()), -libc::EINVAL);
+        assert_eq!(
+            msmws_device_get_info(ptr::null(), &mut info.clone()),
+            -libc::EINVAL
+        );
+        msmws_device_destroy(dev);
+        msmws_device_destroy(ptr::null_mut());
+
+        let mut dev = ptr::null_mut();
+        assert_eq!(
+            msmws_device_new_sim(c"a999".as_ptr(), &mut dev),
+            -libc::EINVAL
+        );
+        assert!(dev.is_null(), "a failed call leaves *out untouched");
+        assert_eq!(msmws_device_new_sim(ptr::null(), &mut dev), -libc::EINVAL);
+        assert_eq!(
+            msmws_device_new_sim(c"a750".as_ptr(), ptr::null_mut()),
+            -libc::EINVAL
+        );
+        assert_eq!(msmws_device_new_from_fd(-1, &mut dev), -libc::EINVAL);
+        assert_eq!(msmws_device_new_from_fd(999_999, &mut dev), -libc::EBADF);
+    }
+}
