@@ -18,6 +18,59 @@
 #include <stddef.h>
 #include <stdint.h>
 
+
+
+
+
+
+
+// `flags` bit of `msmws_va_heap_alloc`: place the range at the top of the hole it takes, taking
+// holes from the largest size class (bottom-up, the default, takes the smallest class that fits
+// and the bottom of the hole).
+#define MSMWS_VA_HEAP_ALLOC_TOP_DOWN 1
+
+// `flags` bits 8..15 of `msmws_va_heap_alloc`: never cross a multiple of `1 << shift` bytes,
+// written as `shift << MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET` (0 = no such rule; 12..=63 otherwise).
+#define MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET 8
+
+// Mask of the no-cross shift field in `flags`.
+#define MSMWS_VA_HEAP_NO_CROSS_SHIFT_MASK 65280
+
+// An opened, probed msm device. Opaque.
+typedef struct msmws_device msmws_device;
+
+// A GPU address heap. Opaque.
+typedef struct msmws_va_heap msmws_va_heap;
+
+// What the device probe found. Filled by `msmws_device_get_info`.
+typedef struct msmws_device_info {
+    uint32_t uapi_major;
+    uint32_t uapi_minor;
+    uint32_t uapi_patchlevel;
+    // `MSM_PARAM_GPU_ID`; 0 on parts identified only by `chip_id` (a7xx).
+    uint32_t gpu_id;
+    // `MSM_PARAM_CHIP_ID` (upper 32 bits: speed bin on parts without a GPU id).
+    uint64_t chip_id;
+    uint64_t gmem_size_B;
+    uint64_t gmem_base;
+    uint64_t max_freq_Hz;
+    // Usable GPU VA range; both 0 in `MSMWS_VM_MODE_KERNEL_IOVA`.
+    uint64_t va_start;
+    uint64_t va_size_B;
+    uint64_t uche_trap_base;
+    uint32_t priorities;
+    // One of `MSMWS_VM_MODE_*`.
+    uint32_t vm_mode;
+    uint32_t highest_bank_bit;
+    uint32_t ubwc_swizzle;
+    uint32_t macrotile_mode;
+    bool has_prr;
+    bool raytracing;
+    bool timeline_syncobjs;
+    // NUL-terminated, e.g. "a750".
+    char chip_name[32];
+} msmws_device_info;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -27,6 +80,90 @@ extern "C" {
 // The string is owned by the library and stays valid until the next failing call on this thread.
 // Never returns NULL.
 const char *msmws_last_error_message(void);
+
+// Probes the msm device open on `fd` and returns a new device in `*out`.
+//
+// Ownership: the library duplicates `fd` (F_DUPFD_CLOEXEC); the caller keeps and closes its own.
+// The dup shares the caller's open file, so VM_BIND mode is chosen only if nothing has created
+// that file's GPU VM yet (any GET_PARAM does): pass a freshly opened fd to get VM_BIND.
+// Release the device with `msmws_device_destroy`.
+//
+// Returns 0; -EINVAL for a NULL `out` or a negative fd; -EBADF for a closed fd; -ENODEV when the
+// fd is not an msm DRM device or its UAPI is older than 1.6; or the errno of a failed probe ioctl.
+int msmws_device_new_from_fd(int fd, struct msmws_device **out);
+
+// Creates a kernel model device of chip profile `profile` ("a618", "a660" or "a750"), opens a
+// file on it and probes it; returns the new device in `*out`.
+//
+// Release it with `msmws_device_destroy`. Returns 0, or -EINVAL for a NULL argument or an
+// unknown profile (the message lists the known ones).
+int msmws_device_new_sim(const char *profile, struct msmws_device **out);
+
+// Copies the probe results of `dev` into `*info`.
+//
+// Thread-safe. Returns 0, or -EINVAL for a NULL argument.
+int msmws_device_get_info(const struct msmws_device *dev, struct msmws_device_info *info);
+
+// Destroys a device, closing its file. NULL is accepted and does nothing.
+//
+// Must be the last call on `dev`; no other thread may be using it.
+void msmws_device_destroy(struct msmws_device *dev);
+
+// Creates a heap of GPU addresses `[start, start + size)`, both multiples of 4096 bytes (4 KiB
+// pages), `start + size <= 2^64` (so `[4096, 2^64)` is `start = 4096, size = 2^64 - 4096`).
+//
+// On success `*out` owns the heap; release it with `msmws_va_heap_destroy`. Thread-safe.
+// Returns 0 or -EINVAL (NULL `out`, empty or misaligned range, range past 2^64).
+int msmws_va_heap_create(uint64_t start, uint64_t size, struct msmws_va_heap **out);
+
+// Destroys a heap made by `msmws_va_heap_create`. NULL is ignored. Outstanding allocations and
+// deferred frees are simply forgotten. Must be the last call on `heap`, from one thread.
+void msmws_va_heap_destroy(struct msmws_va_heap *heap);
+
+// Allocates `size` bytes (rounded up to 4 KiB) aligned to `align` (a power of two; below 4 KiB
+// means 4 KiB) and writes the address to `*addr_out`.
+//
+// `flags`: `MSMWS_VA_HEAP_ALLOC_TOP_DOWN` and/or a no-cross shift (see
+// `MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET`), per call. O(1) while a hole of `size + align - 1` bytes
+// exists. Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, bad alignment or flags,
+// no-cross boundary smaller than `size`) or -ENOSPC (no hole holds it); `*addr_out` is written
+// only on success.
+int msmws_va_heap_alloc(const struct msmws_va_heap *heap,
+                        uint64_t size,
+                        uint64_t align,
+                        uint32_t flags,
+                        uint64_t *addr_out);
+
+// Allocates exactly `[addr, addr + size)` (capture/replay), `addr` page-aligned, `size` rounded
+// up to 4 KiB. O(log n). Thread-safe. Returns 0, -EINVAL (NULL heap, zero size, misaligned or
+// outside the heap), -EEXIST (overlaps a live allocation) or -EBUSY (overlaps only ranges freed
+// after a fence that has not signalled).
+int msmws_va_heap_alloc_addr(const struct msmws_va_heap *heap, uint64_t addr, uint64_t size);
+
+// Frees an allocation, given with the address and size it was allocated with. O(1).
+// Thread-safe. Returns 0, -EINVAL (NULL heap) or -ENOENT (not a live allocation of exactly this
+// address and size: never allocated, freed twice, or freed after a fence); failures change
+// nothing.
+int msmws_va_heap_free(const struct msmws_va_heap *heap, uint64_t addr, uint64_t size);
+
+// Frees an allocation once seqno `seqno` of submitqueue `queue_id` has completed (compared with
+// 32-bit wrap-around, as the kernel does); until then no allocation returns it. Immediately if
+// that seqno is already known complete. Thread-safe. Returns 0, -EINVAL (NULL heap) or -ENOENT
+// (as `msmws_va_heap_free`).
+int msmws_va_heap_free_after(const struct msmws_va_heap *heap,
+                             uint64_t addr,
+                             uint64_t size,
+                             uint32_t queue_id,
+                             uint32_t seqno);
+
+// Tells the heap that submitqueue `queue_id` completed every seqno up to `seqno` (learned from a
+// wait or submit the caller already did; no ioctl). Ranges freed after those seqnos become free
+// on the heap's next call. Thread-safe. Returns 0 or -EINVAL (NULL heap).
+int msmws_va_heap_signal_queue(const struct msmws_va_heap *heap, uint32_t queue_id, uint32_t seqno);
+
+// Bytes currently free (not allocated, not waiting on a fence). O(1). Thread-safe. Returns 0 for
+// a NULL heap.
+uint64_t msmws_va_heap_free_size(const struct msmws_va_heap *heap);
 
 #ifdef __cplusplus
 }  // extern "C"
