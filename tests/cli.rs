@@ -1,0 +1,53 @@
+//! The `msmws` command line, run as a user would.
+
+use std::process::Command;
+
+fn msmws(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_msmws")).args(args).output().expect("run msmws");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn info_sim_a618_shows_4gib_va_no_prr_vm_bind() {
+    let (ok, out, _) = msmws(&["info", "--sim", "a618"]);
+    assert!(ok);
+    assert!(out.contains("0x100000000 + 4 GiB"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("prr") && l.ends_with("no")), "{out}");
+    assert!(out.contains("VM_BIND"), "{out}");
+}
+
+#[test]
+fn info_sim_a750_json_shows_va_size_and_prr() {
+    let (ok, out, _) = msmws(&["info", "--sim", "a750", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["va_size_B"], (1u64 << 48) - (4u64 << 30));
+    assert_eq!(v["has_prr"], true);
+    assert_eq!(v["mode"], "VM_BIND");
+}
+
+#[test]
+fn info_on_a_non_msm_node_fails_with_a_sentence() {
+    let (ok, _, err) = msmws(&["info", "--device", "/dev/null"]);
+    assert!(!ok);
+    assert!(err.contains("not a DRM device") && err.contains("ENODEV"), "{err}");
+    let (ok, _, err) = msmws(&["info", "--device", "/nonexistent/renderD128"]);
+    assert!(!ok);
+    assert!(err.contains("cannot open") && err.contains("ENOENT"), "{err}");
+}
+
+#[test]
+fn unknown_profile_and_bad_usage_fail_cleanly() {
+    let (ok, _, err) = msmws(&["info", "--sim", "a999"]);
+    assert!(!ok && err.contains("unknown chip profile"), "{err}");
+    let (ok, _, err) = msmws(&["frobnicate"]);
+    assert!(!ok && err.contains("usage"), "{err}");
+}
+
+#[test]
+fn scenario_probe_json_passes() {
+    let (ok, out, err) = msmws(&["scenario", "probe", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["passed"], true);
+}
