@@ -14,6 +14,22 @@ const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 const PAGE: u64 = 4 * KIB;
 
+/// Seqno `seqno` of submitqueue `queue_id`.
+fn queue(queue_id: u32, seqno: u32) -> Fence {
+    Fence::Queue { queue_id, seqno }
+}
+
+/// Sets up two 4 MiB allocations at 0 and 4 MiB in a 64 MiB heap, the first freed after queue 3's
+/// seqno 10; returns the heap and the second allocation.
+fn heap_with_deferred_at_0() -> (VaHeap, u64) {
+    let h = VaHeap::new(0, 64 * MIB).unwrap();
+    let a = h.alloc(4 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
+    let b = h.alloc(4 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
+    assert_eq!((a, b), (0, 4 * MIB));
+    h.free_after(a, 4 * MIB, queue(3, 10), None).unwrap();
+    (h, b)
+}
+
 fn ok(h: &VaHeap) {
     h.check_invariants().unwrap();
 }
@@ -21,8 +37,14 @@ fn ok(h: &VaHeap) {
 #[test]
 fn top_down_no_cross_never_crosses_4mib() {
     let h = VaHeap::new(MIB, 8 * MIB).unwrap();
-    let a = h.alloc(3 * MIB, PAGE, AllocFlags::TOP_DOWN.no_cross(22)).unwrap();
-    assert_eq!(a, 5 * MIB, "highest start in [1 MiB, 9 MiB) whose range stays below 8 MiB");
+    let a = h
+        .alloc(3 * MIB, PAGE, AllocFlags::TOP_DOWN.no_cross(22))
+        .unwrap();
+    assert_eq!(
+        a,
+        5 * MIB,
+        "highest start in [1 MiB, 9 MiB) whose range stays below 8 MiB"
+    );
     assert_eq!(a / (4 * MIB), (a + 3 * MIB - 1) / (4 * MIB));
     ok(&h);
 }
@@ -30,21 +52,29 @@ fn top_down_no_cross_never_crosses_4mib() {
 #[test]
 fn hole_4_to_9_mib_no_cross_gives_5_to_8() {
     let h = VaHeap::new(4 * MIB, 5 * MIB).unwrap();
-    assert_eq!(h.alloc(3 * MIB, PAGE, AllocFlags::TOP_DOWN.no_cross(22)), Ok(5 * MIB));
+    assert_eq!(
+        h.alloc(3 * MIB, PAGE, AllocFlags::TOP_DOWN.no_cross(22)),
+        Ok(5 * MIB)
+    );
     ok(&h);
 }
 
 #[test]
 fn bottom_up_no_cross_moves_start_to_next_boundary() {
     let h = VaHeap::new(2 * MIB, 7 * MIB).unwrap();
-    assert_eq!(h.alloc(3 * MIB, PAGE, AllocFlags::BOTTOM_UP.no_cross(22)), Ok(4 * MIB));
+    assert_eq!(
+        h.alloc(3 * MIB, PAGE, AllocFlags::BOTTOM_UP.no_cross(22)),
+        Ok(4 * MIB)
+    );
     ok(&h);
 }
 
 #[test]
 fn no_cross_that_can_never_hold_the_size_is_einval() {
     let h = VaHeap::new(0, GIB).unwrap();
-    let e = h.alloc(5 * MIB, PAGE, AllocFlags::BOTTOM_UP.no_cross(22)).unwrap_err();
+    let e = h
+        .alloc(5 * MIB, PAGE, AllocFlags::BOTTOM_UP.no_cross(22))
+        .unwrap_err();
     assert_eq!(e.errno(), Errno::EINVAL);
     assert_eq!(h.free_size(), GIB);
 }
@@ -54,7 +84,10 @@ fn top_down_takes_the_top_and_bottom_up_the_bottom() {
     let h = VaHeap::new(GIB, 4 * GIB).unwrap();
     assert_eq!(h.alloc(MIB, PAGE, AllocFlags::TOP_DOWN), Ok(5 * GIB - MIB));
     assert_eq!(h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP), Ok(GIB));
-    assert_eq!(h.alloc(MIB, PAGE, AllocFlags::TOP_DOWN), Ok(5 * GIB - 2 * MIB));
+    assert_eq!(
+        h.alloc(MIB, PAGE, AllocFlags::TOP_DOWN),
+        Ok(5 * GIB - 2 * MIB)
+    );
     ok(&h);
 }
 
@@ -69,8 +102,16 @@ fn any_power_of_two_alignment_is_honoured() {
         assert_eq!(b % align.max(PAGE), 0, "align 2^{shift} top-down");
     }
     ok(&h);
-    assert_eq!(h.alloc(PAGE, 3 * PAGE, AllocFlags::BOTTOM_UP).unwrap_err().errno(), Errno::EINVAL);
-    assert_eq!(h.alloc(PAGE, 0, AllocFlags::BOTTOM_UP).unwrap_err().errno(), Errno::EINVAL);
+    assert_eq!(
+        h.alloc(PAGE, 3 * PAGE, AllocFlags::BOTTOM_UP)
+            .unwrap_err()
+            .errno(),
+        Errno::EINVAL
+    );
+    assert_eq!(
+        h.alloc(PAGE, 0, AllocFlags::BOTTOM_UP).unwrap_err().errno(),
+        Errno::EINVAL
+    );
 }
 
 #[test]
@@ -85,7 +126,10 @@ fn fixed_address_taken_is_distinct_from_no_space() {
     assert_eq!(full.errno(), Errno::ENOSPC);
     // Outside the heap or misaligned is a bad argument, not "taken".
     assert_eq!(h.alloc_addr(0, MIB).unwrap_err().errno(), Errno::EINVAL);
-    assert_eq!(h.alloc_addr(GIB + 1, MIB).unwrap_err().errno(), Errno::EINVAL);
+    assert_eq!(
+        h.alloc_addr(GIB + 1, MIB).unwrap_err().errno(),
+        Errno::EINVAL
+    );
     assert_eq!(h.free_size(), GIB - MIB);
     ok(&h);
 }
@@ -121,8 +165,19 @@ fn double_free_is_error_and_changes_nothing() {
 fn free_of_a_range_not_allocated_as_such_is_error_and_changes_nothing() {
     let h = VaHeap::new(0, GIB).unwrap();
     let a = h.alloc(2 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    for (addr, size) in [(a, MIB), (a + MIB, MIB), (a + 1, 2 * MIB), (GIB * 2, MIB), (a, 0), (a + 2 * MIB, PAGE)] {
-        assert_eq!(h.free(addr, size).unwrap_err().errno(), Errno::ENOENT, "free({addr:#x}, {size:#x})");
+    for (addr, size) in [
+        (a, MIB),
+        (a + MIB, MIB),
+        (a + 1, 2 * MIB),
+        (GIB * 2, MIB),
+        (a, 0),
+        (a + 2 * MIB, PAGE),
+    ] {
+        assert_eq!(
+            h.free(addr, size).unwrap_err().errno(),
+            Errno::ENOENT,
+            "free({addr:#x}, {size:#x})"
+        );
     }
     assert_eq!(h.free_size(), GIB - 2 * MIB);
     h.free(a, 2 * MIB).unwrap();
@@ -148,14 +203,20 @@ fn full_range_heap_4096_to_2_pow_64() {
     let huge = h.alloc(1 << 62, 1 << 62, AllocFlags::BOTTOM_UP).unwrap();
     assert_eq!(huge, 1 << 62);
     h.alloc_addr(0u64.wrapping_sub(2 * GIB), GIB).unwrap();
-    assert!(matches!(h.alloc_addr(0u64.wrapping_sub(GIB), 4096), Err(VaError::AddressTaken { .. })));
+    assert!(matches!(
+        h.alloc_addr(0u64.wrapping_sub(GIB), 4096),
+        Err(VaError::AddressTaken { .. })
+    ));
     ok(&h);
     h.free(top, GIB).unwrap();
     h.free(huge, 1 << 62).unwrap();
     h.free(4096, 4096).unwrap();
     h.free(0u64.wrapping_sub(2 * GIB), GIB).unwrap();
     assert_eq!(h.holes(), vec![(4096, 0u64.wrapping_sub(4096))]);
-    assert!(VaHeap::new(8192, 0u64.wrapping_sub(4096)).is_err(), "past 2^64");
+    assert!(
+        VaHeap::new(8192, 0u64.wrapping_sub(4096)).is_err(),
+        "past 2^64"
+    );
 }
 
 #[test]
@@ -202,10 +263,15 @@ fn deferred_free_is_not_reused_until_its_queue_fence_signals() {
     let h = VaHeap::new(0, 2 * MIB).unwrap();
     let a = h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
     let b = h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    h.free_after(a, MIB, Fence::Queue { queue_id: 1, seqno: 7 }, None).unwrap();
+    h.free_after(a, MIB, queue(1, 7), None).unwrap();
     assert_eq!(h.free_size(), 0);
     assert_eq!(h.deferred_size(), MIB);
-    assert_eq!(h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap_err().errno(), Errno::ENOSPC);
+    assert_eq!(
+        h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP)
+            .unwrap_err()
+            .errno(),
+        Errno::ENOSPC
+    );
     h.timelines().signal_queue(1, 6);
     assert!(h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).is_err());
     h.timelines().signal_queue(2, 7); // another queue
@@ -223,7 +289,7 @@ fn deferred_free_compares_queue_seqnos_across_the_wrap() {
     let h = VaHeap::new(0, MIB).unwrap();
     h.timelines().signal_queue(1, u32::MAX - 1);
     let a = h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    h.free_after(a, MIB, Fence::Queue { queue_id: 1, seqno: 2 }, None).unwrap(); // after the wrap
+    h.free_after(a, MIB, queue(1, 2), None).unwrap(); // after the wrap
     h.timelines().signal_queue(1, u32::MAX);
     h.reclaim();
     assert_eq!(h.free_size(), 0);
@@ -232,7 +298,7 @@ fn deferred_free_compares_queue_seqnos_across_the_wrap() {
     assert_eq!(h.free_size(), MIB);
     // A fence already signalled frees at once.
     let a = h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    h.free_after(a, MIB, Fence::Queue { queue_id: 1, seqno: u32::MAX - 3 }, None).unwrap();
+    h.free_after(a, MIB, queue(1, u32::MAX - 3), None).unwrap();
     assert_eq!(h.free_size(), MIB);
 }
 
@@ -240,7 +306,16 @@ fn deferred_free_compares_queue_seqnos_across_the_wrap() {
 fn deferred_free_on_a_syncobj_point() {
     let h = VaHeap::new(0, MIB).unwrap();
     let a = h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    h.free_after(a, MIB, Fence::Syncobj { handle: 9, point: 3 }, None).unwrap();
+    h.free_after(
+        a,
+        MIB,
+        Fence::Syncobj {
+            handle: 9,
+            point: 3,
+        },
+        None,
+    )
+    .unwrap();
     h.timelines().signal_syncobj(9, 2);
     h.reclaim();
     assert_eq!(h.free_size(), 0);
@@ -252,12 +327,23 @@ fn deferred_free_on_a_syncobj_point() {
 #[test]
 fn deferred_free_of_a_range_not_allocated_is_error_and_changes_nothing() {
     let h = VaHeap::new(0, 4 * MIB).unwrap();
-    let f = Fence::Queue { queue_id: 0, seqno: 1 };
-    assert_eq!(h.free_after(0, MIB, f, None).unwrap_err().errno(), Errno::ENOENT);
+    let f = queue(0, 1);
+    assert_eq!(
+        h.free_after(0, MIB, f, None).unwrap_err().errno(),
+        Errno::ENOENT
+    );
     let a = h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
     h.free_after(a, MIB, f, None).unwrap();
-    assert_eq!(h.free_after(a, MIB, f, None).unwrap_err().errno(), Errno::ENOENT, "twice");
-    assert_eq!(h.free(a, MIB).unwrap_err().errno(), Errno::ENOENT, "free after free_after");
+    assert_eq!(
+        h.free_after(a, MIB, f, None).unwrap_err().errno(),
+        Errno::ENOENT,
+        "twice"
+    );
+    assert_eq!(
+        h.free(a, MIB).unwrap_err().errno(),
+        Errno::ENOENT,
+        "free after free_after"
+    );
     assert_eq!((h.free_size(), h.deferred_size()), (3 * MIB, MIB));
     ok(&h);
 }
@@ -266,10 +352,15 @@ fn deferred_free_of_a_range_not_allocated_is_error_and_changes_nothing() {
 fn reimported_dmabuf_gets_its_deferred_address_back() {
     let h = VaHeap::new(0, GIB).unwrap();
     let key = 0xdead_beef;
-    let a = h.alloc_keyed(key, 8 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
+    let a = h
+        .alloc_keyed(key, 8 * MIB, PAGE, AllocFlags::BOTTOM_UP)
+        .unwrap();
     let _other = h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    h.free_after(a, 8 * MIB, Fence::Queue { queue_id: 0, seqno: 5 }, Some(key)).unwrap();
-    assert_eq!(h.alloc_keyed(key, 8 * MIB, PAGE, AllocFlags::BOTTOM_UP), Ok(a));
+    h.free_after(a, 8 * MIB, queue(0, 5), Some(key)).unwrap();
+    assert_eq!(
+        h.alloc_keyed(key, 8 * MIB, PAGE, AllocFlags::BOTTOM_UP),
+        Ok(a)
+    );
     assert_eq!(h.deferred_size(), 0);
     // Its old fence signalling later must not free the revived range.
     h.timelines().signal_queue(0, 5);
@@ -278,9 +369,15 @@ fn reimported_dmabuf_gets_its_deferred_address_back() {
     h.free(a, 8 * MIB).unwrap();
     // Another key, or a different size, does not take a deferred range.
     let b = h.alloc(8 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    h.free_after(b, 8 * MIB, Fence::Queue { queue_id: 0, seqno: 6 }, Some(1)).unwrap();
-    assert_ne!(h.alloc_keyed(2, 8 * MIB, PAGE, AllocFlags::BOTTOM_UP), Ok(b));
-    assert_ne!(h.alloc_keyed(1, 4 * MIB, PAGE, AllocFlags::BOTTOM_UP), Ok(b));
+    h.free_after(b, 8 * MIB, queue(0, 6), Some(1)).unwrap();
+    assert_ne!(
+        h.alloc_keyed(2, 8 * MIB, PAGE, AllocFlags::BOTTOM_UP),
+        Ok(b)
+    );
+    assert_ne!(
+        h.alloc_keyed(1, 4 * MIB, PAGE, AllocFlags::BOTTOM_UP),
+        Ok(b)
+    );
     ok(&h);
 }
 
@@ -305,24 +402,39 @@ impl FenceWait for CountingWaiter {
 
 #[test]
 fn fixed_address_blocked_only_by_deferred_frees_is_ebusy_and_can_wait() {
-    let h = VaHeap::new(0, 64 * MIB).unwrap();
-    let a = h.alloc(4 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    let b = h.alloc(4 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    h.free_after(a, 4 * MIB, Fence::Queue { queue_id: 3, seqno: 10 }, None).unwrap();
-    h.free_after(b, 4 * MIB, Fence::Queue { queue_id: 4, seqno: 20 }, None).unwrap();
+    let (h, b) = heap_with_deferred_at_0();
+    let a = 0;
+    h.free_after(b, 4 * MIB, queue(4, 20), None).unwrap();
     // Spans both deferred ranges and part of the hole above them.
     let e = h.alloc_addr(a + MIB, 8 * MIB).unwrap_err();
     assert_eq!(e.errno(), Errno::EBUSY);
-    let VaError::AddressDeferred { fences, .. } = e else { panic!() };
+    let VaError::AddressDeferred { fences, .. } = e else {
+        panic!()
+    };
     assert_eq!(fences.len(), 2);
 
-    let never = CountingWaiter { timelines: h.timelines().clone(), calls: 0.into(), signals: false };
-    let e = h.alloc_addr_wait(a + MIB, 8 * MIB, &never, Duration::from_millis(10)).unwrap_err();
+    let never = CountingWaiter {
+        timelines: h.timelines().clone(),
+        calls: 0.into(),
+        signals: false,
+    };
+    let e = h
+        .alloc_addr_wait(a + MIB, 8 * MIB, &never, Duration::from_millis(10))
+        .unwrap_err();
     assert_eq!(e.errno(), Errno::ETIMEDOUT);
-    assert_eq!(h.deferred_size(), 8 * MIB, "a timed-out wait changes nothing");
+    assert_eq!(
+        h.deferred_size(),
+        8 * MIB,
+        "a timed-out wait changes nothing"
+    );
 
-    let waiter = CountingWaiter { timelines: h.timelines().clone(), calls: 0.into(), signals: true };
-    h.alloc_addr_wait(a + MIB, 8 * MIB, &waiter, Duration::from_secs(1)).unwrap();
+    let waiter = CountingWaiter {
+        timelines: h.timelines().clone(),
+        calls: 0.into(),
+        signals: true,
+    };
+    h.alloc_addr_wait(a + MIB, 8 * MIB, &waiter, Duration::from_secs(1))
+        .unwrap();
     assert_eq!(waiter.calls.load(Ordering::SeqCst), 2);
     assert_eq!(h.holes(), vec![(0, MIB), (9 * MIB, 55 * MIB)]);
     ok(&h);
@@ -330,10 +442,8 @@ fn fixed_address_blocked_only_by_deferred_frees_is_ebusy_and_can_wait() {
 
 #[test]
 fn fixed_address_blocked_by_a_live_range_is_taken_even_next_to_deferred_ones() {
-    let h = VaHeap::new(0, 64 * MIB).unwrap();
-    let a = h.alloc(4 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    let _b = h.alloc(4 * MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();
-    h.free_after(a, 4 * MIB, Fence::Queue { queue_id: 3, seqno: 10 }, None).unwrap();
+    let (h, _b) = heap_with_deferred_at_0();
+    let a = 0;
     assert_eq!(h.alloc_addr(a, 8 * MIB).unwrap_err().errno(), Errno::EEXIST);
 }
 
@@ -341,22 +451,47 @@ fn fixed_address_blocked_by_a_live_range_is_taken_even_next_to_deferred_ones() {
 fn errors_map_to_errnos_a_c_caller_can_tell_apart() {
     let errs = [
         VaError::InvalidArgument(String::new()).errno(),
-        VaError::NoSpace { size_B: 0, align_B: 0 }.errno(),
+        VaError::NoSpace {
+            size_B: 0,
+            align_B: 0,
+        }
+        .errno(),
         VaError::AddressTaken { iova: 0, size_B: 0 }.errno(),
-        VaError::AddressDeferred { iova: 0, size_B: 0, fences: vec![] }.errno(),
+        VaError::AddressDeferred {
+            iova: 0,
+            size_B: 0,
+            fences: vec![],
+        }
+        .errno(),
         VaError::NotAllocated { iova: 0, size_B: 0 }.errno(),
         VaError::TimedOut { iova: 0, size_B: 0 }.errno(),
     ];
-    assert_eq!(errs, [Errno::EINVAL, Errno::ENOSPC, Errno::EEXIST, Errno::EBUSY, Errno::ENOENT, Errno::ETIMEDOUT]);
+    assert_eq!(
+        errs,
+        [
+            Errno::EINVAL,
+            Errno::ENOSPC,
+            Errno::EEXIST,
+            Errno::EBUSY,
+            Errno::ENOENT,
+            Errno::ETIMEDOUT
+        ]
+    );
 }
 
 #[test]
 fn bad_flags_and_heap_ranges_are_einval() {
     assert!(AllocFlags::from_bits(2).is_err());
     assert!(AllocFlags::from_bits(64 << 8).is_err());
-    assert_eq!(AllocFlags::from_bits(1 | (32 << 8)).unwrap(), AllocFlags::TOP_DOWN.no_cross(32));
+    assert_eq!(
+        AllocFlags::from_bits(1 | (32 << 8)).unwrap(),
+        AllocFlags::TOP_DOWN.no_cross(32)
+    );
     for (start, size) in [(0, 0), (1, PAGE), (0, PAGE + 1)] {
-        assert_eq!(VaHeap::new(start, size).err().unwrap().errno(), Errno::EINVAL);
+        assert_eq!(
+            VaHeap::new(start, size).err().unwrap().errno(),
+            Errno::EINVAL
+        );
     }
 }
 
@@ -370,7 +505,11 @@ fn two_threads_allocate_and_free_at_once() {
                 let mut live = Vec::new();
                 for i in 0..20_000u64 {
                     let size = PAGE << (i % 7);
-                    let flags = if t == 0 { AllocFlags::BOTTOM_UP } else { AllocFlags::TOP_DOWN };
+                    let flags = if t == 0 {
+                        AllocFlags::BOTTOM_UP
+                    } else {
+                        AllocFlags::TOP_DOWN
+                    };
                     live.push((h.alloc(size, PAGE << (i % 3), flags).unwrap(), size));
                     if i % 3 == 0 {
                         let (a, s) = live.swap_remove((i as usize * 7) % live.len());
@@ -381,7 +520,10 @@ fn two_threads_allocate_and_free_at_once() {
             })
         })
         .collect();
-    let mut all: Vec<(u64, u64)> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut all: Vec<(u64, u64)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     all.sort();
     for w in all.windows(2) {
         assert!(w[0].0 + w[0].1 <= w[1].0, "overlap {:x?}", w);

@@ -1,0 +1,326 @@
+//! [`VaHeap`]: the thread-safe, byte-addressed face of the allocator.
+//!
+//! Owns: argument checking, byte <-> granule-unit conversion and the lock. Locks: `VaHeap::state`
+//! (a mutex around [`HeapState`]); while it is held only [`Timelines`]' leaf mutex may be taken.
+//! It is never held while waiting for a fence ([`FenceWait`] is called with no lock held).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::error::VaError;
+use super::fence::{Fence, FenceWait, Timelines};
+use super::place::Request;
+use super::state::{FixedMiss, HeapState};
+use crate::Errno;
+
+/// Per-call placement options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocFlags {
+    /// Place at the top of the chosen hole, preferring the largest holes (see the module docs).
+    pub top_down: bool,
+    /// Never cross a multiple of `1 << shift` bytes (1..=63); `None` for no such rule.
+    pub no_cross_shift: Option<u8>,
+}
+
+impl AllocFlags {
+    pub const BOTTOM_UP: AllocFlags = AllocFlags {
+        top_down: false,
+        no_cross_shift: None,
+    };
+    pub const TOP_DOWN: AllocFlags = AllocFlags {
+        top_down: true,
+        no_cross_shift: None,
+    };
+
+    /// The same flags with the no-cross rule at `1 << shift` bytes.
+    pub const fn no_cross(self, shift: u8) -> AllocFlags {
+        AllocFlags {
+            no_cross_shift: Some(shift),
+            ..self
+        }
+    }
+
+    /// Bit 0 = top-down; bits 8..15 = no-cross shift (0 = none). Other bits are `EINVAL`.
+    pub fn from_bits(bits: u32) -> Result<AllocFlags, VaError> {
+        if bits & !0xff01 != 0 {
+            return Err(VaError::InvalidArgument(format!(
+                "unknown allocation flag bits {:#x}",
+                bits & !0xff01
+            )));
+        }
+        let shift = (bits >> 8) as u8;
+        if shift > 63 {
+            return Err(VaError::InvalidArgument(format!(
+                "no-cross shift {shift} is above 63"
+            )));
+        }
+        Ok(AllocFlags {
+            top_down: bits & 1 != 0,
+            no_cross_shift: (shift != 0).then_some(shift),
+        })
+    }
+}
+
+/// The default granule: 4 KiB pages.
+pub const PAGE_B: u64 = 4096;
+
+/// A GPU address range allocator over any range of the 64-bit space. `Send + Sync`.
+pub struct VaHeap {
+    state: Mutex<HeapState>,
+    timelines: Arc<Timelines>,
+    granule_shift: u32,
+    start_B: u64,
+    end_B: u128,
+}
+
+impl VaHeap {
+    /// A heap over `[start_B, start_B + size_B)` with 4 KiB pages and its own [`Timelines`].
+    pub fn new(start_B: u64, size_B: u64) -> Result<VaHeap, VaError> {
+        VaHeap::with_options(start_B, size_B, PAGE_B, Arc::new(Timelines::new()))
+    }
+
+    /// A heap with granule `granule_B` (a power of two, at least 2): every address and size is a
+    /// multiple of it, sizes are rounded up to it. `timelines` may be shared with other heaps.
+    pub fn with_options(
+        start_B: u64,
+        size_B: u64,
+        granule_B: u64,
+        timelines: Arc<Timelines>,
+    ) -> Result<VaHeap, VaError> {
+        let bad = |why: String| Err(VaError::InvalidArgument(why));
+        if granule_B < 2 || !granule_B.is_power_of_two() {
+            return bad(format!(
+                "granule {granule_B:#x} is not a power of two of at least 2"
+            ));
+        }
+        if size_B == 0 || start_B % granule_B != 0 || size_B % granule_B != 0 {
+            return bad(format!(
+                "heap [{start_B:#x}, +{size_B:#x}) is empty or not a multiple of the {granule_B:#x}-byte granule"
+            ));
+        }
+        let end_B = start_B as u128 + size_B as u128;
+        if end_B > 1u128 << 64 {
+            return bad(format!("heap [{start_B:#x}, +{size_B:#x}) goes past 2^64"));
+        }
+        let shift = granule_B.trailing_zeros();
+        let (start, end) = (start_B >> shift, (end_B >> shift) as u64);
+        Ok(VaHeap {
+            state: Mutex::new(HeapState::new(start, end, timelines.clone())),
+            timelines,
+            granule_shift: shift,
+            start_B,
+            end_B,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HeapState> {
+        // A panic inside the lock leaves the state as consistent as the last completed call; the
+        // boundary already reported it, so keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn units(&self, size_B: u64) -> Result<u64, VaError> {
+        if size_B == 0 {
+            return Err(VaError::InvalidArgument("size is zero".into()));
+        }
+        let g = self.granule_shift;
+        Ok((size_B >> g) + u64::from(size_B & ((1 << g) - 1) != 0))
+    }
+
+    fn request(&self, size_B: u64, align_B: u64, flags: AllocFlags) -> Result<Request, VaError> {
+        let units = self.units(size_B)?;
+        if !align_B.is_power_of_two() {
+            return Err(VaError::InvalidArgument(format!(
+                "alignment {align_B:#x} is not a power of two"
+            )));
+        }
+        let g = self.granule_shift;
+        let no_cross_shift = match flags.no_cross_shift {
+            None => None,
+            Some(k) => {
+                let k = u32::from(k);
+                if k > 63 || k < g || units > 1u64 << (k - g) {
+                    return Err(VaError::InvalidArgument(format!(
+                        "{size_B:#x} bytes can never avoid crossing a multiple of 2^{k} (granule 2^{g})"
+                    )));
+                }
+                Some(k - g)
+            }
+        };
+        Ok(Request {
+            units,
+            align: (align_B >> g).max(1),
+            no_cross_shift,
+            top_down: flags.top_down,
+        })
+    }
+
+    /// Units of a range the caller says it holds; `None` if it cannot be one of ours.
+    fn range_units(&self, iova: u64, size_B: u64) -> Option<(u64, u64)> {
+        let units = self.units(size_B).ok()?;
+        let g = self.granule_shift;
+        let inside = iova >= self.start_B && (iova as u128) + ((units as u128) << g) <= self.end_B;
+        (iova & ((1 << g) - 1) == 0 && inside).then_some((iova >> g, units))
+    }
+
+    /// Allocates `size_B` bytes (rounded up to the granule) aligned to `align_B` (a power of two).
+    /// O(1) unless no hole of `size + slack` exists (see the module docs).
+    pub fn alloc(&self, size_B: u64, align_B: u64, flags: AllocFlags) -> Result<u64, VaError> {
+        let req = self.request(size_B, align_B, flags)?;
+        let start = self
+            .lock()
+            .alloc(&req)
+            .ok_or(VaError::NoSpace { size_B, align_B })?;
+        Ok(start << self.granule_shift)
+    }
+
+    /// As [`Self::alloc`], but first gives back the range last freed with `key` (e.g. a dma-buf's
+    /// identity) if it is still waiting on its fence and has this size, alignment and no-cross rule:
+    /// a re-imported buffer keeps its address.
+    pub fn alloc_keyed(
+        &self,
+        key: u64,
+        size_B: u64,
+        align_B: u64,
+        flags: AllocFlags,
+    ) -> Result<u64, VaError> {
+        let req = self.request(size_B, align_B, flags)?;
+        let start = self
+            .lock()
+            .alloc_keyed(key, &req)
+            .ok_or(VaError::NoSpace { size_B, align_B })?;
+        Ok(start << self.granule_shift)
+    }
+
+    /// Allocates exactly `[iova, iova + size_B)` (capture/replay). `AddressTaken` if it overlaps a
+    /// live allocation, `AddressDeferred` if it overlaps only ranges still waiting on fences.
+    pub fn alloc_addr(&self, iova: u64, size_B: u64) -> Result<(), VaError> {
+        let (start, units) = self.range_units(iova, size_B).ok_or_else(|| {
+            VaError::InvalidArgument(format!(
+                "[{iova:#x}, +{size_B:#x}) is empty, not granule-aligned or outside the heap"
+            ))
+        })?;
+        match self.lock().alloc_addr(start, units) {
+            Ok(()) => Ok(()),
+            Err(FixedMiss::Taken) => Err(VaError::AddressTaken { iova, size_B }),
+            Err(FixedMiss::Deferred(fences)) => Err(VaError::AddressDeferred {
+                iova,
+                size_B,
+                fences,
+            }),
+        }
+    }
+
+    /// [`Self::alloc_addr`], waiting with `waiter` (no lock held) for the fences of deferred ranges
+    /// in the way, for at most `timeout` in total. Each fence that signals is published to the
+    /// heap's [`Timelines`].
+    pub fn alloc_addr_wait(
+        &self,
+        iova: u64,
+        size_B: u64,
+        waiter: &dyn FenceWait,
+        timeout: Duration,
+    ) -> Result<(), VaError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let fences = match self.alloc_addr(iova, size_B) {
+                Err(VaError::AddressDeferred { fences, .. }) => fences,
+                other => return other,
+            };
+            for fence in fences {
+                if self.timelines.is_signalled(fence) {
+                    continue;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(VaError::TimedOut { iova, size_B });
+                }
+                match waiter.wait(fence, left) {
+                    Ok(()) => self.timelines.signal(fence),
+                    Err(Errno::ETIMEDOUT) => return Err(VaError::TimedOut { iova, size_B }),
+                    Err(e) => return Err(VaError::Wait(e)),
+                }
+            }
+        }
+    }
+
+    /// Frees a live allocation, given exactly as allocated (same address, same size before
+    /// rounding to the granule). Anything else is `NotAllocated` and changes nothing.
+    pub fn free(&self, iova: u64, size_B: u64) -> Result<(), VaError> {
+        let (start, units) = self
+            .range_units(iova, size_B)
+            .ok_or(VaError::NotAllocated { iova, size_B })?;
+        self.lock()
+            .free(start, units)
+            .map_err(|_| VaError::NotAllocated { iova, size_B })
+    }
+
+    /// Frees a live allocation once `fence` has signalled (immediately if it already has). Until
+    /// then the range is handed out by nothing but [`Self::alloc_keyed`] with the same `key`.
+    pub fn free_after(
+        &self,
+        iova: u64,
+        size_B: u64,
+        fence: Fence,
+        key: Option<u64>,
+    ) -> Result<(), VaError> {
+        let (start, units) = self
+            .range_units(iova, size_B)
+            .ok_or(VaError::NotAllocated { iova, size_B })?;
+        self.lock()
+            .free_after(start, units, fence, key)
+            .map_err(|_| VaError::NotAllocated { iova, size_B })
+    }
+
+    /// The completed-fence book this heap reads; the device publishes to it.
+    pub fn timelines(&self) -> &Arc<Timelines> {
+        &self.timelines
+    }
+
+    /// Bytes in holes (deferred ranges not included). O(1).
+    pub fn free_size(&self) -> u64 {
+        self.lock().free_units() << self.granule_shift
+    }
+
+    /// Bytes waiting on fences. O(1).
+    pub fn deferred_size(&self) -> u64 {
+        self.lock().deferred_units() << self.granule_shift
+    }
+
+    /// Turns ranges whose fences have signalled into holes now (every call does it anyway).
+    pub fn reclaim(&self) {
+        self.lock().reclaim()
+    }
+
+    /// Holes as `(iova, size_B)` in address order. O(n), takes the lock: for tests and tools.
+    pub fn holes(&self) -> Vec<(u64, u64)> {
+        self.in_bytes(self.lock().holes())
+    }
+
+    /// Deferred ranges as `(iova, size_B)` in address order. O(n): for tests and tools.
+    pub fn deferred_ranges(&self) -> Vec<(u64, u64)> {
+        self.in_bytes(self.lock().deferred_ranges())
+    }
+
+    fn in_bytes(&self, ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+        let g = self.granule_shift;
+        ranges.into_iter().map(|(s, u)| (s << g, u << g)).collect()
+    }
+
+    /// The largest hole in bytes, or `None` when the heap is busy (a debug read: never blocks).
+    pub fn try_largest_hole(&self) -> Option<u64> {
+        let s = self.state.try_lock().ok()?;
+        Some(s.largest_hole() << self.granule_shift)
+    }
+
+    /// Checks every structural invariant (for tests). O(n log n).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.lock().check()
+    }
+}
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<VaHeap>();
+};

@@ -1,0 +1,62 @@
+//! Userspace GPU address (iova) allocator: a drop-in for Mesa's `util_vma_heap` with per-call
+//! direction and no-cross, fixed-address requests, and frees deferred to a fence.
+//!
+//! Owns: the free ranges of one VM and the ranges waiting on a fence before reuse.
+//! Locks: `VaHeap::state` (one mutex per heap) -> `Timelines::completed` (a leaf mutex). Neither
+//! is held while the kernel is called; the only call that may reach the kernel,
+//! [`VaHeap::alloc_addr_wait`], calls [`FenceWait`] with no lock held.
+//!
+//! # Design
+//! Everything inside is in granule units (4 KiB pages by default), so a heap may cover any range of
+//! the 64-bit space, including `[4096, 2^64)`. Each range of the heap is one block in an
+//! address-linked list (`blocks`); a block is a hole, a live allocation or a deferred free.
+//! - Holes sit in 496 size bins with two bitmaps (`bins`, TLSF-like: 8 bins per power of two).
+//! - Holes and deferred ranges are also in a `BTreeMap` keyed by their last unit (`state`): it
+//!   answers fixed-address requests in O(log n). Keying by the *last* unit means a bottom-up
+//!   allocation, which shrinks a hole from below, and a free that merges into the hole after it,
+//!   leave the key alone: the common paths touch the tree only when a hole appears or vanishes.
+//! - Live allocations are in a hash map by address, so a free is checked (exact address and size)
+//!   and merged with its neighbours through the address links in O(1).
+//!
+//! # What an allocation promises
+//! - It is aligned, inside one hole, and never crosses a multiple of `2^no_cross_shift` (both
+//!   directions; `place.rs` computes the exact lowest / highest valid start in a hole).
+//! - It fails with `NoSpace` only if no hole holds it. Fast path: alignment and no-cross are turned
+//!   into a "sure fit" size (`size + align - 1`, or `size + max(align, next_pow2(size)) - 1` with
+//!   no-cross); the first non-empty bin whose every hole is at least that big gives a hole that
+//!   surely fits, in O(1). If there is none, every hole in the bins between `size` and the sure-fit
+//!   size is tried. That fallback is O(holes in those bins) and runs only when no hole of the
+//!   sure-fit size exists at all (the heap is nearly full or badly fragmented for that size); it is
+//!   what makes the "never fails while some hole fits" rule exact where TLSF alone would miss holes
+//!   of the right size that share a bin with smaller ones.
+//! - Bottom-up (default): the hole is the good-fit one above (smallest size class that surely fits,
+//!   which keeps big holes big), and the allocation is at the lowest valid address in it. It is
+//!   *not* the lowest address in the heap, as util_vma_heap's first fit would give.
+//! - Top-down: the hole is one from the largest non-empty size class when that class surely fits
+//!   (otherwise as bottom-up), and the allocation is at the highest valid address in it. While the
+//!   heap still has its big initial hole, top-down allocations therefore come from the top of the
+//!   heap and bottom-up ones from the bottom, which is what turnip's replayable-address split
+//!   needs; after heavy churn neither end is promised. An exact "highest fitting address" would
+//!   need a tree augmented with subtree maximum hole sizes (as Linux's drm_mm); we chose O(1).
+//! - Fixed address: O(log n); `AddressTaken` (live allocation in the way) is distinct from
+//!   `NoSpace`, and `AddressDeferred` says only deferred frees are in the way.
+//!
+//! # Deferred frees
+//! [`VaHeap::free_after`] parks a range until a [`Fence`] signals. The device publishes completed
+//! points to [`Timelines`] from the waits and submits it already does; every heap call compares
+//! one atomic generation counter and, only if it moved, pops the signalled entries from per-timeline
+//! min-queues. No ioctl is ever made on the allocation path. A range freed with a key (a dma-buf's
+//! identity) is given back by [`VaHeap::alloc_keyed`] while it still waits.
+
+mod bins;
+mod blocks;
+mod deferred;
+mod error;
+mod fence;
+mod heap;
+mod place;
+mod state;
+
+pub use error::VaError;
+pub use fence::{Fence, FenceWait, Timelines};
+pub use heap::{AllocFlags, VaHeap, PAGE_B};

@@ -1,0 +1,433 @@
+//! The allocator proper, in granule units: holes in size bins, an address-ordered index of idle
+//! ranges, the live map and the deferred frees.
+//!
+//! Owns: [`HeapState`]. Takes no locks itself; [`super::VaHeap`] keeps it in a mutex. It reads
+//! [`Timelines`] (a leaf lock) only when the timelines' generation changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use super::bins::{bin_at_least, bin_min, bin_of, Bins};
+use super::blocks::{Slab, State, NIL};
+use super::deferred::Deferred;
+use super::fence::{Fence, Timelines};
+use super::place::{place, Request};
+
+/// A hasher for unit addresses: one folded 128-bit multiply. Keys are not attacker-chosen
+/// (the heap hands them out), so no DoS-resistant hashing is needed.
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        let p = ((self.0 ^ x) as u128) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (p as u64) ^ ((p >> 64) as u64);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64)
+    }
+}
+
+type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
+
+/// Why a fixed-address request failed, in units; the heap turns it into a [`super::VaError`].
+pub(crate) enum FixedMiss {
+    Taken,
+    Deferred(Vec<Fence>),
+}
+
+/// Why a free failed: the range is not a live allocation of that size.
+pub(crate) struct NotLive;
+
+pub(crate) struct HeapState {
+    slab: Slab,
+    bins: Bins,
+    /// Free and deferred nodes by last unit: fixed-address lookups, in O(log n).
+    idle: BTreeMap<u64, u32>,
+    /// Live nodes by first unit: frees are checked against it in O(1).
+    live: AddrMap<u32>,
+    deferred: Deferred,
+    timelines: Arc<Timelines>,
+    free_units: u64,
+    deferred_units: u64,
+    start: u64,
+    end: u64,
+}
+
+impl HeapState {
+    /// A heap over units `[start, end)`, `start < end`.
+    pub fn new(start: u64, end: u64, timelines: Arc<Timelines>) -> HeapState {
+        let mut s = HeapState {
+            slab: Slab::default(),
+            bins: Bins::default(),
+            idle: BTreeMap::new(),
+            live: AddrMap::default(),
+            deferred: Deferred::default(),
+            timelines,
+            free_units: end - start,
+            deferred_units: 0,
+            start,
+            end,
+        };
+        let n = s.slab.alloc(start, end - start, State::Free);
+        s.idle.insert(end - 1, n);
+        s.bins.insert(&mut s.slab, n);
+        s.deferred.seen_generation = s.timelines.generation();
+        s
+    }
+
+    pub fn free_units(&self) -> u64 {
+        self.free_units
+    }
+
+    pub fn deferred_units(&self) -> u64 {
+        self.deferred_units
+    }
+
+    /// The hole and start for `req`, or `None` if no hole holds it.
+    ///
+    /// Fast path (O(1)): a hole from the first non-empty bin whose every hole is at least
+    /// `req.sure_fit()` units; top-down first tries the largest bin. Exact fallback, only when no
+    /// such hole exists: every hole in the bins from `bin_of(units)` up to that bin is tried.
+    fn find(&self, req: &Request) -> Option<(u32, u64)> {
+        let sure = req.sure_fit();
+        let sure_bin = bin_at_least(sure);
+        let first_fit = |bin: usize| {
+            let h = self.bins.head(bin);
+            let n = &self.slab[h];
+            Some((
+                h,
+                place(n.start, n.end(), req).expect("a hole of sure_fit units fits"),
+            ))
+        };
+        if req.top_down {
+            if let Some(b) = self.bins.last().filter(|&b| b >= sure_bin) {
+                return first_fit(b);
+            }
+        }
+        if let Some(b) = self.bins.first_from(sure_bin) {
+            return first_fit(b);
+        }
+        let mut bin = bin_of(req.units);
+        while let Some(b) = self.bins.first_from(bin) {
+            let mut h = self.bins.head(b);
+            while h != NIL {
+                let n = &self.slab[h];
+                if let Some(c) = place(n.start, n.end(), req) {
+                    return Some((h, c));
+                }
+                h = n.bin_next;
+            }
+            bin = b + 1;
+        }
+        None
+    }
+
+    pub fn alloc(&mut self, req: &Request) -> Option<u64> {
+        self.reclaim();
+        let (h, c) = self.find(req)?;
+        self.carve(h, c, req.units);
+        Some(c)
+    }
+
+    /// Takes `[c, c + units)` out of free node `h`, which holds it. Returns the live node.
+    fn carve(&mut self, h: u32, c: u64, units: u64) -> u32 {
+        self.bins.remove(&mut self.slab, h);
+        let (s, e) = (self.slab[h].start, self.slab[h].end());
+        let (left, right) = (c - s, e - (c + units));
+        let u;
+        if right > 0 {
+            // The hole keeps its last unit, hence its idle-index key: no index update.
+            self.slab[h].start = c + units;
+            self.slab[h].units = right;
+            self.bins.insert(&mut self.slab, h);
+            u = self.slab.alloc(c, units, State::Used);
+            self.slab.link_before(u, h);
+            if left > 0 {
+                let l = self.slab.alloc(s, left, State::Free);
+                self.slab.link_before(l, u);
+                self.idle.insert(c - 1, l);
+                self.bins.insert(&mut self.slab, l);
+            }
+        } else {
+            self.idle.remove(&(e - 1));
+            if left > 0 {
+                self.slab[h].units = left;
+                self.idle.insert(c - 1, h);
+                self.bins.insert(&mut self.slab, h);
+                u = self.slab.alloc(c, units, State::Used);
+                self.slab.link_after(u, h);
+            } else {
+                self.slab[h].state = State::Used;
+                u = h;
+            }
+        }
+        self.live.insert(c, u);
+        self.free_units -= units;
+        u
+    }
+
+    /// Turns node `x` (live, or deferred when `in_idle`) into a hole merged with free neighbours.
+    fn release(&mut self, x: u32, in_idle: bool) {
+        let units = self.slab[x].units;
+        let (prev, next) = (self.slab[x].addr_prev, self.slab[x].addr_next);
+        let survivor = if next != NIL && self.slab[next].state == State::Free {
+            // The next hole keeps its last unit, hence its key.
+            if in_idle {
+                self.idle.remove(&self.slab[x].last());
+            }
+            self.bins.remove(&mut self.slab, next);
+            self.slab[next].start = self.slab[x].start;
+            self.slab[next].units += units;
+            self.slab.release(x);
+            next
+        } else {
+            self.slab[x].state = State::Free;
+            if !in_idle {
+                self.idle.insert(self.slab[x].last(), x);
+            }
+            x
+        };
+        if prev != NIL && self.slab[prev].state == State::Free {
+            self.idle.remove(&self.slab[prev].last());
+            self.bins.remove(&mut self.slab, prev);
+            self.slab[survivor].start = self.slab[prev].start;
+            self.slab[survivor].units += self.slab[prev].units;
+            self.slab.release(prev);
+        }
+        self.bins.insert(&mut self.slab, survivor);
+        self.free_units += units;
+    }
+
+    /// The live node at `start` if it has exactly `units` units.
+    fn live_node(&self, start: u64, units: u64) -> Result<u32, NotLive> {
+        match self.live.get(&start) {
+            Some(&x) if self.slab[x].units == units => Ok(x),
+            _ => Err(NotLive),
+        }
+    }
+
+    pub fn free(&mut self, start: u64, units: u64) -> Result<(), NotLive> {
+        let x = self.live_node(start, units)?;
+        self.live.remove(&start);
+        self.release(x, false);
+        Ok(())
+    }
+
+    /// Frees `[start, +units)` once `fence` signalled; `key` lets a re-import take it back.
+    pub fn free_after(
+        &mut self,
+        start: u64,
+        units: u64,
+        fence: Fence,
+        key: Option<u64>,
+    ) -> Result<(), NotLive> {
+        let x = self.live_node(start, units)?;
+        let (wide, done) = self.timelines.widen(fence);
+        if done.is_some_and(|d| wide <= d) {
+            return self.free(start, units);
+        }
+        self.live.remove(&start);
+        let n = &mut self.slab[x];
+        n.state = State::Deferred;
+        n.tag = n.tag.wrapping_add(1);
+        let (tag, last) = (n.tag, n.last());
+        self.idle.insert(last, x);
+        self.deferred.push(fence, wide, x, tag, key);
+        self.deferred_units += units;
+        Ok(())
+    }
+
+    /// Turns every deferred range whose fence has signalled into a hole. One atomic load when
+    /// nothing was published since the last call.
+    pub fn reclaim(&mut self) {
+        let generation = self.timelines.generation();
+        if generation == self.deferred.seen_generation {
+            return;
+        }
+        self.deferred.seen_generation = generation;
+        for (x, tag) in self.deferred.due(&self.timelines) {
+            let n = self.slab[x];
+            if n.state == State::Deferred && n.tag == tag {
+                self.deferred.forget(x);
+                self.deferred_units -= n.units;
+                self.release(x, true);
+            }
+        }
+    }
+
+    /// Gives back the deferred range tagged `key` if it still waits and satisfies `req`
+    /// (same size, aligned, not crossing); otherwise allocates as [`Self::alloc`].
+    pub fn alloc_keyed(&mut self, key: u64, req: &Request) -> Option<u64> {
+        self.reclaim();
+        if let Some(x) = self.deferred.take_key(key) {
+            let n = self.slab[x];
+            let fits = n.state == State::Deferred
+                && n.units == req.units
+                && place(n.start, n.end(), req) == Some(n.start);
+            if fits {
+                self.deferred.forget(x);
+                self.deferred_units -= n.units;
+                self.idle.remove(&n.last());
+                self.slab[x].state = State::Used;
+                self.live.insert(n.start, x);
+                return Some(n.start);
+            }
+        }
+        self.alloc(req)
+    }
+
+    /// Allocates exactly `[start, start + units)`, inside the heap, in O(log n); on a miss,
+    /// O(log n + k) for the k idle ranges overlapping the request.
+    pub fn alloc_addr(&mut self, start: u64, units: u64) -> Result<(), FixedMiss> {
+        self.reclaim();
+        let last = start + units - 1;
+        if let Some((&hole_last, &h)) = self.idle.range(start..).next() {
+            let n = &self.slab[h];
+            if n.state == State::Free && n.start <= start && hole_last >= last {
+                self.carve(h, start, units);
+                return Ok(());
+            }
+        }
+        // Not one hole: is it covered by holes and deferred ranges only?
+        let mut covered = start;
+        let mut fences = Vec::new();
+        for (&l, &x) in self.idle.range(start..) {
+            let n = &self.slab[x];
+            if n.start > covered {
+                return Err(FixedMiss::Taken);
+            }
+            if n.state == State::Deferred {
+                fences.extend(self.deferred.fence_of(x));
+            }
+            if l >= last {
+                return if fences.is_empty() {
+                    Err(FixedMiss::Taken)
+                } else {
+                    Err(FixedMiss::Deferred(fences))
+                };
+            }
+            covered = l + 1;
+        }
+        Err(FixedMiss::Taken)
+    }
+
+    /// Holes as (first unit, units), in address order. O(n).
+    pub fn holes(&self) -> Vec<(u64, u64)> {
+        self.idle_of(State::Free)
+    }
+
+    /// Deferred ranges as (first unit, units), in address order. O(n).
+    pub fn deferred_ranges(&self) -> Vec<(u64, u64)> {
+        self.idle_of(State::Deferred)
+    }
+
+    fn idle_of(&self, state: State) -> Vec<(u64, u64)> {
+        self.idle
+            .values()
+            .map(|&x| &self.slab[x])
+            .filter(|n| n.state == state)
+            .map(|n| (n.start, n.units))
+            .collect()
+    }
+
+    /// The largest hole in units. O(holes in the largest bin).
+    pub fn largest_hole(&self) -> u64 {
+        let Some(b) = self.bins.last() else { return 0 };
+        let mut best = bin_min(b);
+        let mut h = self.bins.head(b);
+        while h != NIL {
+            best = best.max(self.slab[h].units);
+            h = self.slab[h].bin_next;
+        }
+        best
+    }
+
+    /// Checks every structural invariant; for tests. O(n log n).
+    pub fn check(&self) -> Result<(), String> {
+        let first = (0..self.slab.nodes.len() as u32)
+            .find(|&i| self.slab[i].state != State::Vacant && self.slab[i].addr_prev == NIL)
+            .ok_or("no first block")?;
+        let (mut at, mut x, mut count) = (self.start, first, 0usize);
+        let (mut free, mut deferred, mut prev_free) = (0u64, 0u64, false);
+        while x != NIL {
+            let n = self.slab[x];
+            if n.start != at || n.units == 0 {
+                return Err(format!(
+                    "block {x} at {} (+{}) expected at {at}",
+                    n.start, n.units
+                ));
+            }
+            match n.state {
+                State::Free => {
+                    if prev_free {
+                        return Err(format!("adjacent holes at {at}"));
+                    }
+                    if self.idle.get(&n.last()) != Some(&x) {
+                        return Err(format!("hole at {at} not indexed"));
+                    }
+                    free += n.units;
+                }
+                State::Deferred => {
+                    if self.idle.get(&n.last()) != Some(&x) {
+                        return Err(format!("deferred range at {at} not indexed"));
+                    }
+                    deferred += n.units;
+                }
+                State::Used => {
+                    if self.live.get(&n.start) != Some(&x) {
+                        return Err(format!("live block at {at} not in the live map"));
+                    }
+                }
+                State::Vacant => return Err(format!("vacant node {x} linked")),
+            }
+            prev_free = n.state == State::Free;
+            at = n.end();
+            count += 1;
+            x = n.addr_next;
+        }
+        if at != self.end {
+            return Err(format!("blocks end at {at}, heap at {}", self.end));
+        }
+        if count != self.slab.live_count() || count != self.idle.len() + self.live.len() {
+            return Err(format!(
+                "{count} blocks linked, {} in the slab",
+                self.slab.live_count()
+            ));
+        }
+        if free != self.free_units || deferred != self.deferred_units {
+            return Err(format!(
+                "free {free}/{} deferred {deferred}/{}",
+                self.free_units, self.deferred_units
+            ));
+        }
+        let mut binned = 0;
+        for b in 0..super::bins::NBINS {
+            let mut h = self.bins.head(b);
+            if (self.bins.first_from(b) == Some(b)) != (h != NIL) {
+                return Err(format!("bitmap of bin {b} wrong"));
+            }
+            while h != NIL {
+                let n = self.slab[h];
+                if n.state != State::Free || bin_of(n.units) != b {
+                    return Err(format!("node {h} in wrong bin {b}"));
+                }
+                binned += n.units;
+                h = n.bin_next;
+            }
+        }
+        if binned != free {
+            return Err(format!("{binned} units binned, {free} free"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * C test of the GPU address heap (msmws_va_heap_*): the util_vma_heap replacement as a C driver
+ * sees it, including bad input. Returns 0 when every check held; prints each failed check.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "msm_winsys.h"
+
+#define KIB (1024ull)
+#define MIB (1024ull * KIB)
+#define GIB (1024ull * MIB)
+
+static int failures;
+
+#define CHECK(cond)                                                                       \
+   do {                                                                                   \
+      if (!(cond)) {                                                                      \
+         fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__, __LINE__, \
+                 #cond, msmws_last_error_message());                                      \
+         failures++;                                                                      \
+      }                                                                                   \
+   } while (0)
+
+#define NO_CROSS(shift) ((uint32_t)(shift) << MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET)
+
+static void
+test_bad_input(void)
+{
+   struct msmws_va_heap *heap = NULL;
+   uint64_t addr = 0x1234;
+
+   CHECK(msmws_va_heap_create(0, GIB, NULL) == -EINVAL);
+   CHECK(msmws_va_heap_create(0, 0, &heap) == -EINVAL && heap == NULL);
+   CHECK(msmws_va_heap_create(1, GIB, &heap) == -EINVAL && heap == NULL);
+   CHECK(msmws_va_heap_create(8192, 0ull - 4096, &heap) == -EINVAL && heap == NULL);
+
+   CHECK(msmws_va_heap_alloc(NULL, 4096, 4096, 0, &addr) == -EINVAL);
+   CHECK(msmws_va_heap_alloc_addr(NULL, 0, 4096) == -EINVAL);
+   CHECK(msmws_va_heap_free(NULL, 0, 4096) == -EINVAL);
+   CHECK(msmws_va_heap_free_after(NULL, 0, 4096, 0, 1) == -EINVAL);
+   CHECK(msmws_va_heap_signal_queue(NULL, 0, 1) == -EINVAL);
+   CHECK(msmws_va_heap_free_size(NULL) == 0);
+   msmws_va_heap_destroy(NULL);
+
+   CHECK(msmws_va_heap_create(GIB, GIB, &heap) == 0 && heap != NULL);
+   if (!heap)
+      return;
+   CHECK(msmws_va_heap_alloc(heap, 4096, 4096, 0, NULL) == -EINVAL);
+   CHECK(msmws_va_heap_alloc(heap, 0, 4096, 0, &addr) == -EINVAL);
+   CHECK(msmws_va_heap_alloc(heap, 4096, 3 * 4096, 0, &addr) == -EINVAL);
+   CHECK(msmws_va_heap_alloc(heap, 4096, 0, 0, &addr) == -EINVAL);
+   CHECK(msmws_va_heap_alloc(heap, 4096, 4096, 0x2, &addr) == -EINVAL);
+   CHECK(msmws_va_heap_alloc(heap, 8 * MIB, 4096, NO_CROSS(22), &addr) == -EINVAL);
+   CHECK(addr == 0x1234);
+   CHECK(msmws_va_heap_alloc_addr(heap, GIB + 1, 4096) == -EINVAL);
+   CHECK(msmws_va_heap_alloc_addr(heap, 0, 4096) == -EINVAL);
+   CHECK(msmws_va_heap_alloc_addr(heap, GIB, 0) == -EINVAL);
+   CHECK(msmws_va_heap_free_size(heap) == GIB);
+
+   /* Double free and frees of ranges never allocated: -ENOENT, nothing changes. */
+   CHECK(msmws_va_heap_alloc(heap, MIB, 4096, 0, &addr) == 0);
+   CHECK(msmws_va_heap_free(heap, addr, MIB / 2) == -ENOENT);
+   CHECK(msmws_va_heap_free(heap, addr + 4096, MIB) == -ENOENT);
+   CHECK(msmws_va_heap_free(heap, addr, MIB) == 0);
+   CHECK(msmws_va_heap_free(heap, addr, MIB) == -ENOENT);
+   CHECK(msmws_va_heap_free_size(heap) == GIB);
+   msmws_va_heap_destroy(heap);
+}
+
+static void
+test_no_cross_and_direction(void)
+{
+   struct msmws_va_heap *heap = NULL;
+   uint64_t addr = 0;
+
+   /* Hole [1 MiB, 9 MiB), 3 MiB top-down never crossing 4 MiB: [5 MiB, 8 MiB). */
+   CHECK(msmws_va_heap_create(MIB, 8 * MIB, &heap) == 0);
+   CHECK(msmws_va_heap_alloc(heap, 3 * MIB, 4096, MSMWS_VA_HEAP_ALLOC_TOP_DOWN | NO_CROSS(22),
+                             &addr) == 0);
+   CHECK(addr == 5 * MIB);
+   /* Bottom-up takes the smallest hole that fits ([8 MiB, 9 MiB)), at its bottom. */
+   CHECK(msmws_va_heap_alloc(heap, MIB, 4096, 0, &addr) == 0);
+   CHECK(addr == 8 * MIB);
+   CHECK(msmws_va_heap_alloc(heap, 5 * MIB, 4096, 0, &addr) == -ENOSPC);
+   CHECK(msmws_va_heap_alloc(heap, 4 * MIB, 4096, 0, &addr) == 0);
+   CHECK(addr == MIB);
+   CHECK(msmws_va_heap_free_size(heap) == 0);
+   msmws_va_heap_destroy(heap);
+}
+
+static void
+test_fixed_address(void)
+{
+   struct msmws_va_heap *heap = NULL;
+   uint64_t addr = 0;
+
+   /* The full-range heap Mesa's tests use: [4096, 2^64). */
+   CHECK(msmws_va_heap_create(4096, 0ull - 4096, &heap) == 0);
+   CHECK(msmws_va_heap_alloc_addr(heap, 0ull - GIB, GIB) == 0);
+   CHECK(msmws_va_heap_alloc_addr(heap, 0ull - GIB, 4096) == -EEXIST);
+   CHECK(msmws_va_heap_alloc(heap, GIB, GIB, MSMWS_VA_HEAP_ALLOC_TOP_DOWN, &addr) == 0);
+   CHECK(addr == 0ull - 2 * GIB);
+   CHECK(msmws_va_heap_free(heap, 0ull - GIB, GIB) == 0);
+   CHECK(msmws_va_heap_free(heap, addr, GIB) == 0);
+   CHECK(msmws_va_heap_free_size(heap) == 0ull - 4096);
+   msmws_va_heap_destroy(heap);
+}
+
+static void
+test_deferred_free(void)
+{
+   struct msmws_va_heap *heap = NULL;
+   uint64_t a = 0, b = 0;
+
+   CHECK(msmws_va_heap_create(0, 2 * MIB, &heap) == 0);
+   CHECK(msmws_va_heap_alloc(heap, MIB, 4096, 0, &a) == 0);
+   CHECK(msmws_va_heap_alloc(heap, MIB, 4096, 0, &b) == 0);
+   CHECK(msmws_va_heap_free_after(heap, a, MIB, 1, 100) == 0);
+   CHECK(msmws_va_heap_free_after(heap, a, MIB, 1, 100) == -ENOENT);
+   CHECK(msmws_va_heap_free_size(heap) == 0);
+   CHECK(msmws_va_heap_alloc_addr(heap, a, MIB) == -EBUSY);
+   CHECK(msmws_va_heap_signal_queue(heap, 1, 99) == 0);
+   CHECK(msmws_va_heap_free_size(heap) == 0);
+   CHECK(msmws_va_heap_signal_queue(heap, 1, 100) == 0);
+   CHECK(msmws_va_heap_free_size(heap) == MIB);
+   CHECK(msmws_va_heap_alloc_addr(heap, a, MIB) == 0);
+   msmws_va_heap_destroy(heap);
+}
+
+int
+main(void)
+{
+   test_bad_input();
+   test_no_cross_and_direction();
+   test_fixed_address();
+   test_deferred_free();
+   if (failures)
+      fprintf(stderr, "test_va_heap: %d check(s) failed\n", failures);
+   else
+      printf("test_va_heap: all checks passed\n");
+   return failures != 0;
+}
