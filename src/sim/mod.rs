@@ -12,15 +12,21 @@
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::kernel::Kernel;
 use crate::Errno;
+use syncobj::SyncobjTable;
 
 mod dispatch;
+pub mod fdid;
+pub mod fence;
 mod param;
 pub mod profile;
+pub mod sync_file;
+mod syncobj;
 pub mod user;
 
 pub use profile::{ChipProfile, PROFILES};
@@ -142,10 +148,13 @@ impl Sim {
         }
         // SAFETY: `raw` is a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        static NEXT_FILE_ID: AtomicU64 = AtomicU64::new(1);
         Ok(SimFile {
+            id: NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed),
             dev: self.dev.clone(),
             fd,
             ctx: Mutex::default(),
+            syncobjs: SyncobjTable::default(),
         })
     }
 }
@@ -167,9 +176,13 @@ struct FileCtx {
 /// One open file of a model device. Implements [`Kernel`].
 #[derive(Debug)]
 pub struct SimFile {
+    /// Unique per open file in this process (for leak reports and fd ownership).
+    id: u64,
     dev: Arc<SimDevice>,
     fd: OwnedFd,
     ctx: Mutex<FileCtx>,
+    /// This file's syncobj handles (locked inside `SyncobjTable`).
+    syncobjs: SyncobjTable,
 }
 
 impl SimFile {

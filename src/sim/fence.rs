@@ -1,0 +1,187 @@
+//! Fences: the model's `dma_fence`. A fence signals once, optionally with an error, wakes its
+//! waiters and runs its callbacks (which is how sync files, syncobjs and queued GPU jobs learn of
+//! it).
+//!
+//! Owns: each fence's state. Locks: `Fence::state` only, never held while running callbacks, so a
+//! callback may take any other lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::Errno;
+
+type Callback = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct FenceState {
+    signalled: bool,
+    error: Option<Errno>,
+    callbacks: Vec<Callback>,
+}
+
+/// A one-shot completion, shared by whoever waits on it.
+pub struct Fence {
+    /// Unique per fence in this process, for messages and devcoredumps.
+    pub id: u64,
+    /// The timeline it belongs to (`dma_fence.context`) and its position there.
+    pub context: u64,
+    pub seqno: u64,
+    state: Mutex<FenceState>,
+    cv: Condvar,
+}
+
+impl std::fmt::Debug for Fence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Fence(#{} {}:{} {})",
+            self.id,
+            self.context,
+            self.seqno,
+            if self.is_signalled() {
+                "signalled"
+            } else {
+                "pending"
+            }
+        )
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new fence context (`dma_fence_context_alloc`).
+pub fn new_context() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Fence {
+    /// An unsignalled fence at `seqno` on timeline `context`.
+    pub fn new(context: u64, seqno: u64) -> Arc<Fence> {
+        Arc::new(Fence {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            context,
+            seqno,
+            state: Mutex::default(),
+            cv: Condvar::new(),
+        })
+    }
+
+    /// An already signalled fence (`dma_fence_get_stub`).
+    pub fn signalled() -> Arc<Fence> {
+        let f = Fence::new(0, 0);
+        f.signal();
+        f
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FenceState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Signals the fence (a no-op if it already is), waking waiters and running callbacks.
+    pub fn signal(&self) {
+        self.finish(None);
+    }
+
+    /// Signals the fence with an error (a GPU fault, a cancelled job).
+    pub fn signal_error(&self, error: Errno) {
+        self.finish(Some(error));
+    }
+
+    fn finish(&self, error: Option<Errno>) {
+        let callbacks = {
+            let mut s = self.lock();
+            if s.signalled {
+                return;
+            }
+            s.signalled = true;
+            s.error = error;
+            std::mem::take(&mut s.callbacks)
+        };
+        self.cv.notify_all();
+        for cb in callbacks {
+            cb();
+        }
+    }
+
+    pub fn is_signalled(&self) -> bool {
+        self.lock().signalled
+    }
+
+    /// The error it signalled with, if any.
+    pub fn error(&self) -> Option<Errno> {
+        self.lock().error
+    }
+
+    /// Waits until signalled or until `deadline` (`None`: forever). ETIMEDOUT on timeout.
+    pub fn wait(&self, deadline: Option<Instant>) -> Result<(), Errno> {
+        let mut s = self.lock();
+        while !s.signalled {
+            match deadline {
+                None => s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(Errno::ETIMEDOUT);
+                    }
+                    s = self
+                        .cv
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `cb` once the fence signals: now, on this thread, if it already has.
+    pub fn on_signal(&self, cb: impl FnOnce() + Send + 'static) {
+        {
+            let mut s = self.lock();
+            if !s.signalled {
+                s.callbacks.push(Box::new(cb));
+                return;
+            }
+        }
+        cb();
+    }
+}
+
+/// Waits for every fence in `fences` until `deadline`.
+pub fn wait_all(fences: &[Arc<Fence>], deadline: Option<Instant>) -> Result<(), Errno> {
+    fences.iter().try_for_each(|f| f.wait(deadline))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    #[test]
+    fn signal_wakes_waiter_and_runs_callbacks_once() {
+        let f = Fence::new(new_context(), 1);
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        f.on_signal(move || r.store(true, Ordering::SeqCst));
+        let g = f.clone();
+        let t = std::thread::spawn(move || g.wait(None));
+        f.signal();
+        f.signal();
+        assert_eq!(t.join().unwrap(), Ok(()));
+        assert!(ran.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn wait_with_past_deadline_times_out() {
+        let f = Fence::new(new_context(), 1);
+        assert_eq!(f.wait(Some(Instant::now())), Err(Errno::ETIMEDOUT));
+        assert_eq!(
+            f.wait(Some(Instant::now() + Duration::from_millis(5))),
+            Err(Errno::ETIMEDOUT)
+        );
+        assert!(Fence::signalled().wait(Some(Instant::now())).is_ok());
+    }
+}

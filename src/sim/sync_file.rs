@@ -1,0 +1,1 @@
+//! Sync files: real fds carrying one fence. (Placeholder: being written.)
