@@ -1,0 +1,415 @@
+//! Scenario `iova`: the GPU address allocator (`msm_winsys::iova`) against two baselines measured
+//! in the same run: a list allocator with util_vma_heap's algorithm (`list_heap.rs`) and the
+//! offset-allocator crate (TLSF, size only, in 4 KiB-page units).
+//!
+//! Owns: the workloads and the table. Takes no locks itself; the heap's mutex is taken on every
+//! call of ours (the baselines run without one, so the comparison is conservative).
+//!
+//! Workloads (deterministic, same stream for every allocator):
+//! - alloc+free pairs with 1k, 100k and 1M live allocations: sizes 4 KiB..64 MiB skewed to small
+//!   ones (2^k pages plus up to 2^k more, k = 15 u^4), alignment 4 KiB (75 %), 64 KiB (15 %) or
+//!   2 MiB (10 %), all bottom-up; a random live allocation is freed before each new one;
+//! - fragmentation: a heap twice the live size, churned, then the largest free hole;
+//! - threads: the 100k pairs from one thread, then split over two threads on one heap.
+
+use std::time::{Duration, Instant};
+
+use offset_allocator::{Allocation, Allocator};
+
+use super::list_heap::ListHeap;
+use super::{Effort, Outcome};
+use crate::iova::{AllocFlags, VaHeap};
+
+const PAGE: u64 = 4096;
+const MAX_PAGES: u32 = 16384; // 64 MiB
+
+/// SplitMix64: a small deterministic generator, so every allocator sees the same stream.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Req {
+    pages: u32,
+    align_pages: u32,
+}
+
+impl Req {
+    fn random(rng: &mut Rng) -> Req {
+        let k = (15.0 * rng.unit().powi(4)) as u32;
+        let pages = ((1u32 << k) + (rng.next() % (1u64 << k)) as u32).min(MAX_PAGES);
+        let align_pages = match rng.next() % 20 {
+            0..=14 => 1,
+            15..=17 => 16,
+            _ => 512,
+        };
+        Req { pages, align_pages }
+    }
+}
+
+/// `live` allocations to build, then `pairs` of (free the `pick % live`-th, allocate `req`).
+struct Workload {
+    fill: Vec<Req>,
+    churn: Vec<(u32, Req)>,
+}
+
+impl Workload {
+    fn new(seed: u64, live: usize, pairs: usize) -> Workload {
+        let mut rng = Rng(seed);
+        let fill = (0..live).map(|_| Req::random(&mut rng)).collect();
+        let churn = (0..pairs)
+            .map(|_| (rng.next() as u32, Req::random(&mut rng)))
+            .collect();
+        Workload { fill, churn }
+    }
+
+    fn fill_pages(&self) -> u64 {
+        self.fill.iter().map(|r| r.pages as u64).sum()
+    }
+}
+
+/// One allocator under test, in page units.
+trait Subject {
+    type Handle: Copy;
+    fn alloc(&mut self, r: Req) -> Option<Self::Handle>;
+    fn free(&mut self, h: Self::Handle);
+    /// Largest free hole in pages (offset-allocator reports its bin's lower bound).
+    fn largest_hole_pages(&self) -> u64;
+}
+
+struct Ours<'a>(&'a VaHeap);
+
+impl Subject for Ours<'_> {
+    type Handle = (u64, u64);
+    fn alloc(&mut self, r: Req) -> Option<(u64, u64)> {
+        let size_B = r.pages as u64 * PAGE;
+        let addr = self
+            .0
+            .alloc(size_B, r.align_pages as u64 * PAGE, AllocFlags::BOTTOM_UP)
+            .ok()?;
+        Some((addr, size_B))
+    }
+    fn free(&mut self, (addr, size_B): (u64, u64)) {
+        self.0
+            .free(addr, size_B)
+            .expect("freeing a live allocation");
+    }
+    fn largest_hole_pages(&self) -> u64 {
+        self.0.try_largest_hole().unwrap_or(0) / PAGE
+    }
+}
+
+impl Subject for ListHeap {
+    type Handle = (u64, u64);
+    fn alloc(&mut self, r: Req) -> Option<(u64, u64)> {
+        let size_B = r.pages as u64 * PAGE;
+        Some((
+            ListHeap::alloc(self, size_B, r.align_pages as u64 * PAGE, false)?,
+            size_B,
+        ))
+    }
+    fn free(&mut self, (addr, size_B): (u64, u64)) {
+        ListHeap::free(self, addr, size_B)
+    }
+    fn largest_hole_pages(&self) -> u64 {
+        self.holes()
+            .iter()
+            .map(|&(_, s)| s / PAGE)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl Subject for Allocator {
+    type Handle = Allocation;
+    fn alloc(&mut self, r: Req) -> Option<Allocation> {
+        self.allocate(r.pages)
+    }
+    fn free(&mut self, h: Allocation) {
+        Allocator::free(self, h)
+    }
+    fn largest_hole_pages(&self) -> u64 {
+        self.storage_report().largest_free_region as u64
+    }
+}
+
+/// What one run of a workload measured.
+#[derive(Clone, Copy, Debug, Default)]
+struct Measure {
+    /// Nanoseconds per alloc+free pair; `None` if the fill did not finish within the budget.
+    ns_per_pair: Option<f64>,
+    pairs: usize,
+    failed_allocs: usize,
+    largest_hole_pages: u64,
+}
+
+fn measure<S: Subject>(s: &mut S, w: &Workload, budget: Duration) -> Measure {
+    let start = Instant::now();
+    let mut failed = 0;
+    let mut live: Vec<S::Handle> = Vec::with_capacity(w.fill.len());
+    for (i, r) in w.fill.iter().enumerate() {
+        match s.alloc(*r) {
+            Some(h) => live.push(h),
+            None => failed += 1,
+        }
+        if i % 1024 == 0 && start.elapsed() > budget {
+            return Measure {
+                ns_per_pair: None,
+                failed_allocs: failed,
+                ..Measure::default()
+            };
+        }
+    }
+    let t0 = Instant::now();
+    let mut pairs = 0;
+    for chunk in w.churn.chunks(256) {
+        for &(pick, r) in chunk {
+            if !live.is_empty() {
+                let h = live.swap_remove(pick as usize % live.len());
+                s.free(h);
+            }
+            match s.alloc(r) {
+                Some(h) => live.push(h),
+                None => failed += 1,
+            }
+        }
+        pairs += chunk.len();
+        if start.elapsed() > budget {
+            break;
+        }
+    }
+    let ns = t0.elapsed().as_nanos() as f64 / pairs.max(1) as f64;
+    Measure {
+        ns_per_pair: Some(ns),
+        pairs,
+        failed_allocs: failed,
+        largest_hole_pages: s.largest_hole_pages(),
+    }
+}
+
+/// Page-unit heaps of `pages` pages for the three allocators (ours and the list start at 4 KiB).
+fn run_three(w: &Workload, pages: u32, budget: Duration, list_budget: Duration) -> [Measure; 3] {
+    let heap = VaHeap::new(PAGE, pages as u64 * PAGE).expect("benchmark heap");
+    let ours = measure(&mut Ours(&heap), w, budget);
+    drop(heap);
+    let list = measure(
+        &mut ListHeap::new(PAGE, pages as u64 * PAGE),
+        w,
+        list_budget,
+    );
+    let max_allocs = (w.fill.len() as u32).saturating_mul(4).max(1 << 16);
+    let offset = measure(
+        &mut Allocator::with_max_allocs(pages, max_allocs),
+        w,
+        budget,
+    );
+    [ours, list, offset]
+}
+
+/// Total nanoseconds per pair with the 100k workload on one thread and split over two.
+fn threads(live: usize, pairs: usize) -> (f64, f64) {
+    let halves = [
+        Workload::new(21, live / 2, pairs / 2),
+        Workload::new(22, live / 2, pairs / 2),
+    ];
+    let pages = u32::MAX;
+    let one = {
+        let heap = VaHeap::new(PAGE, pages as u64 * PAGE).expect("heap");
+        let t = Instant::now();
+        for w in &halves {
+            measure(&mut Ours(&heap), w, Duration::MAX);
+        }
+        t.elapsed().as_nanos() as f64 / pairs as f64
+    };
+    let two = {
+        let heap = VaHeap::new(PAGE, pages as u64 * PAGE).expect("heap");
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for w in &halves {
+                let heap = &heap;
+                s.spawn(move || measure(&mut Ours(heap), w, Duration::MAX));
+            }
+        });
+        t.elapsed().as_nanos() as f64 / pairs as f64
+    };
+    (one, two)
+}
+
+struct Plan {
+    sizes: Vec<(usize, usize)>,
+    budget: Duration,
+    list_budget: Duration,
+    frag: (usize, usize),
+    threads: (usize, usize),
+}
+
+fn fmt_ns(m: &Measure) -> String {
+    match m.ns_per_pair {
+        Some(ns) => format!("{ns:.0}"),
+        None => "fill > budget".into(),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?)
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or("n/a".into(), |r| format!("{r:.2}x"))
+}
+
+pub fn run(effort: Effort) -> Outcome {
+    let plan = match effort {
+        Effort::Quick => Plan {
+            sizes: vec![(1_000, 20_000), (4_000, 20_000)],
+            budget: Duration::from_millis(500),
+            list_budget: Duration::from_millis(300),
+            frag: (1_000, 10_000),
+            threads: (2_000, 20_000),
+        },
+        Effort::Full => Plan {
+            sizes: vec![
+                (1_000, 1_000_000),
+                (100_000, 1_000_000),
+                (1_000_000, 1_000_000),
+            ],
+            budget: Duration::from_secs(10),
+            list_budget: Duration::from_secs(8),
+            frag: (20_000, 200_000),
+            threads: (100_000, 2_000_000),
+        },
+    };
+    let headers: Vec<String> = [
+        "case",
+        "ours",
+        "list (util_vma_heap)",
+        "offset-allocator",
+        "list / ours",
+        "ours / offset",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = Vec::new();
+    let mut json_sizes = Vec::new();
+    let (mut speedup_100k, mut worst_vs_offset) = (None, 0.0f64);
+    for (i, &(live, pairs)) in plan.sizes.iter().enumerate() {
+        let w = Workload::new(1 + i as u64, live, pairs);
+        let [ours, list, offset] = run_three(&w, u32::MAX, plan.budget, plan.list_budget);
+        let speedup = ratio(list.ns_per_pair, ours.ns_per_pair);
+        let vs_offset = ratio(ours.ns_per_pair, offset.ns_per_pair);
+        if live == 100_000 {
+            speedup_100k = speedup;
+        }
+        worst_vs_offset = worst_vs_offset.max(vs_offset.unwrap_or(f64::INFINITY));
+        rows.push(vec![
+            format!("ns per alloc+free pair, {live} live"),
+            fmt_ns(&ours),
+            format!("{} ({} pairs)", fmt_ns(&list), list.pairs),
+            fmt_ns(&offset),
+            fmt_ratio(speedup),
+            fmt_ratio(vs_offset),
+        ]);
+        json_sizes.push(serde_json::json!({
+            "live": live,
+            "ns_per_pair": {"ours": ours.ns_per_pair, "list": list.ns_per_pair, "offset_allocator": offset.ns_per_pair},
+            "pairs": {"ours": ours.pairs, "list": list.pairs, "offset_allocator": offset.pairs},
+            "failed_allocs": {"ours": ours.failed_allocs, "list": list.failed_allocs, "offset_allocator": offset.failed_allocs},
+        }));
+    }
+
+    let w = Workload::new(7, plan.frag.0, plan.frag.1);
+    let pages = (w.fill_pages() * 2).min(u32::MAX as u64) as u32;
+    let [ours, list, offset] = run_three(&w, pages, Duration::MAX, Duration::MAX);
+    let mib = |m: &Measure| {
+        format!(
+            "{} MiB ({} failed)",
+            m.largest_hole_pages * PAGE >> 20,
+            m.failed_allocs
+        )
+    };
+    rows.push(vec![
+        format!(
+            "largest hole after {} pairs, {} live, heap 2x live",
+            plan.frag.1, plan.frag.0
+        ),
+        mib(&ours),
+        mib(&list),
+        format!("{} (bin floor)", mib(&offset)),
+        format!(
+            "{:.2}x",
+            ours.largest_hole_pages as f64 / list.largest_hole_pages.max(1) as f64
+        ),
+        String::new(),
+    ]);
+    let frag_ok = ours.largest_hole_pages >= list.largest_hole_pages;
+
+    let (one, two) = threads(plan.threads.0, plan.threads.1);
+    rows.push(vec![
+        format!(
+            "ours, {} live: ns per pair, 1 thread / 2 threads total",
+            plan.threads.0
+        ),
+        format!("{one:.0} / {two:.0}"),
+        String::new(),
+        String::new(),
+        String::new(),
+        format!("2 threads: {:.2}x the throughput", one / two),
+    ]);
+
+    let speedup_ok = effort == Effort::Quick || speedup_100k.is_some_and(|s| s >= 50.0);
+    let offset_ok = worst_vs_offset <= 1.5;
+    let threads_ok = two <= one;
+    let passed = speedup_ok && offset_ok && frag_ok && threads_ok;
+    let summary = format!(
+        "list/ours at 100k live: {} (goal >= 50x){}; worst ours/offset-allocator: {:.2}x (goal <= 1.5x){}; \
+         largest hole ours vs list: {} (goal: not smaller); 2 threads vs 1: {:.2}x throughput (goal >= 1x){}",
+        fmt_ratio(speedup_100k),
+        if speedup_ok { "" } else { " MISSED" },
+        worst_vs_offset,
+        if offset_ok { "" } else { " MISSED" },
+        if frag_ok { "held" } else { "MISSED" },
+        one / two,
+        if threads_ok { "" } else { " MISSED" },
+    );
+    Outcome {
+        name: "iova",
+        summary,
+        passed,
+        headers,
+        rows,
+        json: serde_json::json!({
+            "scenario": "iova",
+            "sizes": json_sizes,
+            "fragmentation_largest_hole_B": {
+                "ours": ours.largest_hole_pages * PAGE,
+                "list": list.largest_hole_pages * PAGE,
+                "offset_allocator_bin_floor": offset.largest_hole_pages * PAGE,
+            },
+            "threads_ns_per_pair": {"one": one, "two": two},
+            "goals": {"speedup_100k": speedup_ok, "vs_offset": offset_ok, "fragmentation": frag_ok, "threads": threads_ok},
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_run_measures_every_allocator() {
+        let o = run(Effort::Quick);
+        assert_eq!(o.rows.len(), 4, "{o:?}");
+        assert!(o.rows.iter().all(|r| r.len() == o.headers.len()));
+    }
+}
