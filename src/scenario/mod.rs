@@ -5,6 +5,7 @@
 //! absolute wall-clock claims.
 
 pub mod iova;
+pub mod list_heap;
 pub mod probe;
 
 /// What one scenario produced: a table for people and a JSON object for tools.
