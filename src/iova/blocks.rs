@@ -11,11 +11,11 @@ pub(crate) const NIL: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
-    /// A hole: in a size bin and in the idle index.
+    /// A hole: in a size bin.
     Free,
     /// Handed out; in the live map.
     Used,
-    /// Freed after a fence that has not signalled yet; in the idle index, not in a bin.
+    /// Freed after a fence that has not signalled yet; in no bin.
     Deferred,
     /// An unused slab slot on the free list.
     Vacant,
@@ -35,10 +35,12 @@ pub(crate) struct Node {
     pub state: State,
     /// Bumped each time the node is deferred, so a stale entry in a fence queue is recognised.
     pub tag: u32,
+    /// In the heap's sampled address index (keyed by `last()`).
+    pub anchor: bool,
 }
 
 impl Node {
-    /// Last unit (inclusive), the key of the idle index.
+    /// Last unit (inclusive), the key of the anchor index.
     pub fn last(&self) -> u64 {
         self.start + self.units - 1
     }
@@ -64,6 +66,7 @@ impl Slab {
             bin_next: NIL,
             state,
             tag: 0,
+            anchor: false,
         };
         match self.vacant.pop() {
             Some(i) => {

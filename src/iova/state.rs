@@ -1,8 +1,14 @@
-//! The allocator proper, in granule units: holes in size bins, an address-ordered index of idle
-//! ranges, the live map and the deferred frees.
+//! The allocator proper, in granule units: holes in size bins, a sampled address index, the live
+//! map and the deferred frees.
 //!
 //! Owns: [`HeapState`]. Takes no locks itself; [`super::VaHeap`] keeps it in a mutex. It reads
 //! [`Timelines`] (a leaf lock) only when the timelines' generation changed.
+//!
+//! The address index ("anchors") holds about one block in [`ANCHOR_ONE_IN`], chosen at random when
+//! the block is made, keyed by its last unit, plus always the last block of the heap. Finding the
+//! block that holds an address is one B-tree search for the first anchor at or above it and a walk
+//! down the address links, [`ANCHOR_ONE_IN`] blocks on average: O(log n) expected. Because only
+//! sampled blocks are in the tree, allocations and frees touch it 1 time in [`ANCHOR_ONE_IN`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -48,11 +54,16 @@ pub(crate) enum FixedMiss {
 /// Why a free failed: the range is not a live allocation of that size.
 pub(crate) struct NotLive;
 
+/// On average one block in this many is in the anchor index.
+pub(crate) const ANCHOR_ONE_IN: u64 = 16;
+
 pub(crate) struct HeapState {
     slab: Slab,
     bins: Bins,
-    /// Free and deferred nodes by last unit: fixed-address lookups, in O(log n).
-    idle: BTreeMap<u64, u32>,
+    /// Anchor blocks (any state) by last unit; the heap's last block is always one.
+    anchors: BTreeMap<u64, u32>,
+    /// xorshift64 state choosing anchors.
+    rng: u64,
     /// Live nodes by first unit: frees are checked against it in O(1).
     live: AddrMap<u32>,
     deferred: Deferred,
@@ -69,7 +80,8 @@ impl HeapState {
         let mut s = HeapState {
             slab: Slab::default(),
             bins: Bins::default(),
-            idle: BTreeMap::new(),
+            anchors: BTreeMap::new(),
+            rng: 0x2545_f491_4f6c_dd1d,
             live: AddrMap::default(),
             deferred: Deferred::default(),
             timelines,
@@ -79,7 +91,8 @@ impl HeapState {
             end,
         };
         let n = s.slab.alloc(start, end - start, State::Free);
-        s.idle.insert(end - 1, n);
+        s.slab[n].anchor = true;
+        s.anchors.insert(end - 1, n);
         s.bins.insert(&mut s.slab, n);
         s.deferred.seen_generation = s.timelines.generation();
         s
@@ -139,6 +152,27 @@ impl HeapState {
         Some(c)
     }
 
+    /// A new node, in the anchor index with probability 1 / [`ANCHOR_ONE_IN`]. Not linked yet.
+    fn new_node(&mut self, start: u64, units: u64, state: State) -> u32 {
+        let x = self.slab.alloc(start, units, state);
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        if self.rng % ANCHOR_ONE_IN == 0 {
+            self.slab[x].anchor = true;
+            self.anchors.insert(start + units - 1, x);
+        }
+        x
+    }
+
+    /// Unlinks and frees node `x`, dropping it from the anchor index.
+    fn drop_node(&mut self, x: u32) {
+        if self.slab[x].anchor {
+            self.anchors.remove(&self.slab[x].last());
+        }
+        self.slab.release(x);
+    }
+
     /// Takes `[c, c + units)` out of free node `h`, which holds it. Returns the live node.
     fn carve(&mut self, h: u32, c: u64, units: u64) -> u32 {
         self.bins.remove(&mut self.slab, h);
@@ -146,63 +180,58 @@ impl HeapState {
         let (left, right) = (c - s, e - (c + units));
         let u;
         if right > 0 {
-            // The hole keeps its last unit, hence its idle-index key: no index update.
+            // The hole keeps its last unit, hence its anchor key.
             self.slab[h].start = c + units;
             self.slab[h].units = right;
             self.bins.insert(&mut self.slab, h);
-            u = self.slab.alloc(c, units, State::Used);
+            u = self.new_node(c, units, State::Used);
             self.slab.link_before(u, h);
             if left > 0 {
-                let l = self.slab.alloc(s, left, State::Free);
+                let l = self.new_node(s, left, State::Free);
                 self.slab.link_before(l, u);
-                self.idle.insert(c - 1, l);
                 self.bins.insert(&mut self.slab, l);
             }
-        } else {
-            self.idle.remove(&(e - 1));
-            if left > 0 {
-                self.slab[h].units = left;
-                self.idle.insert(c - 1, h);
-                self.bins.insert(&mut self.slab, h);
-                u = self.slab.alloc(c, units, State::Used);
-                self.slab.link_after(u, h);
-            } else {
-                self.slab[h].state = State::Used;
-                u = h;
+        } else if left > 0 {
+            self.slab[h].units = left;
+            self.bins.insert(&mut self.slab, h);
+            u = self.new_node(c, units, State::Used);
+            self.slab.link_after(u, h);
+            if self.slab[h].anchor {
+                // `u` now ends where `h` ended: hand it the anchor key (this keeps the heap's last
+                // block an anchor) without restructuring the tree. If `u` drew an anchor itself,
+                // it already replaced `h` under that key.
+                self.slab[h].anchor = false;
+                self.slab[u].anchor = true;
+                self.anchors.insert(e - 1, u);
             }
+        } else {
+            self.slab[h].state = State::Used;
+            u = h;
         }
         self.live.insert(c, u);
         self.free_units -= units;
         u
     }
 
-    /// Turns node `x` (live, or deferred when `in_idle`) into a hole merged with free neighbours.
-    fn release(&mut self, x: u32, in_idle: bool) {
+    /// Turns node `x` (live or deferred) into a hole merged with free neighbours.
+    fn release(&mut self, x: u32) {
         let units = self.slab[x].units;
         let (prev, next) = (self.slab[x].addr_prev, self.slab[x].addr_next);
         let survivor = if next != NIL && self.slab[next].state == State::Free {
-            // The next hole keeps its last unit, hence its key.
-            if in_idle {
-                self.idle.remove(&self.slab[x].last());
-            }
             self.bins.remove(&mut self.slab, next);
             self.slab[next].start = self.slab[x].start;
             self.slab[next].units += units;
-            self.slab.release(x);
+            self.drop_node(x);
             next
         } else {
             self.slab[x].state = State::Free;
-            if !in_idle {
-                self.idle.insert(self.slab[x].last(), x);
-            }
             x
         };
         if prev != NIL && self.slab[prev].state == State::Free {
-            self.idle.remove(&self.slab[prev].last());
             self.bins.remove(&mut self.slab, prev);
             self.slab[survivor].start = self.slab[prev].start;
             self.slab[survivor].units += self.slab[prev].units;
-            self.slab.release(prev);
+            self.drop_node(prev);
         }
         self.bins.insert(&mut self.slab, survivor);
         self.free_units += units;
@@ -219,7 +248,7 @@ impl HeapState {
     pub fn free(&mut self, start: u64, units: u64) -> Result<(), NotLive> {
         let x = self.live_node(start, units)?;
         self.live.remove(&start);
-        self.release(x, false);
+        self.release(x);
         Ok(())
     }
 
@@ -240,8 +269,7 @@ impl HeapState {
         let n = &mut self.slab[x];
         n.state = State::Deferred;
         n.tag = n.tag.wrapping_add(1);
-        let (tag, last) = (n.tag, n.last());
-        self.idle.insert(last, x);
+        let tag = n.tag;
         self.deferred.push(fence, wide, x, tag, key);
         self.deferred_units += units;
         Ok(())
@@ -260,7 +288,7 @@ impl HeapState {
             if n.state == State::Deferred && n.tag == tag {
                 self.deferred.forget(x);
                 self.deferred_units -= n.units;
-                self.release(x, true);
+                self.release(x);
             }
         }
     }
@@ -277,7 +305,6 @@ impl HeapState {
             if fits {
                 self.deferred.forget(x);
                 self.deferred_units -= n.units;
-                self.idle.remove(&n.last());
                 self.slab[x].state = State::Used;
                 self.live.insert(n.start, x);
                 return Some(n.start);
@@ -286,58 +313,72 @@ impl HeapState {
         self.alloc(req)
     }
 
-    /// Allocates exactly `[start, start + units)`, inside the heap, in O(log n); on a miss,
-    /// O(log n + k) for the k idle ranges overlapping the request.
+    /// The block holding unit `at` (inside the heap): O(log n) expected (see the module docs).
+    fn block_at(&self, at: u64) -> u32 {
+        let (_, &anchor) = self
+            .anchors
+            .range(at..)
+            .next()
+            .expect("the last block is an anchor");
+        let mut x = anchor;
+        while self.slab[x].start > at {
+            x = self.slab[x].addr_prev;
+        }
+        x
+    }
+
+    /// Allocates exactly `[start, start + units)`, inside the heap, in O(log n) expected; on a
+    /// miss, plus O(k) for the k free or deferred blocks overlapping the request before the first
+    /// live one.
     pub fn alloc_addr(&mut self, start: u64, units: u64) -> Result<(), FixedMiss> {
         self.reclaim();
-        let last = start + units - 1;
-        if let Some((&hole_last, &h)) = self.idle.range(start..).next() {
-            let n = &self.slab[h];
-            if n.state == State::Free && n.start <= start && hole_last >= last {
-                self.carve(h, start, units);
-                return Ok(());
-            }
+        let end = start + units;
+        let mut x = self.block_at(start);
+        if self.slab[x].state == State::Free && self.slab[x].end() >= end {
+            self.carve(x, start, units);
+            return Ok(());
         }
         // Not one hole: is it covered by holes and deferred ranges only?
-        let mut covered = start;
         let mut fences = Vec::new();
-        for (&l, &x) in self.idle.range(start..) {
+        loop {
             let n = &self.slab[x];
-            if n.start > covered {
-                return Err(FixedMiss::Taken);
+            match n.state {
+                State::Used => return Err(FixedMiss::Taken),
+                State::Deferred => fences.extend(self.deferred.fence_of(x)),
+                _ => {}
             }
-            if n.state == State::Deferred {
-                fences.extend(self.deferred.fence_of(x));
-            }
-            if l >= last {
-                return if fences.is_empty() {
-                    Err(FixedMiss::Taken)
+            if n.end() >= end {
+                return Err(if fences.is_empty() {
+                    FixedMiss::Taken
                 } else {
-                    Err(FixedMiss::Deferred(fences))
-                };
+                    FixedMiss::Deferred(fences)
+                });
             }
-            covered = l + 1;
+            x = n.addr_next;
         }
-        Err(FixedMiss::Taken)
     }
 
     /// Holes as (first unit, units), in address order. O(n).
     pub fn holes(&self) -> Vec<(u64, u64)> {
-        self.idle_of(State::Free)
+        self.blocks_of(State::Free)
     }
 
     /// Deferred ranges as (first unit, units), in address order. O(n).
     pub fn deferred_ranges(&self) -> Vec<(u64, u64)> {
-        self.idle_of(State::Deferred)
+        self.blocks_of(State::Deferred)
     }
 
-    fn idle_of(&self, state: State) -> Vec<(u64, u64)> {
-        self.idle
-            .values()
-            .map(|&x| &self.slab[x])
-            .filter(|n| n.state == state)
-            .map(|n| (n.start, n.units))
-            .collect()
+    fn blocks_of(&self, state: State) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut x = self.block_at(self.start);
+        while x != NIL {
+            let n = &self.slab[x];
+            if n.state == state {
+                out.push((n.start, n.units));
+            }
+            x = n.addr_next;
+        }
+        out
     }
 
     /// The largest hole in units. O(holes in the largest bin).
@@ -357,7 +398,7 @@ impl HeapState {
         let first = (0..self.slab.nodes.len() as u32)
             .find(|&i| self.slab[i].state != State::Vacant && self.slab[i].addr_prev == NIL)
             .ok_or("no first block")?;
-        let (mut at, mut x, mut count) = (self.start, first, 0usize);
+        let (mut at, mut x, mut count, mut anchors) = (self.start, first, 0usize, 0usize);
         let (mut free, mut deferred, mut prev_free) = (0u64, 0u64, false);
         while x != NIL {
             let n = self.slab[x];
@@ -367,22 +408,22 @@ impl HeapState {
                     n.start, n.units
                 ));
             }
+            if n.anchor {
+                if self.anchors.get(&n.last()) != Some(&x) {
+                    return Err(format!("anchor at {at} not indexed"));
+                }
+                anchors += 1;
+            } else if n.addr_next == NIL {
+                return Err("the last block is not an anchor".into());
+            }
             match n.state {
                 State::Free => {
                     if prev_free {
                         return Err(format!("adjacent holes at {at}"));
                     }
-                    if self.idle.get(&n.last()) != Some(&x) {
-                        return Err(format!("hole at {at} not indexed"));
-                    }
                     free += n.units;
                 }
-                State::Deferred => {
-                    if self.idle.get(&n.last()) != Some(&x) {
-                        return Err(format!("deferred range at {at} not indexed"));
-                    }
-                    deferred += n.units;
-                }
+                State::Deferred => deferred += n.units,
                 State::Used => {
                     if self.live.get(&n.start) != Some(&x) {
                         return Err(format!("live block at {at} not in the live map"));
@@ -398,10 +439,11 @@ impl HeapState {
         if at != self.end {
             return Err(format!("blocks end at {at}, heap at {}", self.end));
         }
-        if count != self.slab.live_count() || count != self.idle.len() + self.live.len() {
+        if count != self.slab.live_count() || anchors != self.anchors.len() {
             return Err(format!(
-                "{count} blocks linked, {} in the slab",
-                self.slab.live_count()
+                "{count} blocks linked, {} in the slab; {anchors} anchors, {} indexed",
+                self.slab.live_count(),
+                self.anchors.len()
             ));
         }
         if free != self.free_units || deferred != self.deferred_units {
