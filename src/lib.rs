@@ -15,6 +15,7 @@ pub mod errno;
 pub mod ffi;
 pub mod iova;
 pub mod kernel;
+pub mod metadata;
 #[cfg(feature = "cli")]
 pub mod scenario;
 pub mod sim;
