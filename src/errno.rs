@@ -11,11 +11,13 @@ pub struct Errno(pub i32);
 
 impl Errno {
     pub const EPERM: Errno = Errno(libc::EPERM);
+    pub const EIO: Errno = Errno(libc::EIO);
     pub const ENOENT: Errno = Errno(libc::ENOENT);
     pub const EINTR: Errno = Errno(libc::EINTR);
     pub const EBADF: Errno = Errno(libc::EBADF);
     pub const EAGAIN: Errno = Errno(libc::EAGAIN);
     pub const ENOMEM: Errno = Errno(libc::ENOMEM);
+    pub const EACCES: Errno = Errno(libc::EACCES);
     pub const EFAULT: Errno = Errno(libc::EFAULT);
     pub const EBUSY: Errno = Errno(libc::EBUSY);
     pub const ENODEV: Errno = Errno(libc::ENODEV);

@@ -16,11 +16,15 @@ pub struct msmws_device {
 }
 
 /// Userspace allocates GPU addresses and maps them with VM_BIND (UAPI 1.13).
-pub const MSMWS_VM_MODE_VM_BIND: u32 = VmMode::VmBind as u32;
+pub const MSMWS_VM_MODE_VM_BIND: u32 = 1;
 /// Userspace allocates GPU addresses and pins BOs with GEM_INFO(SET_IOVA).
-pub const MSMWS_VM_MODE_USERSPACE_IOVA: u32 = VmMode::UserspaceIova as u32;
+pub const MSMWS_VM_MODE_USERSPACE_IOVA: u32 = 2;
 /// The kernel picks each BO's address (GEM_INFO(GET_IOVA)).
-pub const MSMWS_VM_MODE_KERNEL_IOVA: u32 = VmMode::KernelIova as u32;
+pub const MSMWS_VM_MODE_KERNEL_IOVA: u32 = 3;
+// Literals so cbindgen can write them into the header; these keep them equal to `VmMode`.
+const _: () = assert!(MSMWS_VM_MODE_VM_BIND == VmMode::VmBind as u32);
+const _: () = assert!(MSMWS_VM_MODE_USERSPACE_IOVA == VmMode::UserspaceIova as u32);
+const _: () = assert!(MSMWS_VM_MODE_KERNEL_IOVA == VmMode::KernelIova as u32);
 
 /// What the device probe found. Filled by `msmws_device_get_info`.
 #[repr(C)]

@@ -13,7 +13,11 @@
 //! Opaque objects are handed out as `*mut T` from `Box::into_raw` and taken back exactly once by
 //! their `_destroy` function; the ownership rule is written on each function.
 
-#![allow(non_camel_case_types)] // C names: msmws_device, msmws_va_heap
+#![allow(non_camel_case_types)]
+// C names: msmws_device, msmws_va_heap
+// The exported functions take raw pointers from C, where Rust's `unsafe` marker means nothing to
+// the caller; each function's doc states its pointer contract instead, and checks for NULL.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CString};

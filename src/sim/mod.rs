@@ -2,34 +2,54 @@
 //! and user pointers, errno for errno (spec/kernel.md). It is the only kernel these machines have,
 //! so every rule it implements is pinned by a test that asserts the exact errno.
 //!
-//! Owns: the model device ([`Sim`], shared by all its files) and open files ([`SimFile`]).
+//! Owns: the model device ([`Sim`], shared by all its files), open files ([`SimFile`]), the
+//! debug API (GPU stepping, memory pressure, fault injection, devcoredumps, leak reports).
 //! Locks, in nesting order (never taken the other way round):
-//! 1. `SimFile::ctx` — one file's context (its VM state and per-file settings);
-//! 2. `SimDevice::state` — device-wide counters.
+//! 1. `SimFile::ctx` — one file's handles, queues, VM pointer and settings;
+//! 2. `GemObject::state` — one object's name, metadata, madvise state, mappings;
+//! 3. leaves: `Vm::inner`, `Queue::state`, `Resv::fences`, the syncobj table, `Gpu::state`,
+//!    `SimDevice::{offsets, objects, injections}`, the PRIME registry.
 //!
-//! Each open file has a real file descriptor (a memfd), so fd passing, dup and close behave as on
-//! a device node; the model recognises ioctls only through the [`SimFile`] that owns the fd.
+//! No lock is held while waiting on a fence. Each open file has a real file descriptor (a memfd),
+//! so fd passing, dup and close behave as on a device node; dma-bufs and sync files are real fds
+//! too.
 
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use crate::kernel::Kernel;
 use crate::Errno;
+use fdid::FileId;
+use gem::GemObject;
+use queue::Queue;
 use syncobj::SyncobjTable;
+use vm::Vm;
 
 mod dispatch;
 pub mod fdid;
 pub mod fence;
+mod gem;
+pub mod gpu;
 mod param;
+mod prime;
 pub mod profile;
+mod queue;
+pub mod resv;
+mod submit;
 pub mod sync_file;
 mod syncobj;
 pub mod user;
+pub mod vm;
 
+pub use gpu::{Clock, Devcoredump};
 pub use profile::{ChipProfile, PROFILES};
+
+/// Names of model dma-buf memfds start with this, followed by `<device uid>:<object id>`.
+pub(crate) const DMABUF_PREFIX: &str = "msm-sim-bo:";
 
 /// Knobs a test or a user of `msmws` sets on the model device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +64,10 @@ pub struct SimOptions {
     pub perfmon_capable: bool,
     /// Whether DRM_CAP_SYNCOBJ_TIMELINE is advertised (kernels from 6.15).
     pub timeline_syncobjs: bool,
+    /// Reproduce the pre-v7.1 bug where GET_METADATA returned 0 even when it failed.
+    pub get_metadata_returns_0: bool,
+    /// How simulated GPU time passes.
+    pub clock: Clock,
 }
 
 impl Default for SimOptions {
@@ -53,6 +77,10 @@ impl Default for SimOptions {
             per_process_pgtables: true,
             perfmon_capable: false,
             timeline_syncobjs: true,
+            get_metadata_returns_0: false,
+            clock: Clock::Async {
+                latency: Duration::ZERO,
+            },
         }
     }
 }
@@ -88,20 +116,78 @@ impl crate::ffi::ErrnoError for SimError {
     }
 }
 
-/// Device-wide state.
-#[derive(Debug, Default)]
-struct DeviceState {
-    /// Faults not attributed to a VM (`gpu->global_faults`).
-    global_faults: u64,
-    suspends: u64,
+/// Makes the `nth` (1-based) ioctl whose name matches `point` fail with `errno`.
+///
+/// Points are ioctl names as in `DRM_IOCTL_MSM_<NAME>` / `DRM_IOCTL_<NAME>` (`"GEM_NEW"`,
+/// `"VM_BIND"`, `"PRIME_FD_TO_HANDLE"`, ...), `"*"` for any ioctl, or an inner point:
+/// `"GEM_INFO:SET_METADATA"` / `"GEM_INFO:GET_METADATA"` (the interruptible object lock, EINTR).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injection {
+    pub point: String,
+    pub nth: u32,
+    pub errno: Errno,
+}
+
+#[derive(Debug)]
+struct InjectionState {
+    rule: Injection,
+    seen: u32,
+}
+
+/// What a file still held when it was closed; empty when the client cleaned up after itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeakReport {
+    /// GEM handles still open.
+    pub handles: Vec<u32>,
+    /// Syncobj handles still open.
+    pub syncobjs: usize,
+    /// Submitqueues (other than the default queue 0) not closed.
+    pub queues: Vec<u32>,
+    /// Mappings left in the file's VM: (iova, size).
+    pub vmas: Vec<(u64, u64)>,
+    /// Real fds made through this file (dma-bufs, sync files) still open in this process.
+    pub open_fds: Vec<String>,
+}
+
+impl LeakReport {
+    pub fn is_empty(&self) -> bool {
+        *self == LeakReport::default()
+    }
 }
 
 #[derive(Debug)]
 struct SimDevice {
+    /// Unique per model device in this process.
+    uid: u64,
     profile: ChipProfile,
     options: SimOptions,
     born: Instant,
-    state: Mutex<DeviceState>,
+    gpu: Arc<gpu::Gpu>,
+    /// The shared VM of parts without per-process page tables.
+    global_vm: Arc<Vm>,
+    offsets: Mutex<gem::Offsets>,
+    next_object: AtomicU64,
+    /// Every object ever made on this device that is still alive (for purging).
+    objects: Mutex<Vec<Weak<GemObject>>>,
+    injections: Mutex<Vec<InjectionState>>,
+}
+
+impl SimDevice {
+    fn next_object_id(&self) -> u64 {
+        self.next_object.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn track(&self, obj: &Arc<GemObject>) {
+        let mut objs = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        objs.retain(|w| w.strong_count() > 0);
+        objs.push(Arc::downgrade(obj));
+    }
+}
+
+impl Drop for SimDevice {
+    fn drop(&mut self) {
+        self.gpu.shutdown();
+    }
 }
 
 /// A model msm device. Cloning gives another handle to the same device.
@@ -117,16 +203,24 @@ impl Sim {
     }
 
     pub fn with_options(name: &str, options: SimOptions) -> Result<Sim, SimError> {
+        static NEXT_UID: AtomicU64 = AtomicU64::new(1);
         let profile =
             ChipProfile::by_name(name).ok_or_else(|| SimError::UnknownProfile(name.into()))?;
         if !(6..=13).contains(&options.uapi_minor) {
             return Err(SimError::UnsupportedVersion(options.uapi_minor));
         }
         let dev = SimDevice {
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             profile: profile.clone(),
+            gpu: gpu::Gpu::new(options.clock, profile.name),
+            // Without per-process page tables every file shares one VM: [16 MiB, 4 GiB).
+            global_vm: Vm::new(0x100_0000, 0xff00_0000, false, false),
             options,
             born: Instant::now(),
-            state: Mutex::default(),
+            offsets: Mutex::default(),
+            next_object: AtomicU64::new(1),
+            objects: Mutex::default(),
+            injections: Mutex::default(),
         };
         Ok(Sim { dev: Arc::new(dev) })
     }
@@ -149,25 +243,96 @@ impl Sim {
         // SAFETY: `raw` is a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         static NEXT_FILE_ID: AtomicU64 = AtomicU64::new(1);
+        let ctx = FileCtx {
+            queues: BTreeMap::from([(0, queue::default_queue(self.dev.profile.nr_rings))]),
+            next_queue_id: 1,
+            ..Default::default()
+        };
         Ok(SimFile {
             id: NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed),
             dev: self.dev.clone(),
             fd,
-            ctx: Mutex::default(),
+            ctx: Mutex::new(ctx),
             syncobjs: SyncobjTable::default(),
         })
     }
+
+    // ---- Debug API (docs/kernel-model.md) ---------------------------------------------------
+
+    /// Runs one runnable GPU job (`Clock::Manual`). Returns whether one ran.
+    pub fn gpu_step(&self) -> bool {
+        self.dev.gpu.step()
+    }
+
+    /// Runs GPU jobs until none is runnable (`Clock::Manual`). Returns how many ran.
+    pub fn gpu_run_until_idle(&self) -> usize {
+        self.dev.gpu.run_until_idle()
+    }
+
+    /// GPU jobs queued and not yet run.
+    pub fn gpu_pending(&self) -> usize {
+        self.dev.gpu.pending()
+    }
+
+    /// Waits (real time, up to `timeout`) until the asynchronous GPU has run everything runnable.
+    pub fn gpu_wait_idle(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while self.gpu_pending() > 0 {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
+    }
+
+    /// The devcoredumps captured so far (one per GPU fault), oldest first.
+    pub fn devcoredumps(&self) -> Vec<Devcoredump> {
+        self.dev.gpu.lock().devcoredumps.clone()
+    }
+
+    /// Tells the model memory is short: purges every purgeable DONTNEED object, as the shrinker
+    /// would. Returns the number of pages freed.
+    pub fn memory_pressure(&self) -> u64 {
+        let objs: Vec<Arc<GemObject>> = {
+            let o = self.dev.objects.lock().unwrap_or_else(|p| p.into_inner());
+            o.iter().filter_map(Weak::upgrade).collect()
+        };
+        gem::purge(&objs, &self.dev)
+    }
+
+    /// Adds a fault injection rule (see [`Injection`]).
+    pub fn inject(&self, rule: Injection) {
+        self.dev
+            .injections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(InjectionState { rule, seen: 0 });
+    }
+
+    /// Removes every injection rule.
+    pub fn clear_injections(&self) {
+        self.dev
+            .injections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
 }
 
-/// Per-file context (`struct msm_context`).
+/// Per-file context (`struct msm_context` plus the file's DRM tables).
 #[derive(Debug, Default)]
 struct FileCtx {
-    /// The GPU VM exists (made lazily by the first VM-touching ioctl).
-    vm_created: bool,
+    /// GEM handles (`file->object_idr`).
+    handles: HashMap<u32, Arc<GemObject>>,
+    /// dma-bufs imported into this file and their handles (`drm_prime_file_private`).
+    prime_cache: HashMap<FileId, u32>,
+    /// The GPU VM, created lazily by the first VM-touching ioctl.
+    vm: Option<Arc<Vm>>,
     /// EN_VM_BIND was set before the VM was made.
     vm_bind: bool,
-    /// Faults attributed to this file's VM.
-    vm_faults: u64,
+    queues: BTreeMap<u32, Arc<Queue>>,
+    next_queue_id: u32,
     comm: Option<String>,
     cmdline: Option<String>,
     sysprof: u64,
@@ -191,8 +356,22 @@ impl SimFile {
         self.ctx.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn dev_state(&self) -> MutexGuard<'_, DeviceState> {
-        self.dev.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Fails with the injected errno if a rule for `point` says this is its nth hit.
+    fn inject(&self, point: &str) -> Result<(), Errno> {
+        let mut rules = self
+            .dev
+            .injections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for r in rules.iter_mut() {
+            if r.rule.point == point || r.rule.point == "*" {
+                r.seen += 1;
+                if r.seen == r.rule.nth {
+                    return Err(r.rule.errno);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The device this file belongs to.
@@ -209,13 +388,96 @@ impl SimFile {
 
     /// Whether this file's VM has been created (debug API).
     pub fn vm_created(&self) -> bool {
-        self.ctx().vm_created
+        self.ctx().vm.is_some()
+    }
+
+    /// Whether this file's VM has been marked unusable (debug API).
+    pub fn vm_unusable(&self) -> bool {
+        self.ctx().vm.as_ref().is_some_and(|v| v.is_unusable())
+    }
+
+    /// The mappings of this file's VM as (iova, size, object id, object offset) (debug API).
+    pub fn vm_mappings(&self) -> Vec<(u64, u64, u64, u64)> {
+        let Some(vm) = self.ctx().vm.clone() else {
+            return vec![];
+        };
+        let inner = vm.lock();
+        inner
+            .vmas
+            .values()
+            .map(|v| (v.iova, v.range_B, v.obj_id, v.obj_offset_B))
+            .collect()
     }
 
     /// The COMM and CMDLINE overrides set through SET_PARAM (debug API).
     pub fn task_overrides(&self) -> (Option<String>, Option<String>) {
         let ctx = self.ctx();
         (ctx.comm.clone(), ctx.cmdline.clone())
+    }
+
+    /// GEM_SUBMIT with extra address ranges the job is declared to touch: a test's way to say
+    /// "this submit reads that buffer", so an unmapped one faults (debug API).
+    ///
+    /// # Safety
+    /// As for the raw ioctl: the pointers inside `arg` must be valid for what SUBMIT reads.
+    pub unsafe fn submit_touching(
+        &self,
+        arg: &mut crate::uapi::drm_msm_gem_submit,
+        touches: &[(u64, u64)],
+    ) -> Result<(), Errno> {
+        self.inject("GEM_SUBMIT")?;
+        submit::submit(self, arg, touches.to_vec())
+    }
+
+    /// What this file still holds (debug API; the same report `close` returns).
+    pub fn leak_report(&self) -> LeakReport {
+        let ctx = self.ctx();
+        let mut handles: Vec<u32> = ctx.handles.keys().copied().collect();
+        handles.sort_unstable();
+        let vmas = match &ctx.vm {
+            Some(vm) if vm.per_process => vm
+                .lock()
+                .vmas
+                .values()
+                .map(|v| (v.iova, v.range_B))
+                .collect(),
+            _ => vec![],
+        };
+        prime::collect_garbage();
+        let mut open_fds = sync_file::open_fds_created_by(self.id);
+        let live = prime::user_dmabuf_fds();
+        for (id, n) in live {
+            if ctx.handles.values().any(|o| o.memfd_id == id) || ctx.prime_cache.contains_key(&id) {
+                open_fds.push(format!("{n} dma-buf fd(s) of file {}:{}", id.0, id.1));
+            }
+        }
+        LeakReport {
+            handles,
+            syncobjs: self.syncobjs.len(),
+            queues: ctx.queues.keys().copied().filter(|&q| q != 0).collect(),
+            vmas,
+            open_fds,
+        }
+    }
+
+    /// Closes the file and returns what it still held (empty when the client cleaned up).
+    pub fn close(self) -> LeakReport {
+        let report = self.leak_report();
+        drop(self);
+        report
+    }
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        // postclose: handles, syncobjs and queues go; objects die with their last reference.
+        let mut ctx = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, obj) in ctx.handles.drain() {
+            obj.lock().handle_count -= 1;
+        }
+        ctx.queues.clear();
+        drop(ctx);
+        self.syncobjs.clear();
     }
 }
 
@@ -224,9 +486,8 @@ impl Kernel for SimFile {
         dispatch::ioctl(self, request, arg as u64)
     }
 
-    fn map(&self, _offset_B: u64, _size_B: usize) -> Result<memmap2::MmapMut, Errno> {
-        // No GEM objects yet, so no mmap offset is valid (drm_gem_mmap: EINVAL).
-        Err(Errno::EINVAL)
+    fn map(&self, offset_B: u64, size_B: usize) -> Result<memmap2::MmapMut, Errno> {
+        gem::map(self, offset_B, size_B)
     }
 
     fn fd(&self) -> BorrowedFd<'_> {

@@ -74,7 +74,7 @@ pub(super) fn get_param(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
         }
         // adreno_get_param: the VM is created (lazily) before anything else is looked at.
         let mut ctx = file.ctx();
-        ctx.vm_created = true;
+        file.vm(&mut ctx);
         if a.len != 0 {
             return Err(Errno::EINVAL);
         }
@@ -90,8 +90,11 @@ pub(super) fn get_param(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
             MSM_PARAM_TIMESTAMP => gpu_timestamp(file),
             MSM_PARAM_PRIORITIES => p.priorities() as u64,
             MSM_PARAM_PP_PGTABLE => 0,
-            MSM_PARAM_FAULTS => file.dev_state().global_faults + ctx.vm_faults,
-            MSM_PARAM_SUSPENDS => file.dev_state().suspends,
+            MSM_PARAM_FAULTS => {
+                let vm_faults = ctx.vm.as_ref().map_or(0, |vm| vm.lock().faults);
+                file.dev.gpu.lock().global_faults + vm_faults
+            }
+            MSM_PARAM_SUSPENDS => file.dev.gpu.lock().suspends,
             MSM_PARAM_VA_START if o.per_process_pgtables => VA_START,
             MSM_PARAM_VA_SIZE if o.per_process_pgtables => p.va_size_B(),
             MSM_PARAM_HIGHEST_BANK_BIT => p.highest_bank_bit,
@@ -148,7 +151,7 @@ pub(super) fn set_param(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
                     return Err(Errno::EINVAL);
                 }
                 let mut ctx = file.ctx();
-                if ctx.vm_created {
+                if ctx.vm.is_some() {
                     return Err(Errno::EBUSY);
                 }
                 ctx.vm_bind = a.value != 0;

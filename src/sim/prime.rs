@@ -1,0 +1,224 @@
+//! PRIME: GEM handle <-> dma-buf fd (spec/kernel.md "PRIME").
+//!
+//! Owns: the process-wide registry of model dma-bufs (which object a dma-buf file belongs to) and
+//! the count of fds the model itself holds on each. Locks: `REGISTRY` and `MODEL_FDS`, each a leaf
+//! taken after `SimFile::ctx` and `GemObject::state`, never while waiting.
+//!
+//! A dma-buf is the object's memfd: export opens it again (`/proc/self/fd/N`, so RDWR and CLOEXEC
+//! are the caller's), giving a real fd that can be dup'ed, passed over a socket to another process
+//! and mmap'ed there. The memfd's name (`msm-sim-bo:<device>:<object>`) marks it as a model
+//! dma-buf even in a process whose registry has never seen it, where it imports as foreign.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::dispatch::typed;
+use super::fdid::{self, FileId};
+use super::gem::GemObject;
+use super::resv::Resv;
+use super::{SimFile, DMABUF_PREFIX};
+use crate::uapi::*;
+use crate::Errno;
+
+struct Entry {
+    /// The dma-buf's reference on its object (the kernel's dma_buf->priv holds a GEM ref).
+    obj: Arc<GemObject>,
+}
+
+static REGISTRY: Mutex<Option<HashMap<FileId, Entry>>> = Mutex::new(None);
+static MODEL_FDS: Mutex<Option<HashMap<FileId, usize>>> = Mutex::new(None);
+
+fn registry() -> MutexGuard<'static, Option<HashMap<FileId, Entry>>> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn model_fds() -> MutexGuard<'static, Option<HashMap<FileId, usize>>> {
+    MODEL_FDS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The model opened an fd of file `id` for itself (an object's backing memfd).
+pub(super) fn model_fd_opened(id: FileId) {
+    *model_fds()
+        .get_or_insert_with(HashMap::new)
+        .entry(id)
+        .or_default() += 1;
+}
+
+/// The model closed one of its own fds of file `id`.
+pub(super) fn model_fd_closed(id: FileId) {
+    let mut m = model_fds();
+    if let Some(map) = m.as_mut() {
+        if let Some(n) = map.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&id);
+            }
+        }
+    }
+}
+
+/// How many fds of each model dma-buf userspace holds right now (all open fds of the file, minus
+/// the model's own).
+pub(super) fn user_dmabuf_fds() -> HashMap<FileId, usize> {
+    let mut counts: HashMap<FileId, usize> = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return counts;
+    };
+    let known: Vec<FileId> = registry()
+        .as_ref()
+        .map(|r| r.keys().copied().collect())
+        .unwrap_or_default();
+    for e in dir.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
+            continue;
+        };
+        if let Ok(id) = fdid::file_id(fd) {
+            if known.contains(&id) {
+                *counts.entry(id).or_default() += 1;
+            }
+        }
+    }
+    let own = model_fds();
+    for (id, n) in counts.iter_mut() {
+        *n = n.saturating_sub(own.as_ref().and_then(|m| m.get(id)).copied().unwrap_or(0));
+    }
+    counts.retain(|_, n| *n > 0);
+    counts
+}
+
+/// Drops registry entries no userspace fd refers to any more (the dma-buf file was released).
+pub(super) fn collect_garbage() {
+    let live = user_dmabuf_fds();
+    if let Some(r) = registry().as_mut() {
+        r.retain(|id, _| live.contains_key(id));
+    }
+}
+
+/// The object a model dma-buf of this process belongs to.
+fn registered(id: FileId) -> Option<Arc<GemObject>> {
+    registry()
+        .as_ref()
+        .and_then(|r| r.get(&id))
+        .map(|e| e.obj.clone())
+}
+
+/// The name of the file behind `fd` (`/memfd:msm-sim-bo:1:2 (deleted)` for a model dma-buf).
+fn fd_target(fd: RawFd) -> Option<String> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// `dma_buf_fd` for an object: a new fd on its dma-buf file.
+fn export_fd(obj: &GemObject, flags: u32) -> Result<OwnedFd, Errno> {
+    let mode = if flags & DRM_RDWR != 0 {
+        libc::O_RDWR
+    } else {
+        libc::O_RDONLY
+    };
+    let cloexec = if flags & DRM_CLOEXEC != 0 {
+        libc::O_CLOEXEC
+    } else {
+        0
+    };
+    let path =
+        std::ffi::CString::new(format!("/proc/self/fd/{}", obj.memfd.as_raw_fd())).expect("no NUL");
+    // SAFETY: open(2) of a NUL-terminated path; the result is checked.
+    let fd = unsafe { libc::open(path.as_ptr(), mode | cloexec) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a new fd nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub(super) fn handle_to_fd(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
+    typed(kdata, |a: &mut drm_prime_handle| {
+        if a.flags & !(DRM_CLOEXEC | DRM_RDWR) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let ctx = file.ctx();
+        let obj = SimFile::lookup(&ctx, a.handle).ok_or(Errno::ENOENT)?;
+        if obj.flags & MSM_BO_NO_SHARE != 0 {
+            return Err(Errno::EPERM);
+        }
+        let fd = export_fd(&obj, a.flags)?;
+        {
+            let mut st = obj.lock();
+            st.exported = true;
+            st.has_pages = true;
+        }
+        registry()
+            .get_or_insert_with(HashMap::new)
+            .entry(obj.memfd_id)
+            .or_insert(Entry { obj: obj.clone() });
+        // The exporting file knows its own dma-buf (drm_prime_add_buf_handle).
+        drop(ctx);
+        file.ctx()
+            .prime_cache
+            .entry(obj.memfd_id)
+            .or_insert(a.handle);
+        a.fd = fd.into_raw_fd();
+        Ok(())
+    })
+}
+
+pub(super) fn fd_to_handle(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
+    typed(kdata, |a: &mut drm_prime_handle| {
+        // dma_buf_get: EBADF for a bad fd, EINVAL for a file that is not a dma-buf.
+        let id = fdid::file_id(a.fd)?;
+        let target = fd_target(a.fd).unwrap_or_default();
+        let is_model_dmabuf = target.starts_with(&format!("/memfd:{DMABUF_PREFIX}"));
+        if !is_model_dmabuf {
+            return Err(Errno::EINVAL);
+        }
+        let mut ctx = file.ctx();
+        // The same dma-buf imported before in this file: the same handle.
+        if let Some(&h) = ctx.prime_cache.get(&id) {
+            a.handle = h;
+            return Ok(());
+        }
+        let obj = match registered(id) {
+            // Exported by this device: the same object, a new handle in this file.
+            Some(obj) if obj.dev_uid == file.dev.uid => obj,
+            // A dma-buf of another device (or another process): a new WC object over its memory.
+            _ => {
+                // SAFETY: lseek on a valid fd (checked by file_id above).
+                let size_B = unsafe { libc::lseek(a.fd, 0, libc::SEEK_END) };
+                if size_B <= 0 {
+                    return Err(Errno::EINVAL);
+                }
+                // The importer maps the memory through its own objects, whatever access mode the
+                // dma-buf fd was opened with, so it opens the file again read/write.
+                let path =
+                    std::ffi::CString::new(format!("/proc/self/fd/{}", a.fd)).expect("no NUL");
+                // SAFETY: open(2) of a NUL-terminated path; the result is checked.
+                let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+                if raw < 0 {
+                    return Err(Errno::last());
+                }
+                // SAFETY: a new fd nobody else owns.
+                let memfd = unsafe { OwnedFd::from_raw_fd(raw) };
+                let obj = GemObject::with_memfd(
+                    file.dev.uid,
+                    file.dev.next_object_id(),
+                    size_B as u64,
+                    MSM_BO_WC,
+                    true,
+                    memfd,
+                    Resv::new(),
+                )?;
+                registry()
+                    .get_or_insert_with(HashMap::new)
+                    .entry(id)
+                    .or_insert(Entry { obj: obj.clone() });
+                obj
+            }
+        };
+        let h = SimFile::new_handle(&mut ctx, obj);
+        ctx.prime_cache.insert(id, h);
+        a.handle = h;
+        Ok(())
+    })
+}
