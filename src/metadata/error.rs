@@ -90,6 +90,50 @@ impl MetadataError {
     }
 }
 
+impl MetadataError {
+    /// The variant's name, for tables and logs (`"OutOfBounds"`).
+    pub fn name(&self) -> &'static str {
+        use MetadataError::*;
+        match self {
+            NoMetadata => "NoMetadata",
+            TooLong { .. } => "TooLong",
+            SizeMismatch { .. } => "SizeMismatch",
+            BadMagic { .. } => "BadMagic",
+            UnsupportedVersion { .. } => "UnsupportedVersion",
+            BadChecksum { .. } => "BadChecksum",
+            DeviceMismatch { .. } => "DeviceMismatch",
+            DriverMismatch { .. } => "DriverMismatch",
+            InvalidField { .. } => "InvalidField",
+            ModifierMismatch { .. } => "ModifierMismatch",
+            PitchTooSmall { .. } => "PitchTooSmall",
+            OutOfBounds { .. } => "OutOfBounds",
+            Overflow { .. } => "Overflow",
+            Unrepresentable { .. } => "Unrepresentable",
+        }
+    }
+
+    /// The symbolic name of [`MetadataError::errno_of`] (`"ERANGE"`).
+    pub fn errno_name(&self) -> &'static str {
+        use MetadataError::*;
+        match self {
+            NoMetadata => "ENODATA",
+            TooLong { .. } => "E2BIG",
+            SizeMismatch { .. } => "EMSGSIZE",
+            BadMagic { .. } => "ENOMSG",
+            UnsupportedVersion { .. } => "EPROTONOSUPPORT",
+            BadChecksum { .. } => "EBADMSG",
+            DeviceMismatch { .. } => "EXDEV",
+            DriverMismatch { .. } => "EPROTO",
+            InvalidField { .. } => "EINVAL",
+            ModifierMismatch { .. } => "EILSEQ",
+            PitchTooSmall { .. } => "EDOM",
+            OutOfBounds { .. } => "ERANGE",
+            Overflow { .. } => "EOVERFLOW",
+            Unrepresentable { .. } => "EOPNOTSUPP",
+        }
+    }
+}
+
 impl fmt::Display for MetadataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use MetadataError::*;

@@ -4,6 +4,7 @@
 //! Each scenario measures against a baseline run in the same process and reports ratios, never
 //! absolute wall-clock claims.
 
+pub mod external_objects;
 pub mod iova;
 pub mod list_heap;
 pub mod probe;
@@ -46,6 +47,11 @@ pub const ALL: &[Scenario] = &[
         name: "iova",
         about: "GPU address allocator against util_vma_heap's algorithm and offset-allocator",
         run: iova::run,
+    },
+    Scenario {
+        name: "external-objects",
+        about: "Vulkan-exported image layouts through the metadata record into a GL importer, plus legacy and hostile records",
+        run: external_objects::run,
     },
 ];
 
