@@ -529,13 +529,11 @@ impl SyncobjTable {
     }
 
     /// How many handles the file holds (leak report).
-    #[allow(dead_code)] // Called by the leak report in mod.rs.
     pub(crate) fn len(&self) -> usize {
         lock(&self.inner).len()
     }
 
     /// Drops every handle (`drm_syncobj_release`, at file close).
-    #[allow(dead_code)] // Called at file close in mod.rs.
     pub(crate) fn clear(&self) {
         let old = std::mem::take(&mut *lock(&self.inner));
         drop(old);
