@@ -27,6 +27,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::Errno;
 
 pub mod device;
+pub mod metadata;
 pub mod va_heap;
 
 /// An error on its way out through the C ABI: the errno C sees and the sentence it can read.
