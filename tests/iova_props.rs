@@ -8,6 +8,8 @@
 //! the model's; every structural invariant. At the end: filling with pages leaves no hole, and
 //! freeing everything restores the single starting hole.
 
+#![allow(non_snake_case)] // unit suffixes: `base_B`
+
 use std::collections::{BTreeMap, HashMap};
 
 use msm_winsys::iova::{AllocFlags, Fence, VaError, VaHeap};

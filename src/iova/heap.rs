@@ -1,14 +1,16 @@
 //! [`VaHeap`]: the thread-safe, byte-addressed face of the allocator.
 //!
 //! Owns: argument checking, byte <-> granule-unit conversion and the lock. Locks: `VaHeap::state`
-//! (a mutex around [`HeapState`]); while it is held only [`Timelines`]' leaf mutex may be taken.
+//! (a [`SpinLock`] around [`HeapState`], see `lock.rs` for why not a mutex); while it is held only
+//! [`Timelines`]' leaf mutex may be taken.
 //! It is never held while waiting for a fence ([`FenceWait`] is called with no lock held).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::VaError;
 use super::fence::{Fence, FenceWait, Timelines};
+use super::lock::{SpinGuard, SpinLock};
 use super::place::Request;
 use super::state::{FixedMiss, HeapState};
 use crate::Errno;
@@ -66,7 +68,7 @@ pub const PAGE_B: u64 = 4096;
 
 /// A GPU address range allocator over any range of the 64-bit space. `Send + Sync`.
 pub struct VaHeap {
-    state: Mutex<HeapState>,
+    state: SpinLock<HeapState>,
     timelines: Arc<Timelines>,
     granule_shift: u32,
     start_B: u64,
@@ -105,7 +107,7 @@ impl VaHeap {
         let shift = granule_B.trailing_zeros();
         let (start, end) = (start_B >> shift, (end_B >> shift) as u64);
         Ok(VaHeap {
-            state: Mutex::new(HeapState::new(start, end, timelines.clone())),
+            state: SpinLock::new(HeapState::new(start, end, timelines.clone())),
             timelines,
             granule_shift: shift,
             start_B,
@@ -113,10 +115,8 @@ impl VaHeap {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HeapState> {
-        // A panic inside the lock leaves the state as consistent as the last completed call; the
-        // boundary already reported it, so keep serving.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> SpinGuard<'_, HeapState> {
+        self.state.lock()
     }
 
     fn units(&self, size_B: u64) -> Result<u64, VaError> {
@@ -309,7 +309,7 @@ impl VaHeap {
 
     /// The largest hole in bytes, or `None` when the heap is busy (a debug read: never blocks).
     pub fn try_largest_hole(&self) -> Option<u64> {
-        let s = self.state.try_lock().ok()?;
+        let s = self.state.try_lock()?;
         Some(s.largest_hole() << self.granule_shift)
     }
 

@@ -2,7 +2,8 @@
 //! direction and no-cross, fixed-address requests, and frees deferred to a fence.
 //!
 //! Owns: the free ranges of one VM and the ranges waiting on a fence before reuse.
-//! Locks: `VaHeap::state` (one mutex per heap) -> `Timelines::completed` (a leaf mutex). Neither
+//! Locks: `VaHeap::state` (one spin-then-yield lock per heap, `lock.rs`) -> `Timelines::completed`
+//! (a leaf mutex). Neither
 //! is held while the kernel is called; the only call that may reach the kernel,
 //! [`VaHeap::alloc_addr_wait`], calls [`FenceWait`] with no lock held.
 //!
@@ -11,12 +12,13 @@
 //! the 64-bit space, including `[4096, 2^64)`. Each range of the heap is one block in an
 //! address-linked list (`blocks`); a block is a hole, a live allocation or a deferred free.
 //! - Holes sit in 496 size bins with two bitmaps (`bins`, TLSF-like: 8 bins per power of two).
-//! - Holes and deferred ranges are also in a `BTreeMap` keyed by their last unit (`state`): it
-//!   answers fixed-address requests in O(log n). Keying by the *last* unit means a bottom-up
-//!   allocation, which shrinks a hole from below, and a free that merges into the hole after it,
-//!   leave the key alone: the common paths touch the tree only when a hole appears or vanishes.
-//! - Live allocations are in a hash map by address, so a free is checked (exact address and size)
-//!   and merged with its neighbours through the address links in O(1).
+//! - About one block in 16, chosen at random, plus the heap's last block, is an "anchor" in a
+//!   `BTreeMap` keyed by its last unit (`state`). The block holding an address is found by one tree
+//!   search for the first anchor at or above it and a walk down the address links (16 blocks on
+//!   average): fixed-address requests are O(log n) expected, and allocations and frees touch the
+//!   tree only when they make or destroy an anchor (1 time in 16), which is what makes them cheap.
+//! - Live allocations are in an open-addressing table by address (`live`), so a free is checked
+//!   (exact address and size) and merged with its neighbours through the address links in O(1).
 //!
 //! # What an allocation promises
 //! - It is aligned, inside one hole, and never crosses a multiple of `2^no_cross_shift` (both
@@ -38,7 +40,7 @@
 //!   heap and bottom-up ones from the bottom, which is what turnip's replayable-address split
 //!   needs; after heavy churn neither end is promised. An exact "highest fitting address" would
 //!   need a tree augmented with subtree maximum hole sizes (as Linux's drm_mm); we chose O(1).
-//! - Fixed address: O(log n); `AddressTaken` (live allocation in the way) is distinct from
+//! - Fixed address: O(log n) expected; `AddressTaken` (live allocation in the way) is distinct from
 //!   `NoSpace`, and `AddressDeferred` says only deferred frees are in the way.
 //!
 //! # Deferred frees
@@ -54,6 +56,8 @@ mod deferred;
 mod error;
 mod fence;
 mod heap;
+mod live;
+mod lock;
 mod place;
 mod state;
 

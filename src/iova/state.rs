@@ -10,40 +10,15 @@
 //! down the address links, [`ANCHOR_ONE_IN`] blocks on average: O(log n) expected. Because only
 //! sampled blocks are in the tree, allocations and frees touch it 1 time in [`ANCHOR_ONE_IN`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::bins::{bin_at_least, bin_min, bin_of, Bins};
 use super::blocks::{Slab, State, NIL};
 use super::deferred::Deferred;
 use super::fence::{Fence, Timelines};
+use super::live::LiveMap;
 use super::place::{place, Request};
-
-/// A hasher for unit addresses: one folded 128-bit multiply. Keys are not attacker-chosen
-/// (the heap hands them out), so no DoS-resistant hashing is needed.
-#[derive(Default)]
-pub(crate) struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        let p = ((self.0 ^ x) as u128) * 0x9e37_79b9_7f4a_7c15_u128;
-        self.0 = (p as u64) ^ ((p >> 64) as u64);
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.write_u64(x as u64)
-    }
-}
-
-type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
 
 /// Why a fixed-address request failed, in units; the heap turns it into a [`super::VaError`].
 pub(crate) enum FixedMiss {
@@ -65,7 +40,7 @@ pub(crate) struct HeapState {
     /// xorshift64 state choosing anchors.
     rng: u64,
     /// Live nodes by first unit: frees are checked against it in O(1).
-    live: AddrMap<u32>,
+    live: LiveMap,
     deferred: Deferred,
     timelines: Arc<Timelines>,
     free_units: u64,
@@ -82,7 +57,7 @@ impl HeapState {
             bins: Bins::default(),
             anchors: BTreeMap::new(),
             rng: 0x2545_f491_4f6c_dd1d,
-            live: AddrMap::default(),
+            live: LiveMap::default(),
             deferred: Deferred::default(),
             timelines,
             free_units: end - start,
@@ -237,17 +212,21 @@ impl HeapState {
         self.free_units += units;
     }
 
-    /// The live node at `start` if it has exactly `units` units.
-    fn live_node(&self, start: u64, units: u64) -> Result<u32, NotLive> {
-        match self.live.get(&start) {
-            Some(&x) if self.slab[x].units == units => Ok(x),
-            _ => Err(NotLive),
+    /// Removes and returns the live node at `start` if it has exactly `units` units (one hash
+    /// lookup); otherwise changes nothing.
+    fn take_live(&mut self, start: u64, units: u64) -> Result<u32, NotLive> {
+        match self.live.remove(start) {
+            Some(x) if self.slab[x].units == units => Ok(x),
+            Some(x) => {
+                self.live.insert(start, x);
+                Err(NotLive)
+            }
+            None => Err(NotLive),
         }
     }
 
     pub fn free(&mut self, start: u64, units: u64) -> Result<(), NotLive> {
-        let x = self.live_node(start, units)?;
-        self.live.remove(&start);
+        let x = self.take_live(start, units)?;
         self.release(x);
         Ok(())
     }
@@ -260,12 +239,12 @@ impl HeapState {
         fence: Fence,
         key: Option<u64>,
     ) -> Result<(), NotLive> {
-        let x = self.live_node(start, units)?;
+        let x = self.take_live(start, units)?;
         let (wide, done) = self.timelines.widen(fence);
         if done.is_some_and(|d| wide <= d) {
-            return self.free(start, units);
+            self.release(x);
+            return Ok(());
         }
-        self.live.remove(&start);
         let n = &mut self.slab[x];
         n.state = State::Deferred;
         n.tag = n.tag.wrapping_add(1);
@@ -398,7 +377,8 @@ impl HeapState {
         let first = (0..self.slab.nodes.len() as u32)
             .find(|&i| self.slab[i].state != State::Vacant && self.slab[i].addr_prev == NIL)
             .ok_or("no first block")?;
-        let (mut at, mut x, mut count, mut anchors) = (self.start, first, 0usize, 0usize);
+        let (mut at, mut x, mut count, mut anchors, mut used) =
+            (self.start, first, 0usize, 0usize, 0);
         let (mut free, mut deferred, mut prev_free) = (0u64, 0u64, false);
         while x != NIL {
             let n = self.slab[x];
@@ -425,7 +405,8 @@ impl HeapState {
                 }
                 State::Deferred => deferred += n.units,
                 State::Used => {
-                    if self.live.get(&n.start) != Some(&x) {
+                    used += 1;
+                    if self.live.get(n.start) != Some(x) {
                         return Err(format!("live block at {at} not in the live map"));
                     }
                 }
@@ -438,6 +419,12 @@ impl HeapState {
         }
         if at != self.end {
             return Err(format!("blocks end at {at}, heap at {}", self.end));
+        }
+        if used != self.live.len() {
+            return Err(format!(
+                "{used} live blocks, {} in the live map",
+                self.live.len()
+            ));
         }
         if count != self.slab.live_count() || anchors != self.anchors.len() {
             return Err(format!(
