@@ -27,6 +27,7 @@ impl Errno {
     pub const ENOSPC: Errno = Errno(libc::ENOSPC);
     pub const EPIPE: Errno = Errno(libc::EPIPE);
     pub const ERANGE: Errno = Errno(libc::ERANGE);
+    pub const ETIME: Errno = Errno(libc::ETIME);
     pub const ETIMEDOUT: Errno = Errno(libc::ETIMEDOUT);
     pub const EALREADY: Errno = Errno(libc::EALREADY);
     pub const EOVERFLOW: Errno = Errno(libc::EOVERFLOW);
@@ -67,6 +68,7 @@ impl Errno {
             libc::EPIPE => "EPIPE",
             libc::ERANGE => "ERANGE",
             libc::ENOSYS => "ENOSYS",
+            libc::ETIME => "ETIME",
             libc::ETIMEDOUT => "ETIMEDOUT",
             libc::EALREADY => "EALREADY",
             libc::EOVERFLOW => "EOVERFLOW",

@@ -15,11 +15,15 @@ const DRIVER_DESC: &str = "MSM Snapdragon DRM";
 const PAGE_SIZE: u32 = 4096;
 
 /// `drm_copy_field`: copies at most the caller's length, always reports the full length.
-fn copy_field(buf: u64, buf_len: &mut u64, value: &str) -> Result<(), Errno> {
-    let n = (value.len() as u64).min(*buf_len) as usize;
-    *buf_len = value.len() as u64;
-    if n > 0 && buf != 0 {
-        user::write_bytes(buf, &value.as_bytes()[..n])?;
+fn copy_field(
+    buf: *mut std::ffi::c_char,
+    buf_len: &mut drm_sys::__kernel_size_t,
+    value: &str,
+) -> Result<(), Errno> {
+    let n = value.len().min(*buf_len as usize);
+    *buf_len = value.len() as _;
+    if n > 0 && !buf.is_null() {
+        user::write_bytes(buf as u64, &value.as_bytes()[..n])?;
     }
     Ok(())
 }
@@ -29,16 +33,9 @@ pub(super) fn version(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
         v.version_major = 1;
         v.version_minor = file.dev.options.uapi_minor as i32;
         v.version_patchlevel = 0;
-        let mut len = v.name_len as u64;
-        copy_field(v.name as u64, &mut len, DRIVER_NAME)?;
-        v.name_len = len as _;
-        let mut len = v.date_len as u64;
-        copy_field(v.date as u64, &mut len, DRIVER_DATE)?;
-        v.date_len = len as _;
-        let mut len = v.desc_len as u64;
-        copy_field(v.desc as u64, &mut len, DRIVER_DESC)?;
-        v.desc_len = len as _;
-        Ok(())
+        copy_field(v.name, &mut v.name_len, DRIVER_NAME)?;
+        copy_field(v.date, &mut v.date_len, DRIVER_DATE)?;
+        copy_field(v.desc, &mut v.desc_len, DRIVER_DESC)
     })
 }
 
