@@ -1,7 +1,7 @@
 //! msm-winsys: everything Mesa's Adreno drivers (turnip, freedreno) need from the Linux msm kernel
 //! driver, with a model of that driver so all of it runs without an Adreno GPU.
 //!
-//! Layers, top to bottom (nothing calls upward; see `docs/architecture.md`):
+//! Layers, top to bottom (nothing calls upward; README.md has the map):
 //! - [`ffi`]: the C ABI (`include/msm_winsys.h`): opaque handles, negative-errno results, panic boundary.
 //! - [`device`]: probe and mode choice; [`iova`]: the GPU address allocator.
 //! - [`kernel`]: the raw-ioctl boundary (`Kernel` trait) and the typed ioctl helpers that pack uAPI structs.

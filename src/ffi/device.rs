@@ -21,10 +21,7 @@ pub const MSMWS_VM_MODE_VM_BIND: u32 = 1;
 pub const MSMWS_VM_MODE_USERSPACE_IOVA: u32 = 2;
 /// The kernel picks each BO's address (GEM_INFO(GET_IOVA)).
 pub const MSMWS_VM_MODE_KERNEL_IOVA: u32 = 3;
-// Literals so cbindgen can write them into the header; these keep them equal to `VmMode`.
-const _: () = assert!(MSMWS_VM_MODE_VM_BIND == VmMode::VmBind as u32);
-const _: () = assert!(MSMWS_VM_MODE_USERSPACE_IOVA == VmMode::UserspaceIova as u32);
-const _: () = assert!(MSMWS_VM_MODE_KERNEL_IOVA == VmMode::KernelIova as u32);
+// Literals so cbindgen can write them into the header; a test keeps them equal to `VmMode`.
 
 /// What the device probe found. Filled by `msmws_device_get_info`.
 #[repr(C)]
@@ -182,6 +179,13 @@ pub extern "C" fn msmws_device_destroy(dev: *mut msmws_device) {
 mod tests {
     use super::*;
     use std::ptr;
+
+    #[test]
+    fn vm_mode_constants_match_the_enum() {
+        assert_eq!(MSMWS_VM_MODE_VM_BIND, VmMode::VmBind as u32);
+        assert_eq!(MSMWS_VM_MODE_USERSPACE_IOVA, VmMode::UserspaceIova as u32);
+        assert_eq!(MSMWS_VM_MODE_KERNEL_IOVA, VmMode::KernelIova as u32);
+    }
 
     #[test]
     fn sim_device_round_trip_and_bad_input() {
