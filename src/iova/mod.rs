@@ -31,8 +31,9 @@
 //!   sure-fit size exists at all (the heap is nearly full or badly fragmented for that size); it is
 //!   what makes the "never fails while some hole fits" rule exact where TLSF alone would miss holes
 //!   of the right size that share a bin with smaller ones.
-//! - Bottom-up (default): the hole is the good-fit one above (smallest size class that surely fits,
-//!   which keeps big holes big), and the allocation is at the lowest valid address in it. It is
+//! - Bottom-up (default): the hole is the first of at most 4 holes of the request's own size
+//!   classes that holds it, else the good-fit one above (smallest size class that surely fits),
+//!   which keeps big holes big; the allocation is at the lowest valid address in it. It is
 //!   *not* the lowest address in the heap, as util_vma_heap's first fit would give.
 //! - Top-down: the hole is one from the largest non-empty size class when that class surely fits
 //!   (otherwise as bottom-up), and the allocation is at the highest valid address in it. While the

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::bins::{bin_at_least, bin_min, bin_of, Bins};
+use super::bins::{bin_at_least, bin_min, bin_of, Bins, NBINS};
 use super::blocks::{Slab, State, NIL};
 use super::deferred::Deferred;
 use super::fence::{Fence, Timelines};
@@ -28,6 +28,9 @@ pub(crate) enum FixedMiss {
 
 /// Why a free failed: the range is not a live allocation of that size.
 pub(crate) struct NotLive;
+
+/// Holes of the request's own size classes tried before a bigger class is split (bottom-up).
+const PROBES: usize = 4;
 
 /// On average one block in this many is in the anchor index.
 pub(crate) const ANCHOR_ONE_IN: u64 = 16;
@@ -83,9 +86,11 @@ impl HeapState {
 
     /// The hole and start for `req`, or `None` if no hole holds it.
     ///
-    /// Fast path (O(1)): a hole from the first non-empty bin whose every hole is at least
-    /// `req.sure_fit()` units; top-down first tries the largest bin. Exact fallback, only when no
-    /// such hole exists: every hole in the bins from `bin_of(units)` up to that bin is tried.
+    /// Bottom-up first tries up to [`PROBES`] holes of the request's own size classes (below the
+    /// sure-fit class), so a fitting small hole is used before a bigger one is split; top-down
+    /// first tries the largest bin. Then the fast path (O(1)): a hole from the first non-empty bin
+    /// whose every hole is at least `req.sure_fit()` units. Exact fallback, only when no such hole
+    /// exists: every hole in the bins from `bin_of(units)` up is tried.
     fn find(&self, req: &Request) -> Option<(u32, u64)> {
         let sure = req.sure_fit();
         let sure_bin = bin_at_least(sure);
@@ -101,14 +106,26 @@ impl HeapState {
             if let Some(b) = self.bins.last().filter(|&b| b >= sure_bin) {
                 return first_fit(b);
             }
+        } else if let Some(found) = self.scan(req, bin_of(req.units), sure_bin, PROBES) {
+            // A hole of the request's own size class that holds it: splits no bigger hole.
+            return Some(found);
         }
         if let Some(b) = self.bins.first_from(sure_bin) {
             return first_fit(b);
         }
-        let mut bin = bin_of(req.units);
-        while let Some(b) = self.bins.first_from(bin) {
+        self.scan(req, bin_of(req.units), NBINS, usize::MAX)
+    }
+
+    /// The first hole in bins `[from, to)` that holds `req`, trying at most `budget` holes.
+    fn scan(&self, req: &Request, from: usize, to: usize, mut budget: usize) -> Option<(u32, u64)> {
+        let mut bin = from;
+        while let Some(b) = self.bins.first_from(bin).filter(|&b| b < to) {
             let mut h = self.bins.head(b);
             while h != NIL {
+                if budget == 0 {
+                    return None;
+                }
+                budget -= 1;
                 let n = &self.slab[h];
                 if let Some(c) = place(n.start, n.end(), req) {
                     return Some((h, c));
@@ -440,7 +457,7 @@ impl HeapState {
             ));
         }
         let mut binned = 0;
-        for b in 0..super::bins::NBINS {
+        for b in 0..NBINS {
             let mut h = self.bins.head(b);
             if (self.bins.first_from(b) == Some(b)) != (h != NIL) {
                 return Err(format!("bitmap of bin {b} wrong"));

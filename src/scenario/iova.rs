@@ -334,7 +334,7 @@ pub fn run(effort: Effort) -> Outcome {
     let mib = |m: &Measure| {
         format!(
             "{} MiB ({} failed)",
-            m.largest_hole_pages * PAGE >> 20,
+            (m.largest_hole_pages * PAGE) >> 20,
             m.failed_allocs
         )
     };
