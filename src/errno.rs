@@ -34,6 +34,7 @@ impl Errno {
     pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
     pub const EEXIST: Errno = Errno(libc::EEXIST);
     pub const ENOSYS: Errno = Errno(libc::ENOSYS);
+    pub const ECANCELED: Errno = Errno(libc::ECANCELED);
     /// Kernel-internal `ETOOSMALL`, returned to userspace by GET_METADATA.
     pub const ETOOSMALL: Errno = Errno(525);
 
@@ -68,6 +69,7 @@ impl Errno {
             libc::EPIPE => "EPIPE",
             libc::ERANGE => "ERANGE",
             libc::ENOSYS => "ENOSYS",
+            libc::ECANCELED => "ECANCELED",
             libc::ETIME => "ETIME",
             libc::ETIMEDOUT => "ETIMEDOUT",
             libc::EALREADY => "EALREADY",
