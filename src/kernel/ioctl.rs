@@ -175,3 +175,50 @@ pub fn set_param_str(k: &dyn Kernel, param: u32, value: &str) -> Result<(), Kern
         format!("SET_PARAM({})", param_name(param))
     })
 }
+
+fn gem_info(k: &dyn Kernel, arg: &mut drm_msm_gem_info, what: &str) -> Result<(), KernelError> {
+    let handle = arg.handle;
+    call(k, DRM_IOCTL_MSM_GEM_INFO, arg, || format!("GEM_INFO({what}, handle {handle})"))
+}
+
+/// GEM_INFO(SET_METADATA): stores up to 128 opaque bytes with the object (more is EOVERFLOW).
+pub fn gem_set_metadata(k: &dyn Kernel, handle: u32, bytes: &[u8]) -> Result<(), KernelError> {
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    let mut arg = drm_msm_gem_info {
+        handle,
+        info: MSM_INFO_SET_METADATA,
+        value: bytes.as_ptr() as u64,
+        len,
+        pad: 0,
+    };
+    gem_info(k, &mut arg, "SET_METADATA")
+}
+
+/// GEM_INFO(GET_METADATA): the object's metadata, empty when it has none.
+///
+/// Asks for the length first, then for that many bytes; if another thread stored longer metadata
+/// in between (ETOOSMALL), asks again. The buffer is zeroed before each read: kernels before the
+/// v7.1 fix return 0 even when the read failed, leaving it untouched, and the caller must be able
+/// to tell (zeros are never valid metadata of this project's format).
+pub fn gem_get_metadata(k: &dyn Kernel, handle: u32) -> Result<Vec<u8>, KernelError> {
+    const ATTEMPTS: usize = 4;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let mut arg = drm_msm_gem_info { handle, info: MSM_INFO_GET_METADATA, ..Default::default() };
+        gem_info(k, &mut arg, "GET_METADATA length")?;
+        if arg.len == 0 {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0u8; arg.len as usize];
+        arg.value = buf.as_mut_ptr() as u64;
+        match gem_info(k, &mut arg, "GET_METADATA") {
+            Ok(()) => {
+                buf.truncate(arg.len as usize);
+                return Ok(buf);
+            }
+            Err(e) if e.errno == Errno::ETOOSMALL => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("at least one attempt failed with ETOOSMALL"))
+}

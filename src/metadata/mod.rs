@@ -12,11 +12,13 @@
 //! A compositor importing a hostile client's buffer gets either an error or a layout whose every
 //! byte lies inside the buffer: the checksum catches accidents, the bounds rules catch malice.
 
+mod bo;
 pub mod codec;
 mod error;
 pub mod format;
 pub mod layout;
 
+pub use bo::{load, store, BoMetadataError};
 pub use codec::{decode, encode, freedreno_modifier, reseal, Encoded, Imported, ImportedImage};
 pub use error::MetadataError;
 pub use layout::{

@@ -347,13 +347,15 @@ pub(super) fn gem_info(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
                     a.len = obj.lock().metadata.len() as u32;
                     return Ok(());
                 }
-                file.inject("GEM_INFO:GET_METADATA")?;
-                let buf = obj.lock().metadata.clone();
-                let ret = if (a.len as usize) < buf.len() {
-                    Err(Errno::ETOOSMALL)
-                } else {
-                    user::write_bytes(a.value, &buf).map(|()| a.len = buf.len() as u32)
-                };
+                // The interruptible object lock (an injection point), then the copy.
+                let ret = file.inject("GEM_INFO:GET_METADATA").and_then(|()| {
+                    let buf = obj.lock().metadata.clone();
+                    if (a.len as usize) < buf.len() {
+                        Err(Errno::ETOOSMALL)
+                    } else {
+                        user::write_bytes(a.value, &buf).map(|()| a.len = buf.len() as u32)
+                    }
+                });
                 // Kernels before the v7.1 fix returned 0 whatever happened.
                 if file.dev.options.get_metadata_returns_0 {
                     Ok(())
