@@ -150,6 +150,9 @@ struct Measure {
     /// Nanoseconds per alloc+free pair; `None` if the fill did not finish within the budget.
     ns_per_pair: Option<f64>,
     pairs: usize,
+    /// Allocations made while building the live set, and nanoseconds per allocation doing it.
+    filled: usize,
+    ns_per_fill_alloc: f64,
     failed_allocs: usize,
     largest_hole_pages: u64,
 }
@@ -166,6 +169,8 @@ fn measure<S: Subject>(s: &mut S, w: &Workload, budget: Duration) -> Measure {
         if i % 1024 == 0 && start.elapsed() > budget {
             return Measure {
                 ns_per_pair: None,
+                filled: i + 1,
+                ns_per_fill_alloc: start.elapsed().as_nanos() as f64 / (i + 1) as f64,
                 failed_allocs: failed,
                 ..Measure::default()
             };
@@ -193,6 +198,8 @@ fn measure<S: Subject>(s: &mut S, w: &Workload, budget: Duration) -> Measure {
     Measure {
         ns_per_pair: Some(ns),
         pairs,
+        filled: w.fill.len(),
+        ns_per_fill_alloc: (t0 - start).as_nanos() as f64 / w.fill.len().max(1) as f64,
         failed_allocs: failed,
         largest_hole_pages: s.largest_hole_pages(),
     }
@@ -254,10 +261,13 @@ struct Plan {
     threads: (usize, usize),
 }
 
-fn fmt_ns(m: &Measure) -> String {
+fn fmt_ns(m: &Measure, live: usize) -> String {
     match m.ns_per_pair {
         Some(ns) => format!("{ns:.0}"),
-        None => "fill > budget".into(),
+        None => format!(
+            "fill over budget: {} of {} made, {:.0} ns each",
+            m.filled, live, m.ns_per_fill_alloc
+        ),
     }
 }
 
@@ -314,9 +324,9 @@ pub fn run(effort: Effort) -> Outcome {
         worst_vs_offset = worst_vs_offset.max(vs_offset.unwrap_or(f64::INFINITY));
         rows.push(vec![
             format!("ns per alloc+free pair, {live} live"),
-            fmt_ns(&ours),
-            format!("{} ({} pairs)", fmt_ns(&list), list.pairs),
-            fmt_ns(&offset),
+            fmt_ns(&ours, live),
+            format!("{} ({} pairs)", fmt_ns(&list, live), list.pairs),
+            fmt_ns(&offset, live),
             fmt_ratio(speedup),
             fmt_ratio(vs_offset),
         ]);
@@ -324,6 +334,8 @@ pub fn run(effort: Effort) -> Outcome {
             "live": live,
             "ns_per_pair": {"ours": ours.ns_per_pair, "list": list.ns_per_pair, "offset_allocator": offset.ns_per_pair},
             "pairs": {"ours": ours.pairs, "list": list.pairs, "offset_allocator": offset.pairs},
+            "fill_ns_per_alloc": {"ours": ours.ns_per_fill_alloc, "list": list.ns_per_fill_alloc, "offset_allocator": offset.ns_per_fill_alloc},
+            "filled": {"ours": ours.filled, "list": list.filled, "offset_allocator": offset.filled},
             "failed_allocs": {"ours": ours.failed_allocs, "list": list.failed_allocs, "offset_allocator": offset.failed_allocs},
         }));
     }
