@@ -3,8 +3,15 @@
 use std::process::Command;
 
 fn msmws(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_msmws")).args(args).output().expect("run msmws");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_msmws"))
+        .args(args)
+        .output()
+        .expect("run msmws");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -12,7 +19,11 @@ fn info_sim_a618_shows_4gib_va_no_prr_vm_bind() {
     let (ok, out, _) = msmws(&["info", "--sim", "a618"]);
     assert!(ok);
     assert!(out.contains("0x100000000 + 4 GiB"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("prr") && l.ends_with("no")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("prr") && l.ends_with("no")),
+        "{out}"
+    );
     assert!(out.contains("VM_BIND"), "{out}");
 }
 
@@ -30,10 +41,16 @@ fn info_sim_a750_json_shows_va_size_and_prr() {
 fn info_on_a_non_msm_node_fails_with_a_sentence() {
     let (ok, _, err) = msmws(&["info", "--device", "/dev/null"]);
     assert!(!ok);
-    assert!(err.contains("not a DRM device") && err.contains("ENODEV"), "{err}");
+    assert!(
+        err.contains("not a DRM device") && err.contains("ENODEV"),
+        "{err}"
+    );
     let (ok, _, err) = msmws(&["info", "--device", "/nonexistent/renderD128"]);
     assert!(!ok);
-    assert!(err.contains("cannot open") && err.contains("ENOENT"), "{err}");
+    assert!(
+        err.contains("cannot open") && err.contains("ENOENT"),
+        "{err}"
+    );
 }
 
 #[test]

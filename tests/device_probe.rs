@@ -26,7 +26,10 @@ fn a618_shows_4gib_va_no_prr_vm_bind() {
 fn a750_shows_2_pow_48_minus_4gib_with_prr() {
     let d = Device::new_sim("a750").unwrap();
     let i = d.info();
-    assert_eq!((i.va_start, i.va_size_B), (0x1_0000_0000, (1 << 48) - (4 << 30)));
+    assert_eq!(
+        (i.va_start, i.va_size_B),
+        (0x1_0000_0000, (1 << 48) - (4 << 30))
+    );
     assert!(i.has_prr);
     assert_eq!(i.mode, VmMode::VmBind);
     assert_eq!(i.chip_name, "a750");
@@ -36,15 +39,31 @@ fn a750_shows_2_pow_48_minus_4gib_with_prr() {
 
 #[test]
 fn uapi_1_12_falls_back_to_userspace_iova() {
-    let f = file_with("a660", SimOptions { uapi_minor: 12, ..Default::default() });
+    let f = file_with(
+        "a660",
+        SimOptions {
+            uapi_minor: 12,
+            ..Default::default()
+        },
+    );
     let d = Device::new(Box::new(f), ProbeOptions::default()).unwrap();
     assert_eq!(d.info().mode, VmMode::UserspaceIova);
-    assert!(d.info().mode_reason.contains("needs 1.13"), "{}", d.info().mode_reason);
+    assert!(
+        d.info().mode_reason.contains("needs 1.13"),
+        "{}",
+        d.info().mode_reason
+    );
 }
 
 #[test]
 fn no_per_process_pgtables_gives_kernel_iova() {
-    let f = file_with("a618", SimOptions { per_process_pgtables: false, ..Default::default() });
+    let f = file_with(
+        "a618",
+        SimOptions {
+            per_process_pgtables: false,
+            ..Default::default()
+        },
+    );
     let d = Device::new(Box::new(f), ProbeOptions::default()).unwrap();
     assert_eq!(d.info().mode, VmMode::KernelIova);
     assert_eq!((d.info().va_start, d.info().va_size_B), (0, 0));
@@ -56,20 +75,45 @@ fn a_used_fd_cannot_enter_vm_bind_and_says_why() {
     ioctl::get_param(&f, MSM_PARAM_GPU_ID).unwrap();
     let d = Device::new(Box::new(f), ProbeOptions::default()).unwrap();
     assert_eq!(d.info().mode, VmMode::UserspaceIova);
-    assert!(d.info().mode_reason.contains("EBUSY"), "{}", d.info().mode_reason);
+    assert!(
+        d.info().mode_reason.contains("EBUSY"),
+        "{}",
+        d.info().mode_reason
+    );
 }
 
 #[test]
 fn caller_can_refuse_vm_bind() {
     let f = file_with("a750", SimOptions::default());
-    let d = Device::new(Box::new(f), ProbeOptions { allow_vm_bind: false, allow_userspace_iova: true }).unwrap();
+    let d = Device::new(
+        Box::new(f),
+        ProbeOptions {
+            allow_vm_bind: false,
+            allow_userspace_iova: true,
+        },
+    )
+    .unwrap();
     assert_eq!(d.info().mode, VmMode::UserspaceIova);
 }
 
 #[test]
 fn uapi_older_than_1_6_is_refused() {
-    assert!(SimOptions { uapi_minor: 5, ..Default::default() }.uapi_minor < 6);
-    assert!(msm_winsys::sim::Sim::with_options("a618", SimOptions { uapi_minor: 5, ..Default::default() }).is_err());
+    assert!(
+        SimOptions {
+            uapi_minor: 5,
+            ..Default::default()
+        }
+        .uapi_minor
+            < 6
+    );
+    assert!(msm_winsys::sim::Sim::with_options(
+        "a618",
+        SimOptions {
+            uapi_minor: 5,
+            ..Default::default()
+        }
+    )
+    .is_err());
 }
 
 #[test]

@@ -9,25 +9,42 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use ash::vk;
 use common::{file_with, raw};
 use msm_winsys::kernel::Kernel;
-use msm_winsys::metadata::{self, layout, BoMetadataError, Identity, ImageDesc, Imported, MetadataError};
+use msm_winsys::metadata::{
+    self, layout, BoMetadataError, Identity, ImageDesc, Imported, MetadataError,
+};
 use msm_winsys::sim::{Injection, Sim, SimOptions};
 use msm_winsys::uapi::*;
 use msm_winsys::Errno;
 
-const ID: Identity = Identity { chip_id: 0xffff_4305_1401, driver_id: 0x1234_5678_9abc_def0 };
+const ID: Identity = Identity {
+    chip_id: 0xffff_4305_1401,
+    driver_id: 0x1234_5678_9abc_def0,
+};
 
 fn gem_new(k: &dyn Kernel, size: u64) -> u32 {
-    let mut a = drm_msm_gem_new { size, flags: MSM_BO_WC, handle: 0 };
+    let mut a = drm_msm_gem_new {
+        size,
+        flags: MSM_BO_WC,
+        handle: 0,
+    };
     raw(k, DRM_IOCTL_MSM_GEM_NEW, &mut a).unwrap();
     a.handle
 }
 
 fn share(from: &dyn Kernel, handle: u32, to: &dyn Kernel) -> u32 {
-    let mut e = drm_prime_handle { handle, flags: DRM_CLOEXEC | DRM_RDWR, fd: -1 };
+    let mut e = drm_prime_handle {
+        handle,
+        flags: DRM_CLOEXEC | DRM_RDWR,
+        fd: -1,
+    };
     raw(from, DRM_IOCTL_PRIME_HANDLE_TO_FD, &mut e).unwrap();
     // SAFETY: a new fd from the model.
     let fd = unsafe { OwnedFd::from_raw_fd(e.fd) };
-    let mut i = drm_prime_handle { handle: 0, flags: 0, fd: fd.as_raw_fd() };
+    let mut i = drm_prime_handle {
+        handle: 0,
+        flags: 0,
+        fd: fd.as_raw_fd(),
+    };
     raw(to, DRM_IOCTL_PRIME_FD_TO_HANDLE, &mut i).unwrap();
     i.handle
 }
@@ -59,7 +76,10 @@ fn gl_importer_reconstructs_the_vulkan_exporters_layout() {
 fn a_buffer_without_metadata_is_no_metadata() {
     let f = Sim::new("a750").unwrap().open().unwrap();
     let h = gem_new(&f, 4096);
-    assert_eq!(metadata::load(&f, h, 4096, &ID), Err(BoMetadataError::Metadata(MetadataError::NoMetadata)));
+    assert_eq!(
+        metadata::load(&f, h, 4096, &ID),
+        Err(BoMetadataError::Metadata(MetadataError::NoMetadata))
+    );
 }
 
 #[test]
@@ -77,7 +97,11 @@ fn metadata_that_grew_between_length_query_and_read_is_read_again() {
     let f = Sim::new("a750").unwrap().open().unwrap();
     let (h, lay, size_B) = export_image(&f);
     // The first read fails as if another thread had stored longer metadata in between.
-    f.sim().inject(Injection { point: "GEM_INFO:GET_METADATA".into(), nth: 1, errno: Errno::ETOOSMALL });
+    f.sim().inject(Injection {
+        point: "GEM_INFO:GET_METADATA".into(),
+        nth: 1,
+        errno: Errno::ETOOSMALL,
+    });
     match metadata::load(&f, h, size_B, &ID).unwrap() {
         Imported::Image(img) => assert_eq!(img.layout, lay),
         other => panic!("{other:?}"),
@@ -87,9 +111,19 @@ fn metadata_that_grew_between_length_query_and_read_is_read_again() {
 #[test]
 fn an_old_kernel_that_returned_nothing_is_no_metadata_not_garbage() {
     // Pre-v7.1 kernels return 0 from a failed GET_METADATA and copy nothing.
-    let f = file_with("a750", SimOptions { get_metadata_returns_0: true, ..Default::default() });
+    let f = file_with(
+        "a750",
+        SimOptions {
+            get_metadata_returns_0: true,
+            ..Default::default()
+        },
+    );
     let (h, _, size_B) = export_image(&f);
-    f.sim().inject(Injection { point: "GEM_INFO:GET_METADATA".into(), nth: 1, errno: Errno::ETOOSMALL });
+    f.sim().inject(Injection {
+        point: "GEM_INFO:GET_METADATA".into(),
+        nth: 1,
+        errno: Errno::ETOOSMALL,
+    });
     assert_eq!(
         metadata::load(&f, h, size_B, &ID),
         Err(BoMetadataError::Metadata(MetadataError::NoMetadata))

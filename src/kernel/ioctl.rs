@@ -178,7 +178,9 @@ pub fn set_param_str(k: &dyn Kernel, param: u32, value: &str) -> Result<(), Kern
 
 fn gem_info(k: &dyn Kernel, arg: &mut drm_msm_gem_info, what: &str) -> Result<(), KernelError> {
     let handle = arg.handle;
-    call(k, DRM_IOCTL_MSM_GEM_INFO, arg, || format!("GEM_INFO({what}, handle {handle})"))
+    call(k, DRM_IOCTL_MSM_GEM_INFO, arg, || {
+        format!("GEM_INFO({what}, handle {handle})")
+    })
 }
 
 /// GEM_INFO(SET_METADATA): stores up to 128 opaque bytes with the object (more is EOVERFLOW).
@@ -204,7 +206,11 @@ pub fn gem_get_metadata(k: &dyn Kernel, handle: u32) -> Result<Vec<u8>, KernelEr
     const ATTEMPTS: usize = 4;
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        let mut arg = drm_msm_gem_info { handle, info: MSM_INFO_GET_METADATA, ..Default::default() };
+        let mut arg = drm_msm_gem_info {
+            handle,
+            info: MSM_INFO_GET_METADATA,
+            ..Default::default()
+        };
         gem_info(k, &mut arg, "GET_METADATA length")?;
         if arg.len == 0 {
             return Ok(Vec::new());
@@ -221,4 +227,154 @@ pub fn gem_get_metadata(k: &dyn Kernel, handle: u32) -> Result<Vec<u8>, KernelEr
         }
     }
     Err(last.expect("at least one attempt failed with ETOOSMALL"))
+}
+
+// ---- GEM objects, PRIME, MADVISE, KMS (used by `crate::bo`) --------------------------------------
+
+/// MSM GEM_NEW: a new object of `size_B` bytes (the kernel rounds up to a page) with `MSM_BO_*`
+/// `flags`; returns its handle.
+pub fn gem_new(k: &dyn Kernel, size_B: u64, flags: u32) -> Result<u32, KernelError> {
+    let mut arg = drm_msm_gem_new {
+        size: size_B,
+        flags,
+        handle: 0,
+    };
+    call(k, DRM_IOCTL_MSM_GEM_NEW, &mut arg, || {
+        format!("GEM_NEW(size {size_B:#x}, flags {flags:#x})")
+    })?;
+    if arg.handle == 0 {
+        return Err(KernelError {
+            errno: Errno(libc::EPROTO),
+            call: "GEM_NEW returned handle 0".into(),
+        });
+    }
+    Ok(arg.handle)
+}
+
+/// GEM_CLOSE: drops this file's handle.
+pub fn gem_close(k: &dyn Kernel, handle: u32) -> Result<(), KernelError> {
+    let mut arg = drm_gem_close { handle, pad: 0 };
+    call(k, DRM_IOCTL_GEM_CLOSE, &mut arg, || {
+        format!("GEM_CLOSE(handle {handle})")
+    })
+}
+
+/// PRIME_HANDLE_TO_FD with `DRM_CLOEXEC | DRM_RDWR`: a new dma-buf fd of `handle`.
+pub fn prime_handle_to_fd(
+    k: &dyn Kernel,
+    handle: u32,
+) -> Result<std::os::fd::OwnedFd, KernelError> {
+    use std::os::fd::FromRawFd;
+    let mut arg = drm_prime_handle {
+        handle,
+        flags: DRM_CLOEXEC | DRM_RDWR,
+        fd: -1,
+    };
+    call(k, DRM_IOCTL_PRIME_HANDLE_TO_FD, &mut arg, || {
+        format!("PRIME_HANDLE_TO_FD(handle {handle})")
+    })?;
+    if arg.fd < 0 {
+        return Err(KernelError {
+            errno: Errno(libc::EPROTO),
+            call: format!("PRIME_HANDLE_TO_FD(handle {handle}) returned fd {}", arg.fd),
+        });
+    }
+    // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(arg.fd) })
+}
+
+/// PRIME_FD_TO_HANDLE: this file's handle of the dma-buf `fd` (the same handle for a dma-buf the
+/// file already knows).
+pub fn prime_fd_to_handle(k: &dyn Kernel, fd: std::os::fd::RawFd) -> Result<u32, KernelError> {
+    let mut arg = drm_prime_handle {
+        handle: 0,
+        flags: 0,
+        fd,
+    };
+    call(k, DRM_IOCTL_PRIME_FD_TO_HANDLE, &mut arg, || {
+        format!("PRIME_FD_TO_HANDLE(fd {fd})")
+    })?;
+    Ok(arg.handle)
+}
+
+/// MSM GEM_MADVISE: `madv` is `MSM_MADV_WILLNEED` or `MSM_MADV_DONTNEED`; returns `retained`
+/// (false: the object was purged and its contents are gone for good).
+pub fn gem_madvise(k: &dyn Kernel, handle: u32, madv: u32) -> Result<bool, KernelError> {
+    let mut arg = drm_msm_gem_madvise {
+        handle,
+        madv,
+        retained: 0,
+    };
+    call(k, DRM_IOCTL_MSM_GEM_MADVISE, &mut arg, || {
+        format!("GEM_MADVISE(handle {handle}, madv {madv})")
+    })?;
+    Ok(arg.retained != 0)
+}
+
+/// MSM GEM_INFO of a by-value kind (`GET_OFFSET`, `GET_IOVA`, `SET_IOVA`, `GET_FLAGS`).
+pub fn gem_info_value(
+    k: &dyn Kernel,
+    handle: u32,
+    info: u32,
+    value: u64,
+) -> Result<u64, KernelError> {
+    let mut arg = drm_msm_gem_info {
+        handle,
+        info,
+        value,
+        len: 0,
+        pad: 0,
+    };
+    call(k, DRM_IOCTL_MSM_GEM_INFO, &mut arg, || {
+        format!("GEM_INFO(handle {handle}, kind {info})")
+    })?;
+    Ok(arg.value)
+}
+
+/// A single-plane framebuffer for MODE_ADDFB2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FbLayout {
+    pub width: u32,
+    pub height: u32,
+    /// DRM fourcc, e.g. `DRM_FORMAT_XRGB8888` = `u32::from_le_bytes(*b"XR24")`.
+    pub fourcc: u32,
+    pub pitch_B: u32,
+    pub offset_B: u32,
+}
+
+/// MODE_ADDFB2 of one plane backed by `handle`; returns the framebuffer id.
+pub fn mode_addfb2(k: &dyn Kernel, handle: u32, fb: FbLayout) -> Result<u32, KernelError> {
+    let mut arg = drm_mode_fb_cmd2 {
+        width: fb.width,
+        height: fb.height,
+        pixel_format: fb.fourcc,
+        handles: [handle, 0, 0, 0],
+        pitches: [fb.pitch_B, 0, 0, 0],
+        offsets: [fb.offset_B, 0, 0, 0],
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_MODE_ADDFB2, &mut arg, || {
+        format!("MODE_ADDFB2(handle {handle}, {}x{})", fb.width, fb.height)
+    })?;
+    Ok(arg.fb_id)
+}
+
+/// MODE_RMFB.
+pub fn mode_rmfb(k: &dyn Kernel, fb_id: u32) -> Result<(), KernelError> {
+    let mut arg = fb_id;
+    call(k, DRM_IOCTL_MODE_RMFB, &mut arg, || {
+        format!("MODE_RMFB(fb {fb_id})")
+    })
+}
+
+/// MODE_PAGE_FLIP of `crtc_id` to `fb_id` (no flags: no event is asked for).
+pub fn mode_page_flip(k: &dyn Kernel, crtc_id: u32, fb_id: u32) -> Result<(), KernelError> {
+    let mut arg = drm_mode_crtc_page_flip {
+        crtc_id,
+        fb_id,
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_MODE_PAGE_FLIP, &mut arg, || {
+        format!("MODE_PAGE_FLIP(crtc {crtc_id}, fb {fb_id})")
+    })
 }

@@ -46,7 +46,12 @@ pub fn store(k: &dyn Kernel, handle: u32, record: &Encoded) -> Result<(), BoMeta
 ///
 /// "No metadata" is `MetadataError::NoMetadata` (ENODATA), whether the object has none or an old
 /// kernel returned nothing (an all-zero buffer); the caller then falls back to its own guess.
-pub fn load(k: &dyn Kernel, handle: u32, bo_size_B: u64, ours: &Identity) -> Result<Imported, BoMetadataError> {
+pub fn load(
+    k: &dyn Kernel,
+    handle: u32,
+    bo_size_B: u64,
+    ours: &Identity,
+) -> Result<Imported, BoMetadataError> {
     let bytes = ioctl::gem_get_metadata(k, handle).map_err(BoMetadataError::Kernel)?;
     if bytes.iter().all(|&b| b == 0) {
         return Err(BoMetadataError::Metadata(MetadataError::NoMetadata));
