@@ -24,30 +24,40 @@ pub fn plan(committed: &VaMirror, pending: &[BindOp]) -> Vec<BindOp> {
     diff(&before, &after)
 }
 
-/// The largest range one MAP may cover and still cost at most `budget` pages on its own, in whole
-/// 2 MiB tables (an unaligned start can touch one table more, and the upper levels cost up to 2 more
-/// per GiB crossing group, hence the margin).
-fn max_chunk_B(budget: u64) -> u64 {
+/// Cuts one op into contiguous pieces that each cost at most `budget` pages on their own (`budget`
+/// is at least 3, what one 4 KiB map costs): from each piece's start, the piece runs to the
+/// furthest 2 MiB boundary (or the op's end) that keeps its cost within budget, found by bisection.
+/// Contiguous pieces of one op map exactly what the op maps.
+fn pieces(op: BindOp, budget: u64) -> Vec<BindOp> {
     const TABLE_B: u64 = 2 << 20;
-    // Per 2 MiB of range: 1 last-level table, plus 1/512 of a 1 GiB-level one; margin for edges.
-    let tables = budget.saturating_sub(4).max(1);
-    tables * 512 / 513 * TABLE_B
-}
-
-/// Splits one op into pieces of at most `chunk_B`, cut at multiples of `chunk_B` from the op's
-/// start (the pieces are contiguous, so the kernel maps exactly the same thing).
-fn chunks(op: BindOp, chunk_B: u64) -> impl Iterator<Item = BindOp> {
-    let n = op.range_B.div_ceil(chunk_B).max(1);
-    (0..n).map(move |i| {
-        let start = i * chunk_B;
-        let len = chunk_B.min(op.range_B - start);
-        BindOp {
-            iova: op.iova + start,
-            range_B: len,
-            target: op.target.map(|t| t.advanced(start)),
-            dump: op.dump,
+    if op.is_unmap() || group_pages(op.iova, op.end()) <= budget {
+        return vec![op];
+    }
+    let mut out = Vec::new();
+    let mut at = op.iova;
+    while at < op.end() {
+        let base = at & !(TABLE_B - 1);
+        let end_of = |k: u64| (base + k * TABLE_B).min(op.end());
+        // k = 1 (to the next table boundary) always fits: it costs 3 pages.
+        let (mut lo, mut hi) = (1u64, (op.end() - base).div_ceil(TABLE_B));
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if group_pages(at, end_of(mid)) <= budget {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
         }
-    })
+        let end = end_of(lo);
+        out.push(BindOp {
+            iova: at,
+            range_B: end - at,
+            target: op.target.map(|t| t.advanced(at - op.iova)),
+            dump: op.dump,
+        });
+        at = end;
+    }
+    out
 }
 
 /// Splits sorted ops into jobs whose preallocation is at most `budget` pages each, keeping their
@@ -55,17 +65,12 @@ fn chunks(op: BindOp, chunk_B: u64) -> impl Iterator<Item = BindOp> {
 /// budget is cut into contiguous pieces first.
 pub fn split(ops: &[BindOp], budget: u64) -> Vec<Vec<BindOp>> {
     let budget = budget.max(3);
-    let chunk_B = max_chunk_B(budget);
     let mut jobs: Vec<Vec<BindOp>> = Vec::new();
     let mut job: Vec<BindOp> = Vec::new();
     // The kernel's grouping, tracked incrementally: pages of closed groups and the open group.
     let mut closed = 0u64;
     let mut open: Option<(u64, u64)> = None;
-    let pieces = ops.iter().flat_map(|&op| {
-        let big = !op.is_unmap() && group_pages(op.iova, op.end()) > budget;
-        chunks(op, if big { chunk_B } else { u64::MAX })
-    });
-    for op in pieces {
+    for op in ops.iter().flat_map(|&op| pieces(op, budget)) {
         if op.is_unmap() {
             job.push(op);
             continue;
