@@ -5,7 +5,7 @@
 //! Owns: the ioctl table. Locks: none here; handlers take the file's locks.
 
 use super::user::{self, bytes_of, from_bytes, Plain};
-use super::{gem, param, prime, queue, submit, syncobj, SimFile};
+use super::{gem, param, prime, queue, submit, syncobj, vm_bind, SimFile};
 use crate::uapi::*;
 use crate::Errno;
 
@@ -113,6 +113,7 @@ fn entry(nr: u32) -> Option<Entry> {
             DRM_IOCTL_MSM_SUBMITQUEUE_QUERY,
             queue::submitqueue_query,
         ),
+        n if n == MSM + DRM_MSM_VM_BIND => e("VM_BIND", DRM_IOCTL_MSM_VM_BIND, vm_bind::vm_bind),
         _ => None,
     }
 }

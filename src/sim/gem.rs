@@ -53,6 +53,8 @@ pub struct ObjState {
     pub vmas: Vec<(Weak<Vm>, u64)>,
     /// Pins by in-flight submits and scanout.
     pub pin_count: u32,
+    /// VM_BIND VMs that may map it (purging unmaps it there).
+    pub bind_vms: Vec<Weak<Vm>>,
 }
 
 /// A buffer object.
@@ -134,6 +136,7 @@ impl GemObject {
                 handle_count: 0,
                 vmas: Vec::new(),
                 pin_count: 0,
+                bind_vms: Vec::new(),
             }),
         }))
     }
@@ -197,6 +200,7 @@ impl SimFile {
         } else {
             self.dev.global_vm.clone()
         };
+        vm.init_log(self.dev.options.vm_log_shift);
         ctx.vm = Some(vm.clone());
         vm
     }
@@ -413,16 +417,7 @@ fn map_in_vm(vm: &Arc<Vm>, obj: &Arc<GemObject>, fixed: Option<u64>) -> Result<u
         }
         None => vm.alloc(&inner, obj.size_B, 0, u64::MAX)?,
     };
-    inner.vmas.insert(
-        iova,
-        Vma {
-            iova,
-            range_B: obj.size_B,
-            obj: Arc::downgrade(obj),
-            obj_id: obj.id,
-            obj_offset_B: 0,
-        },
-    );
+    inner.vmas.insert(iova, Vma::legacy(iova, obj));
     st.vmas.push((Arc::downgrade(vm), iova));
     st.has_pages = true;
     Ok(iova)
@@ -553,6 +548,10 @@ pub(super) fn purge(objects: &[Arc<GemObject>], dev: &super::SimDevice) -> u64 {
             if let Some(vm) = vm.upgrade() {
                 vm.lock().vmas.remove(&iova);
             }
+        }
+        // VM_BIND mappings stay in the VA tree, unmapped (logged "purge").
+        for vm in st.bind_vms.iter().filter_map(Weak::upgrade) {
+            vm.purge_object(obj.id);
         }
         // SAFETY: ftruncate on the object's own memfd.
         unsafe { libc::ftruncate(obj.memfd.as_raw_fd(), 0) };

@@ -49,6 +49,11 @@ pub struct Job {
     pub cmdline: String,
     /// When it became runnable (Async clock).
     ready_at: Option<Instant>,
+    /// The scheduler lane it runs on, in order: its queue's, or the VM's for bind jobs (all
+    /// VM_BIND queues of a file share one scheduler).
+    pub lane: u64,
+    /// A VM_BIND job: page-table steps instead of commands.
+    pub bind: Option<super::vm_bind::BindWork>,
 }
 
 impl Job {
@@ -66,6 +71,8 @@ impl Job {
         cmdline: String,
     ) -> Job {
         Job {
+            lane: queue.key,
+            bind: None,
             queue,
             vm,
             seqno,
@@ -146,7 +153,7 @@ impl Gpu {
                 }
             });
         }
-        let key = job.queue.key;
+        let key = job.lane;
         let mut st = self.lock();
         match st.queues.iter_mut().find(|(k, _)| *k == key) {
             Some((_, q)) => q.push_back(job),
@@ -236,13 +243,20 @@ impl Gpu {
     }
 
     /// Runs a job: checks its addresses, raises a fault if one is unmapped, then retires it.
-    fn execute(&self, job: Job) {
+    fn execute(&self, mut job: Job) {
+        if let Some(work) = job.bind.take() {
+            work.run(&job.vm, &job.out);
+            return;
+        }
+        // Submits to an unusable VM_BIND VM run with no commands.
+        let skip = job.vm.vm_bind && job.vm.is_unusable();
         let unmapped = {
             let vm = job.vm.lock();
             job.cmds
                 .iter()
                 .chain(job.touches.iter())
-                .find(|(iova, len)| !Vm::range_mapped(&vm, *iova, (*len).max(1)))
+                .filter(|_| !skip)
+                .find(|(iova, len)| !job.vm.gpu_mapped(&vm, *iova, (*len).max(1)))
                 .map(|(iova, _)| *iova)
         };
         if let Some(iova) = unmapped {
@@ -291,6 +305,7 @@ impl Gpu {
                 v.obj_offset_B
             );
         }
+        t += &vm.log_text();
         t
     }
 }

@@ -6,9 +6,12 @@
 //! debug API (GPU stepping, memory pressure, fault injection, devcoredumps, leak reports).
 //! Locks, in nesting order (never taken the other way round):
 //! 1. `SimFile::ctx` — one file's handles, queues, VM pointer and settings;
-//! 2. `GemObject::state` — one object's name, metadata, madvise state, mappings;
-//! 3. leaves: `Vm::inner`, `Queue::state`, `Resv::fences`, the syncobj table, `Gpu::state`,
-//!    `SimDevice::{offsets, objects, injections}`, the PRIME registry.
+//! 2. `Vm::bind_lock` — serialises one VM's VM_BIND ioctls from pin to push (never taken with
+//!    `ctx` held);
+//! 3. `GemObject::state` — one object's name, metadata, madvise state, mappings;
+//! 4. leaves: `Vm::inner`, `Queue::state`, `Resv::fences`, the syncobj table, `Gpu::state`,
+//!    `SimDevice::{offsets, objects, injections}`, the PRIME registry; `Vm::throttle` (waited on
+//!    with no other lock held).
 //!
 //! No lock is held while waiting on a fence. Each open file has a real file descriptor (a memfd),
 //! so fd passing, dup and close behave as on a device node; dma-bufs and sync files are real fds
@@ -44,6 +47,7 @@ pub mod sync_file;
 mod syncobj;
 pub mod user;
 pub mod vm;
+pub mod vm_bind;
 
 pub use gpu::{Clock, Devcoredump};
 pub use profile::{ChipProfile, PROFILES};
@@ -68,6 +72,9 @@ pub struct SimOptions {
     pub get_metadata_returns_0: bool,
     /// How simulated GPU time passes.
     pub clock: Clock,
+    /// The msm module parameter `vm_log_shift`: VM_BIND VMs keep a log of `1 << min(shift, 8)`
+    /// page-table ops; 0 (the kernel's default) keeps none.
+    pub vm_log_shift: u32,
 }
 
 impl Default for SimOptions {
@@ -81,6 +88,7 @@ impl Default for SimOptions {
             clock: Clock::Async {
                 latency: Duration::ZERO,
             },
+            vm_log_shift: 0,
         }
     }
 }
@@ -120,7 +128,11 @@ impl crate::ffi::ErrnoError for SimError {
 ///
 /// Points are ioctl names as in `DRM_IOCTL_MSM_<NAME>` / `DRM_IOCTL_<NAME>` (`"GEM_NEW"`,
 /// `"VM_BIND"`, `"PRIME_FD_TO_HANDLE"`, ...), `"*"` for any ioctl, or an inner point:
-/// `"GEM_INFO:SET_METADATA"` / `"GEM_INFO:GET_METADATA"` (the interruptible object lock, EINTR).
+/// `"GEM_INFO:SET_METADATA"` / `"GEM_INFO:GET_METADATA"` (the interruptible object lock, EINTR);
+/// for VM_BIND: `"VM_BIND:pin"` (pinning fails: ENOMEM, or EBUSY), `"VM_BIND:prealloc"` (table
+/// preallocation fails: ENOMEM), `"VM_BIND:op<N>"` (op N fails while it is applied to the VA tree:
+/// the ioctl fails, and for N > 0 the VM becomes unusable), `"VM_BIND:job"` (the job's first
+/// page-table map fails when it runs: the VM becomes unusable; the errno is not seen by anyone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injection {
     pub point: String,
@@ -132,6 +144,23 @@ pub struct Injection {
 struct InjectionState {
     rule: Injection,
     seen: u32,
+}
+
+/// One VMA of a file's VM as the debug API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmaInfo {
+    pub iova: u64,
+    pub range_B: u64,
+    /// A MAP_NULL mapping (the zero page).
+    pub null: bool,
+    /// The object's model id (0 for MAP_NULL).
+    pub obj_id: u64,
+    /// The lowest GEM handle of the object in this file, if it still has one.
+    pub handle: Option<u32>,
+    pub obj_offset_B: u64,
+    pub dump: bool,
+    /// Its pages are mapped (false after a purge).
+    pub mapped: bool,
 }
 
 /// What a file still held when it was closed; empty when the client cleaned up after itself.
@@ -409,6 +438,117 @@ impl SimFile {
             .collect()
     }
 
+    /// The VMAs of this file's VM, sorted by iova (debug API).
+    pub fn vmas(&self) -> Vec<VmaInfo> {
+        let Some(vm) = self.ctx().vm.clone() else {
+            return vec![];
+        };
+        let handles: Vec<(u32, Arc<GemObject>)> = {
+            let ctx = self.ctx();
+            ctx.handles.iter().map(|(h, o)| (*h, o.clone())).collect()
+        };
+        let inner = vm.lock();
+        inner
+            .vmas
+            .values()
+            .map(|v| VmaInfo {
+                iova: v.iova,
+                range_B: v.range_B,
+                null: v.kind == vm::VmaKind::Null,
+                obj_id: v.obj_id,
+                handle: (v.kind == vm::VmaKind::Bo)
+                    .then(|| {
+                        let mut hs: Vec<u32> = handles
+                            .iter()
+                            .filter(|(_, o)| o.id == v.obj_id)
+                            .map(|(h, _)| *h)
+                            .collect();
+                        hs.sort_unstable();
+                        hs.first().copied()
+                    })
+                    .flatten(),
+                obj_offset_B: v.obj_offset_B,
+                dump: v.dump,
+                mapped: v.mapped,
+            })
+            .collect()
+    }
+
+    /// This file's VM, to observe it after the file closed (debug API).
+    pub fn vm_debug(&self) -> Option<Arc<Vm>> {
+        self.ctx().vm.clone()
+    }
+
+    /// Resident page-table pages of this file's VM_BIND VM, the root included; `None` without
+    /// one (debug API).
+    pub fn pt_pages(&self) -> Option<u64> {
+        let vm = self.ctx().vm.clone().filter(|v| v.vm_bind)?;
+        let pages = vm.lock().pt_pages();
+        Some(pages)
+    }
+
+    /// Whether the GPU can access `[iova, iova + len)` now: the page tables of a VM_BIND VM, the
+    /// VA tree otherwise (debug API).
+    pub fn gpu_mapped(&self, iova: u64, len: u64) -> bool {
+        let Some(vm) = self.ctx().vm.clone() else {
+            return false;
+        };
+        let inner = vm.lock();
+        vm.gpu_mapped(&inner, iova, len)
+    }
+
+    /// The leaf PTE of the page at `iova` in a VM_BIND VM (debug API).
+    pub fn pte(&self, iova: u64) -> Option<vm::Pte> {
+        let vm = self.ctx().vm.clone()?;
+        let pte = vm.lock().pte(iova);
+        pte
+    }
+
+    /// Every entry the VM log ring holds, oldest first (debug API; the devcoredump's `vm-log:`
+    /// section is [`SimFile::vm_log_text`], which has the kernel's quirk).
+    pub fn vm_log(&self) -> Vec<vm::LogEntry> {
+        self.ctx()
+            .vm
+            .clone()
+            .map(|vm| vm.lock().log_entries())
+            .unwrap_or_default()
+    }
+
+    /// The `vm-log:` section as the kernel prints it (empty without entries) (debug API).
+    pub fn vm_log_text(&self) -> String {
+        self.ctx()
+            .vm
+            .clone()
+            .map(|vm| vm.lock().log_text())
+            .unwrap_or_default()
+    }
+
+    /// (preallocated page-table pages in flight, threads waiting in the throttle) (debug API).
+    pub fn prealloc_in_flight(&self) -> (i32, u32) {
+        self.ctx()
+            .vm
+            .clone()
+            .map(|vm| vm.throttle_state())
+            .unwrap_or_default()
+    }
+
+    /// The preallocated page count of this file's last admitted VM_BIND job (debug API).
+    pub fn last_prealloc(&self) -> u64 {
+        self.ctx()
+            .vm
+            .clone()
+            .map(|vm| vm.last_prealloc.load(Ordering::Relaxed))
+            .unwrap_or_default()
+    }
+
+    /// Sends a signal to the threads waiting in this file's VM_BIND throttle: they return EINTR
+    /// (debug API).
+    pub fn interrupt_vm_bind(&self) {
+        if let Some(vm) = self.ctx().vm.clone() {
+            vm.interrupt_throttled();
+        }
+    }
+
     /// The COMM and CMDLINE overrides set through SET_PARAM (debug API).
     pub fn task_overrides(&self) -> (Option<String>, Option<String>) {
         let ctx = self.ctx();
@@ -476,8 +616,13 @@ impl Drop for SimFile {
             obj.lock().handle_count -= 1;
         }
         ctx.queues.clear();
+        let vm = ctx.vm.take();
         drop(ctx);
         self.syncobjs.clear();
+        // A VM_BIND VM unmaps and closes every VMA once its last fence signalled.
+        if let Some(vm) = vm.filter(|v| v.vm_bind) {
+            vm.close_when_idle();
+        }
     }
 }
 

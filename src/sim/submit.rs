@@ -13,6 +13,7 @@ use super::fence::Fence;
 use super::gem::{GemObject, Madv};
 use super::gpu::Job;
 use super::resv::{Resv, Usage};
+use super::syncobj::Syncobj;
 use super::{queue, sync_file, user, SimFile};
 use crate::uapi::*;
 use crate::Errno;
@@ -24,6 +25,25 @@ pub(super) fn gem_submit(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> 
     typed(kdata, |a: &mut drm_msm_gem_submit| {
         submit(file, a, Vec::new())
     })
+}
+
+/// After a successful submit or VM_BIND: RESET in-syncobjs are reset, out-syncobjs get `fence`
+/// (point 0 replaces the fence, a non-zero point adds a timeline point).
+pub(super) fn post_syncobjs(
+    resets: Vec<Arc<Syncobj>>,
+    outs: Vec<(Arc<Syncobj>, u64)>,
+    fence: &Arc<Fence>,
+) {
+    for s in resets {
+        s.replace_fence(None);
+    }
+    for (s, point) in outs {
+        if point == 0 {
+            s.replace_fence(Some(fence.clone()));
+        } else {
+            s.add_point(point, fence.clone());
+        }
+    }
 }
 
 /// The submit ioctl; `touches` are extra ranges a test declares the job accesses.
@@ -188,17 +208,9 @@ pub(super) fn submit(
     }
     if vm_bind_mode {
         vm.resv.add(out.clone(), Usage::Bookkeep);
+        vm.add_last_fence(out.clone());
     }
-    for s in resets {
-        s.replace_fence(None);
-    }
-    for (s, point) in outs {
-        if point == 0 {
-            s.replace_fence(Some(out.clone()));
-        } else {
-            s.add_point(point, out.clone());
-        }
-    }
+    post_syncobjs(resets, outs, &out);
     a.fence = seqno;
     if let Some(reserved) = out_fd {
         a.fence_fd = reserved.install(out.clone(), file.id).into_raw_fd();
