@@ -152,13 +152,26 @@ impl From<KernelError> for DeviceError {
 pub struct Device {
     kernel: Box<dyn Kernel>,
     info: DeviceInfo,
+    /// GEM handles, the buffer cache (`crate::bo`).
+    bos: crate::bo::BoManager,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // Live buffers hold the device, so only cached handles can be left: close them.
+        self.bos.release_all(self);
+    }
 }
 
 impl Device {
     /// Probes `kernel`, which should be a fresh file (see [`VmMode::VmBind`]).
     pub fn new(kernel: Box<dyn Kernel>, options: ProbeOptions) -> Result<Device, DeviceError> {
         let info = probe(kernel.as_ref(), options)?;
-        Ok(Device { kernel, info })
+        Ok(Device {
+            kernel,
+            info,
+            bos: Default::default(),
+        })
     }
 
     /// Opens and probes a device node such as `/dev/dri/renderD128`.
@@ -197,6 +210,11 @@ impl Device {
 
     pub fn kernel(&self) -> &dyn Kernel {
         self.kernel.as_ref()
+    }
+
+    /// The device's buffer table and cache (buffers themselves: [`crate::bo::Bo`]).
+    pub fn bo_manager(&self) -> &crate::bo::BoManager {
+        &self.bos
     }
 }
 

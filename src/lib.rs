@@ -11,6 +11,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod bind;
+pub mod bo;
 pub mod device;
 pub mod errno;
 pub mod ffi;

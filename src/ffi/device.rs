@@ -12,7 +12,8 @@ use crate::{Device, VmMode};
 
 /// An opened, probed msm device. Opaque.
 pub struct msmws_device {
-    inner: Device,
+    /// Shared with the buffers made on it (`msmws_bo`), which keep it alive.
+    pub(crate) inner: std::sync::Arc<Device>,
 }
 
 /// Userspace allocates GPU addresses and maps them with VM_BIND (UAPI 1.13).
@@ -55,7 +56,9 @@ pub struct msmws_device_info {
 }
 
 fn into_handle(dev: Device, out: *mut *mut msmws_device) {
-    let raw = Box::into_raw(Box::new(msmws_device { inner: dev }));
+    let raw = Box::into_raw(Box::new(msmws_device {
+        inner: std::sync::Arc::new(dev),
+    }));
     // SAFETY: `out` was checked non-null by the caller of this helper before any work was done.
     unsafe { write_out(out, raw) }
 }
@@ -159,7 +162,8 @@ pub extern "C" fn msmws_device_get_info(
     })
 }
 
-/// Destroys a device, closing its file. NULL is accepted and does nothing.
+/// Destroys a device handle. NULL is accepted and does nothing. The file is closed once the last
+/// buffer (`msmws_bo`) or flip chain made on the device is released too.
 ///
 /// Must be the last call on `dev`; no other thread may be using it.
 #[no_mangle]

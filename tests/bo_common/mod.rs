@@ -1,0 +1,95 @@
+//! Helpers for the buffer tests: a `Device` on a model file the test keeps a handle to (for the
+//! leak report), with every GEM_CLOSE counted and a failed one (a double close) recorded.
+#![allow(dead_code, non_snake_case)]
+
+use std::ffi::c_void;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use msm_winsys::kernel::Kernel;
+use msm_winsys::sim::{Sim, SimFile, SimOptions};
+use msm_winsys::uapi::DRM_IOCTL_GEM_CLOSE;
+use msm_winsys::{Device, Errno, ProbeOptions};
+
+/// GEM_CLOSE outcomes seen on one file.
+#[derive(Debug, Default)]
+pub struct CloseCounts {
+    pub ok: AtomicU64,
+    /// GEM_CLOSE of a handle the file does not have: EINVAL (a double close).
+    pub einval: AtomicU64,
+}
+
+/// Forwards to a shared model file and counts GEM_CLOSE results.
+#[derive(Debug)]
+pub struct Counted {
+    pub file: Arc<SimFile>,
+    pub closes: Arc<CloseCounts>,
+}
+
+impl Kernel for Counted {
+    unsafe fn ioctl(&self, request: u64, arg: *mut c_void) -> Result<(), Errno> {
+        // SAFETY: forwarded unchanged; the caller upholds `Kernel::ioctl`'s contract.
+        let r = unsafe { self.file.ioctl(request, arg) };
+        if request == DRM_IOCTL_GEM_CLOSE {
+            match r {
+                Ok(()) => self.closes.ok.fetch_add(1, Ordering::Relaxed),
+                Err(_) => self.closes.einval.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        r
+    }
+    fn map(&self, offset_B: u64, size_B: usize) -> Result<memmap2::MmapMut, Errno> {
+        self.file.map(offset_B, size_B)
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.file.fd()
+    }
+    fn reopen(&self) -> Result<Box<dyn Kernel>, Errno> {
+        self.file.reopen()
+    }
+    fn describe(&self) -> String {
+        self.file.describe()
+    }
+}
+
+/// A probed device on a new file of `sim`, plus the file and its close counters.
+pub struct TestDevice {
+    pub dev: Arc<Device>,
+    pub file: Arc<SimFile>,
+    pub closes: Arc<CloseCounts>,
+}
+
+pub fn device_on(sim: &Sim) -> TestDevice {
+    let file = Arc::new(sim.open().unwrap());
+    let closes = Arc::new(CloseCounts::default());
+    let k = Counted {
+        file: file.clone(),
+        closes: closes.clone(),
+    };
+    let dev = Arc::new(Device::new(Box::new(k), ProbeOptions::default()).unwrap());
+    TestDevice { dev, file, closes }
+}
+
+pub fn sim(profile: &str) -> Sim {
+    Sim::new(profile).unwrap()
+}
+
+pub fn sim_with(profile: &str, options: SimOptions) -> Sim {
+    Sim::with_options(profile, options).unwrap()
+}
+
+impl TestDevice {
+    /// Drops the device (flushing the cache) and returns the file's leak report.
+    pub fn finish(self) -> (msm_winsys::sim::LeakReport, u64) {
+        let TestDevice { dev, file, closes } = self;
+        assert_eq!(
+            Arc::strong_count(&dev),
+            1,
+            "a buffer still holds the device"
+        );
+        drop(dev);
+        let file = Arc::try_unwrap(file).expect("the device released its file");
+        (file.close(), closes.einval.load(Ordering::Relaxed))
+    }
+}
