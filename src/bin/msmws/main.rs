@@ -3,6 +3,7 @@
 //! ```text
 //! msmws info [--device PATH | --sim PROFILE] [--json]
 //! msmws scenario (all | NAME ...) [--json] [--quick]
+//! msmws sim [--profile NAME] [--vm-log-shift N]
 //! ```
 
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use std::process::ExitCode;
 use msm_winsys::scenario::{self, Effort};
 use msm_winsys::{Device, DeviceError, DeviceInfo};
 use serde_json::json;
+
+mod sim;
 
 const USAGE: &str = "\
 usage:
@@ -21,13 +24,17 @@ usage:
       Run scenarios on the embedded kernel model and print their tables (--json: one
       object per scenario per line). --quick runs a smoke-sized version.
   msmws scenario list
-      List the scenarios.";
+      List the scenarios.
+  msmws sim [--profile PROFILE] [--vm-log-shift N]
+      The kernel model as a scriptable kernel: one JSON request per stdin line, one JSON
+      result per line on stdout (docs/sim-protocol.md).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("info") => info(&args[1..]),
         Some("scenario") => run_scenarios(&args[1..]),
+        Some("sim") => sim::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
