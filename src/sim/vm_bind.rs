@@ -274,6 +274,11 @@ fn bind(file: &SimFile, a: &mut drm_msm_vm_bind) -> Result<(), Errno> {
             range: op.range,
         });
     }
+    // The submitting task, for devcoredumps (read now: `ctx` is not taken under the bind lock).
+    let task = (
+        ctx.comm.clone().unwrap_or_else(|| "msm-sim-client".into()),
+        ctx.cmdline.clone().unwrap_or_default(),
+    );
     drop(ctx);
 
     // vm_bind_prealloc_count, then the throttle (interruptible; no lock held while waiting).
@@ -283,7 +288,9 @@ fn bind(file: &SimFile, a: &mut drm_msm_vm_bind) -> Result<(), Errno> {
     vm.last_prealloc
         .store(prealloc as u64, std::sync::atomic::Ordering::Relaxed);
     let objects: Vec<Arc<GemObject>> = ops.iter().filter_map(|o| o.obj.clone()).collect();
-    let result = commit(file, &vm, &q, a, ops, &objects, prealloc, in_fences, out_fd);
+    let result = commit(
+        file, &vm, &q, a, ops, &objects, prealloc, in_fences, out_fd, task,
+    );
     match result {
         Ok(fence) => {
             super::submit::post_syncobjs(resets, outs, &fence);
@@ -309,6 +316,7 @@ fn commit(
     prealloc: u32,
     in_fences: Vec<Arc<Fence>>,
     out_fd: Option<sync_file::Reserved>,
+    (comm, cmdline): (String, String),
 ) -> Result<Arc<Fence>, Errno> {
     let _serial = vm.bind_lock();
     pin(file, objects)?;
@@ -318,11 +326,14 @@ fn commit(
             return Err(Errno::ENOMEM);
         }
         // vm_bind_job_prepare: the ops change the VA tree now, in order.
+        // Which op (if any) an injection makes fail, found before `Vm::inner` is taken.
+        let failing = (0..ops.len())
+            .find_map(|i| file.inject(&format!("VM_BIND:op{i}")).err().map(|e| (i, e)));
         let mut steps = Vec::new();
         let mut dropped = Vec::new();
         let mut inner = vm.lock();
         for (i, op) in ops.iter().enumerate() {
-            if let Err(e) = file.inject(&format!("VM_BIND:op{i}")) {
+            if let Some((_, e)) = failing.filter(|(at, _)| *at == i) {
                 if i > 0 {
                     vm.mark_unusable();
                 }
@@ -395,13 +406,6 @@ fn commit(
     for obj in objects {
         obj.resv.add(fence.clone(), Usage::Kernel);
     }
-    let (comm, cmdline) = {
-        let ctx = file.ctx();
-        (
-            ctx.comm.clone().unwrap_or_else(|| "msm-sim-client".into()),
-            ctx.cmdline.clone().unwrap_or_default(),
-        )
-    };
     let mut job = Job::new(
         q.clone(),
         vm.clone(),
