@@ -1169,3 +1169,52 @@ fn no_vm_log_section_without_entries() {
     bind_queue(&f);
     assert!(!fault_dump(&f).contains("vm-log:"));
 }
+
+#[test]
+fn after_a_failed_map_the_job_skips_later_maps_but_still_unmaps() {
+    let f = vb_file();
+    let q = bind_queue(&f);
+    bind(&f, q, &[map_null(VA + 2 * PAGE, PAGE)]).unwrap();
+    f.sim().gpu_run_until_idle();
+    f.sim().inject(Injection {
+        point: "VM_BIND:job".into(),
+        nth: 1,
+        errno: Errno::ENOMEM,
+    });
+    let ops = [
+        map_null(VA, PAGE),
+        unmap(VA + 2 * PAGE, PAGE),
+        map_null(VA + 4 * PAGE, PAGE),
+    ];
+    bind(&f, q, &ops).unwrap();
+    f.sim().gpu_run_until_idle();
+    assert!(f.vm_unusable());
+    assert_eq!(
+        log(&f),
+        vec![
+            ("map".into(), q, VA + 2 * PAGE, PAGE),
+            ("map".into(), q, VA, PAGE),
+            ("unmap".into(), q, VA + 2 * PAGE, PAGE),
+        ],
+        "the failed map is logged, the unmap runs, the last map is skipped"
+    );
+    assert_eq!(f.pte(VA), None);
+    assert_eq!(f.pte(VA + 2 * PAGE), None);
+    assert_eq!(f.pte(VA + 4 * PAGE), None);
+}
+
+#[test]
+fn split_remnants_keep_the_dump_flag() {
+    let f = vb_file();
+    let q = bind_queue(&f);
+    let a = gem_new(&f, 4 * PAGE);
+    let mut m = map(a, 0, VA, 4 * PAGE);
+    m.flags = MSM_VM_BIND_OP_DUMP;
+    bind(&f, q, &[m, unmap(VA + PAGE, PAGE)]).unwrap();
+    let v = f.vmas();
+    assert_eq!(v.len(), 2);
+    assert!(v.iter().all(|v| v.dump));
+    // MAP_NULL takes no DUMP.
+    bind(&f, q, &[map_null(VA + MB2, PAGE)]).unwrap();
+    assert!(!f.vmas()[2].dump);
+}
