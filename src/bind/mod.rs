@@ -10,7 +10,9 @@ mod op;
 mod plan;
 pub mod prealloc;
 mod va;
+mod vm;
 
 pub use op::{BindOp, Target};
 pub use plan::{plan, split, KERNEL_THROTTLE_PAGES};
 pub use va::{diff, touched_ranges, VaMirror};
+pub use vm::{BindError, BindStats, BindVm, LossReport, Released};

@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::{borrow, boundary, check_out, write_out, FfiError};
-use crate::{Device, VmMode};
+use crate::Device;
 
 /// An opened, probed msm device. Opaque.
 pub struct msmws_device {
@@ -182,6 +182,7 @@ pub extern "C" fn msmws_device_destroy(dev: *mut msmws_device) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::VmMode;
     use std::ptr;
 
     #[test]

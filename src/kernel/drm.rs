@@ -175,6 +175,36 @@ impl Kernel for DrmKernel {
             None => format!("fd {}", self.fd.as_raw_fd()),
         }
     }
+
+    /// Reads `/sys/class/devcoredump/devcd*/data` of the dump whose failing device is this DRM
+    /// node's device (the kernel keeps the newest dump of a device until it is read or times out).
+    fn devcoredump(&self) -> Option<String> {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+        // SAFETY: fstat writes one `struct stat` we own; the fd is open.
+        if unsafe { libc::fstat(self.fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: fstat succeeded.
+        let rdev = unsafe { st.assume_init() }.st_rdev;
+        let ours = std::fs::canonicalize(format!(
+            "/sys/dev/char/{}:{}/device",
+            libc::major(rdev),
+            libc::minor(rdev)
+        ))
+        .ok()?;
+        std::fs::read_dir("/sys/class/devcoredump")
+            .ok()?
+            .flatten()
+            .find_map(|e| {
+                let dev = std::fs::canonicalize(e.path().join("failing_device")).ok()?;
+                if dev != ours {
+                    return None;
+                }
+                std::fs::read(e.path().join("data"))
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            })
+    }
 }
 
 #[cfg(test)]

@@ -378,3 +378,242 @@ pub fn mode_page_flip(k: &dyn Kernel, crtc_id: u32, fb_id: u32) -> Result<(), Ke
         format!("MODE_PAGE_FLIP(crtc {crtc_id}, fb {fb_id})")
     })
 }
+
+// ---- Submitqueues, syncobjs, VM_BIND and VM_BIND-mode SUBMIT --------------------------------
+
+/// SUBMITQUEUE_NEW: a new queue with `flags` (`MSM_SUBMITQUEUE_*`) at `prio`; returns its id.
+pub fn submitqueue_new(k: &dyn Kernel, flags: u32, prio: u32) -> Result<u32, KernelError> {
+    let mut arg = drm_msm_submitqueue { flags, prio, id: 0 };
+    call(k, DRM_IOCTL_MSM_SUBMITQUEUE_NEW, &mut arg, || {
+        format!("SUBMITQUEUE_NEW(flags {flags:#x}, prio {prio})")
+    })?;
+    Ok(arg.id)
+}
+
+/// SUBMITQUEUE_CLOSE.
+pub fn submitqueue_close(k: &dyn Kernel, id: u32) -> Result<(), KernelError> {
+    let mut arg = id;
+    call(k, DRM_IOCTL_MSM_SUBMITQUEUE_CLOSE, &mut arg, || {
+        format!("SUBMITQUEUE_CLOSE({id})")
+    })
+}
+
+/// SYNCOBJ_CREATE, signalled or not.
+pub fn syncobj_create(k: &dyn Kernel, signalled: bool) -> Result<u32, KernelError> {
+    let flags = if signalled {
+        DRM_SYNCOBJ_CREATE_SIGNALED
+    } else {
+        0
+    };
+    let mut arg = drm_syncobj_create { handle: 0, flags };
+    call(k, DRM_IOCTL_SYNCOBJ_CREATE, &mut arg, || {
+        "SYNCOBJ_CREATE".into()
+    })?;
+    Ok(arg.handle)
+}
+
+/// SYNCOBJ_DESTROY.
+pub fn syncobj_destroy(k: &dyn Kernel, handle: u32) -> Result<(), KernelError> {
+    let mut arg = drm_syncobj_destroy { handle, pad: 0 };
+    call(k, DRM_IOCTL_SYNCOBJ_DESTROY, &mut arg, || {
+        format!("SYNCOBJ_DESTROY({handle})")
+    })
+}
+
+/// SYNCOBJ_QUERY of one timeline syncobj: its last signalled point.
+pub fn syncobj_query(k: &dyn Kernel, handle: u32) -> Result<u64, KernelError> {
+    let handles = [handle];
+    let mut points = [0u64];
+    let mut arg = drm_syncobj_timeline_array {
+        handles: handles.as_ptr() as u64,
+        points: points.as_mut_ptr() as u64,
+        count_handles: 1,
+        flags: 0,
+    };
+    call(k, DRM_IOCTL_SYNCOBJ_QUERY, &mut arg, || {
+        format!("SYNCOBJ_QUERY({handle})")
+    })?;
+    Ok(points[0])
+}
+
+/// SYNCOBJ_TIMELINE_WAIT for every `(handle, point)` until the absolute CLOCK_MONOTONIC time
+/// `deadline_ns` (i64::MAX: forever). ETIME on timeout, as the kernel reports it.
+pub fn syncobj_timeline_wait(
+    k: &dyn Kernel,
+    points: &[SyncPoint],
+    deadline_ns: i64,
+) -> Result<(), KernelError> {
+    let handles: Vec<u32> = points.iter().map(|p| p.handle).collect();
+    let values: Vec<u64> = points.iter().map(|p| p.point).collect();
+    let mut arg = drm_syncobj_timeline_wait {
+        handles: handles.as_ptr() as u64,
+        points: values.as_ptr() as u64,
+        timeout_nsec: deadline_ns,
+        count_handles: handles.len() as u32,
+        flags: DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL | DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &mut arg, || {
+        format!("SYNCOBJ_TIMELINE_WAIT({} points)", points.len())
+    })
+}
+
+/// A syncobj and a timeline point on it (0 for a binary syncobj).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SyncPoint {
+    pub handle: u32,
+    pub point: u64,
+}
+
+fn pack_syncobjs(points: &[SyncPoint]) -> Vec<drm_msm_syncobj> {
+    points
+        .iter()
+        .map(|p| drm_msm_syncobj {
+            handle: p.handle,
+            flags: 0,
+            point: p.point,
+        })
+        .collect()
+}
+
+/// The fences around one VM_BIND or SUBMIT.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fences<'a> {
+    pub wait: &'a [SyncPoint],
+    pub signal: &'a [SyncPoint],
+    /// A sync file to wait for.
+    pub fence_fd_in: Option<std::os::fd::RawFd>,
+    /// Ask for an out-fence sync file.
+    pub fence_fd_out: bool,
+}
+
+fn pack_bind_op(op: &crate::bind::BindOp) -> drm_msm_vm_bind_op {
+    use crate::bind::Target;
+    let (kind, handle, obj_offset) = match op.target {
+        None => (MSM_VM_BIND_OP_UNMAP, 0, 0),
+        Some(Target::Null) => (MSM_VM_BIND_OP_MAP_NULL, 0, 0),
+        Some(Target::Bo { handle, offset_B }) => (MSM_VM_BIND_OP_MAP, handle, offset_B),
+    };
+    drm_msm_vm_bind_op {
+        op: kind,
+        handle,
+        obj_offset,
+        iova: op.iova,
+        range: op.range_B,
+        flags: if op.dump { MSM_VM_BIND_OP_DUMP } else { 0 },
+        pad: 0,
+    }
+}
+
+/// VM_BIND of `ops` on VM_BIND queue `queue_id`, as one job. Returns the out fence fd if asked.
+pub fn vm_bind(
+    k: &dyn Kernel,
+    queue_id: u32,
+    ops: &[crate::bind::BindOp],
+    fences: Fences<'_>,
+) -> Result<Option<std::os::fd::OwnedFd>, KernelError> {
+    use std::os::fd::FromRawFd;
+    let packed: Vec<drm_msm_vm_bind_op> = ops.iter().map(pack_bind_op).collect();
+    let (ins, outs) = (pack_syncobjs(fences.wait), pack_syncobjs(fences.signal));
+    let mut arg = drm_msm_vm_bind {
+        flags: if fences.fence_fd_in.is_some() {
+            MSM_VM_BIND_FENCE_FD_IN
+        } else {
+            0
+        } | if fences.fence_fd_out {
+            MSM_VM_BIND_FENCE_FD_OUT
+        } else {
+            0
+        },
+        nr_ops: packed.len() as u32,
+        fence_fd: fences.fence_fd_in.unwrap_or(-1),
+        queue_id,
+        in_syncobjs: if ins.is_empty() {
+            0
+        } else {
+            ins.as_ptr() as u64
+        },
+        out_syncobjs: if outs.is_empty() {
+            0
+        } else {
+            outs.as_ptr() as u64
+        },
+        nr_in_syncobjs: ins.len() as u32,
+        nr_out_syncobjs: outs.len() as u32,
+        syncobj_stride: std::mem::size_of::<drm_msm_syncobj>() as u32,
+        op_stride: std::mem::size_of::<drm_msm_vm_bind_op>() as u32,
+        u: drm_msm_vm_bind_ops { ops: 0 },
+    };
+    // One op travels inline in the union; more go by pointer.
+    arg.u = match packed.as_slice() {
+        [one] => drm_msm_vm_bind_ops { op: *one },
+        many => drm_msm_vm_bind_ops {
+            ops: many.as_ptr() as u64,
+        },
+    };
+    call(k, DRM_IOCTL_MSM_VM_BIND, &mut arg, || {
+        format!("VM_BIND(queue {queue_id}, {} ops)", ops.len())
+    })?;
+    // SAFETY: on success with FENCE_FD_OUT the kernel installed a new fd that we now own.
+    Ok(fences
+        .fence_fd_out
+        .then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(arg.fence_fd) }))
+}
+
+/// GEM_SUBMIT in VM_BIND mode: commands by GPU address `(iova, size_B)`, no BO table.
+/// Returns the queue seqno and the out fence fd if asked.
+pub fn submit_by_iova(
+    k: &dyn Kernel,
+    queue_id: u32,
+    cmds: &[(u64, u32)],
+    fences: Fences<'_>,
+) -> Result<(u32, Option<std::os::fd::OwnedFd>), KernelError> {
+    use std::os::fd::FromRawFd;
+    let packed: Vec<drm_msm_gem_submit_cmd> = cmds
+        .iter()
+        .map(|&(iova, size)| {
+            let mut c = drm_msm_gem_submit_cmd {
+                r#type: MSM_SUBMIT_CMD_BUF,
+                size,
+                ..Default::default()
+            };
+            c.set_iova(iova);
+            c
+        })
+        .collect();
+    let (ins, outs) = (pack_syncobjs(fences.wait), pack_syncobjs(fences.signal));
+    let mut flags = MSM_PIPE_3D0;
+    if fences.fence_fd_in.is_some() {
+        flags |= MSM_SUBMIT_FENCE_FD_IN;
+    }
+    if fences.fence_fd_out {
+        flags |= MSM_SUBMIT_FENCE_FD_OUT;
+    }
+    if !ins.is_empty() {
+        flags |= MSM_SUBMIT_SYNCOBJ_IN;
+    }
+    if !outs.is_empty() {
+        flags |= MSM_SUBMIT_SYNCOBJ_OUT;
+    }
+    let mut arg = drm_msm_gem_submit {
+        flags,
+        nr_cmds: packed.len() as u32,
+        cmds: packed.as_ptr() as u64,
+        fence_fd: fences.fence_fd_in.unwrap_or(-1),
+        queueid: queue_id,
+        in_syncobjs: ins.as_ptr() as u64,
+        out_syncobjs: outs.as_ptr() as u64,
+        nr_in_syncobjs: ins.len() as u32,
+        nr_out_syncobjs: outs.len() as u32,
+        syncobj_stride: std::mem::size_of::<drm_msm_syncobj>() as u32,
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_MSM_GEM_SUBMIT, &mut arg, || {
+        format!("GEM_SUBMIT(queue {queue_id}, {} cmds)", cmds.len())
+    })?;
+    // SAFETY: on success with FENCE_FD_OUT the kernel installed a new fd that we now own.
+    let fd = fences
+        .fence_fd_out
+        .then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(arg.fence_fd) });
+    Ok((arg.fence, fd))
+}

@@ -43,4 +43,10 @@ pub trait Kernel: Send + Sync + fmt::Debug {
 
     /// Where this file came from, for messages: a device path or `sim:<profile>`.
     fn describe(&self) -> String;
+
+    /// The newest devcoredump the kernel left for this device (after a GPU fault or hang), if
+    /// any can be read: what a device-loss report shows.
+    fn devcoredump(&self) -> Option<String> {
+        None
+    }
 }

@@ -387,20 +387,18 @@ impl SimFile {
 
     /// Fails with the injected errno if a rule for `point` says this is its nth hit.
     fn inject(&self, point: &str) -> Result<(), Errno> {
-        let mut rules = self
-            .dev
-            .injections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        // Every matching rule counts this call, whichever of them fires.
+        let mut rules = self.dev.injections.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fired = None;
         for r in rules.iter_mut() {
             if r.rule.point == point || r.rule.point == "*" {
                 r.seen += 1;
                 if r.seen == r.rule.nth {
-                    return Err(r.rule.errno);
+                    fired = fired.or(Some(r.rule.errno));
                 }
             }
         }
-        Ok(())
+        fired.map_or(Ok(()), Err)
     }
 
     /// The device this file belongs to.
@@ -645,5 +643,9 @@ impl Kernel for SimFile {
 
     fn describe(&self) -> String {
         format!("sim:{}", self.dev.profile.name)
+    }
+
+    fn devcoredump(&self) -> Option<String> {
+        self.sim().devcoredumps().pop().map(|d| d.text)
     }
 }

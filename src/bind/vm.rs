@@ -1,0 +1,585 @@
+//! A VM in VM_BIND mode as the winsys drives it: binds are queued, planned and flushed as few,
+//! small, sorted VM_BIND jobs; submits wait only for the bind jobs that mapped what they use; a
+//! failed bind explains itself.
+//!
+//! Owns: two VM_BIND submitqueues and a timeline syncobj for each, the mirror of what has been
+//! sent, the pending ops, which job mapped each range, the jobs in flight and a log of recent VM
+//! operations. Locks: `BindVm::state` (one mutex), held across the VM_BIND ioctls of a flush so
+//! jobs reach the kernel in the order they were planned; never held while waiting on a fence
+//! except the bounded throttle wait, which only a flush does.
+//!
+//! # Two queues
+//! - The *map* queue carries MAPs of addresses that were empty. Nothing there waits: a new
+//!   buffer's mapping is never held up by GPU work.
+//! - The *wait* queue carries everything that replaces or removes a mapping the GPU may be using:
+//!   the UNMAP of a freed buffer waits (as in-fences of its job) for the submits that used it and
+//!   for the map job that created the mapping; sparse binds with their own waits and signals go
+//!   there too. A freed range goes back to the address allocator with the wait-queue job's timeline
+//!   point as its fence, so no new mapping can be written to it before the unmap has run.
+//!
+//! # What a submit waits for
+//! Every sent MAP records its job's (timeline, point) for its address range. A submit names the
+//! ranges it may access (the buffers its command buffers reference, which the driver tracks anyway);
+//! it waits for the highest point recorded on those ranges that is not yet known to have signalled,
+//! and for nothing else. That is safe because the GPU can reach only mapped addresses, a mapping
+//! exists on the GPU once its job has run, and each queue's jobs run in order, so the point that
+//! mapped a range is the only bind the submit depends on.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+
+use super::op::BindOp;
+use super::plan::{plan, split, KERNEL_THROTTLE_PAGES};
+use super::prealloc::job_pages;
+use super::va::{touched_ranges, VaMirror};
+use crate::ffi::ErrnoError;
+use crate::kernel::ioctl::{self, Fences, SyncPoint};
+use crate::kernel::{Kernel, KernelError};
+use crate::uapi::MSM_SUBMITQUEUE_VM_BIND;
+use crate::Errno;
+
+/// How many recent VM operations a device-loss report shows.
+const LOG_ENTRIES: usize = 64;
+
+/// Why a bind or submit failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindError {
+    /// The kernel refused a call; nothing of that call happened.
+    Kernel(KernelError),
+    /// The VM is unusable (EPIPE): the context is lost. The report says what happened last.
+    DeviceLost(Box<LossReport>),
+}
+
+/// What the winsys knows when a VM is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossReport {
+    /// The call that found the VM unusable.
+    pub call: String,
+    /// The winsys's own log of its last VM operations, oldest first.
+    pub recent_ops: Vec<String>,
+    /// The kernel's devcoredump, when the kernel left one.
+    pub devcoredump: Option<String>,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::Kernel(e) => write!(f, "{e}"),
+            BindError::DeviceLost(r) => {
+                writeln!(
+                    f,
+                    "device lost: {} found the GPU VM unusable (EPIPE)",
+                    r.call
+                )?;
+                writeln!(f, "last VM operations (oldest first):")?;
+                for op in &r.recent_ops {
+                    writeln!(f, "  {op}")?;
+                }
+                match &r.devcoredump {
+                    Some(d) => write!(f, "kernel devcoredump:\n{d}"),
+                    None => write!(f, "no kernel devcoredump"),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+impl ErrnoError for BindError {
+    fn errno(&self) -> Errno {
+        match self {
+            BindError::Kernel(e) => e.errno,
+            BindError::DeviceLost(_) => Errno::EPIPE,
+        }
+    }
+}
+
+/// Counters of what the VM has done (for scenarios and debugging).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BindStats {
+    /// Ops the driver queued.
+    pub ops_queued: u64,
+    /// Ops sent to the kernel after planning.
+    pub ops_sent: u64,
+    pub vm_bind_ioctls: u64,
+    pub jobs: u64,
+    /// Page-table pages the kernel preallocated for the jobs sent (its own rule).
+    pub prealloc_pages: u64,
+    /// Jobs re-sent smaller after ENOMEM.
+    pub enomem_fallbacks: u64,
+    /// Times a flush waited for an earlier job so the kernel's throttle would not stall.
+    pub throttle_waits: u64,
+    pub submits: u64,
+    /// Bind points submits waited for.
+    pub submit_bind_waits: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Map,
+    Wait,
+}
+
+#[derive(Debug)]
+struct Pending {
+    op: BindOp,
+    /// Fences the op must wait for (an UNMAP's users, a sparse batch's waits).
+    waits: Vec<SyncPoint>,
+    /// Forced onto the wait queue (sparse binds).
+    ordered: bool,
+}
+
+/// A range returned by a flush: free it in the allocator after `fence` (None: at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    pub iova: u64,
+    pub range_B: u64,
+    pub fence: Option<SyncPoint>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    mirror: VaMirror,
+    pending: Vec<Pending>,
+    /// Sparse signals for the end of the next flush's wait-queue work.
+    pending_signals: Vec<SyncPoint>,
+    /// Ranges whose UNMAP is pending and which return to the allocator once it is ordered.
+    pending_frees: Vec<(u64, u64)>,
+    /// Last assigned and last known signalled point of each queue's timeline.
+    points: [u64; 2],
+    done: [u64; 2],
+    /// Which (queue, point) mapped each range: start -> (end, queue, point).
+    mapped_by: BTreeMap<u64, (u64, Queue, u64)>,
+    /// Jobs not known to be done: (queue, point, preallocated pages).
+    in_flight: VecDeque<(Queue, u64, u64)>,
+    log: VecDeque<String>,
+    stats: BindStats,
+    lost: Option<Box<LossReport>>,
+}
+
+/// One GPU VM in VM_BIND mode.
+#[derive(Debug)]
+pub struct BindVm {
+    queues: [u32; 2],
+    timelines: [u32; 2],
+    /// Largest preallocation of one job (the kernel throttles above 1024 in flight).
+    budget_pages: u64,
+    state: Mutex<State>,
+}
+
+fn qi(q: Queue) -> usize {
+    q as usize
+}
+
+fn describe(op: &BindOp) -> String {
+    use super::op::Target;
+    let range = format!("{:#014x}-{:#014x}", op.iova, op.end());
+    match op.target {
+        None => format!("unmap {range}"),
+        Some(Target::Null) => format!("map_null {range}"),
+        Some(Target::Bo { handle, offset_B }) => {
+            format!("map {range} handle {handle} offset {offset_B:#x}")
+        }
+    }
+}
+
+impl BindVm {
+    /// Sets up binding on a file already in VM_BIND mode: two VM_BIND queues and their timelines.
+    pub fn new(k: &dyn Kernel, budget_pages: u64) -> Result<BindVm, BindError> {
+        let q =
+            |_| ioctl::submitqueue_new(k, MSM_SUBMITQUEUE_VM_BIND, 0).map_err(BindError::Kernel);
+        let queues = [q(0)?, q(1)?];
+        let t = |_| ioctl::syncobj_create(k, false).map_err(BindError::Kernel);
+        let timelines = [t(0)?, t(1)?];
+        Ok(BindVm {
+            queues,
+            timelines,
+            budget_pages: budget_pages.clamp(3, KERNEL_THROTTLE_PAGES),
+            state: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Releases the queues and timelines (after the last flush).
+    pub fn destroy(self, k: &dyn Kernel) -> Result<(), KernelError> {
+        for q in self.queues {
+            ioctl::submitqueue_close(k, q)?;
+        }
+        for t in self.timelines {
+            ioctl::syncobj_destroy(k, t)?;
+        }
+        Ok(())
+    }
+
+    /// Queues a MAP (or MAP_NULL) of `op`.
+    pub fn map(&self, op: BindOp) {
+        let mut st = self.lock();
+        st.stats.ops_queued += 1;
+        st.pending.push(Pending {
+            op,
+            waits: vec![],
+            ordered: false,
+        });
+    }
+
+    /// Queues the UNMAP of a freed buffer's range, to run after `users` (the submits that may still
+    /// use it). The range is returned by the flush that orders the unmap.
+    pub fn unmap_freed(&self, iova: u64, range_B: u64, users: &[SyncPoint]) {
+        let mut st = self.lock();
+        st.stats.ops_queued += 1;
+        st.pending.push(Pending {
+            op: BindOp::unmap(iova, range_B),
+            waits: users.to_vec(),
+            ordered: false,
+        });
+        st.pending_frees.push((iova, range_B));
+    }
+
+    /// Queues a sparse bind batch: its ops run after `waits`, and `signals` fire once they have.
+    pub fn sparse(&self, ops: &[BindOp], waits: &[SyncPoint], signals: &[SyncPoint]) {
+        let mut st = self.lock();
+        st.stats.ops_queued += ops.len() as u64;
+        for (i, op) in ops.iter().enumerate() {
+            let waits = if i == 0 { waits.to_vec() } else { vec![] };
+            st.pending.push(Pending {
+                op: *op,
+                waits,
+                ordered: true,
+            });
+        }
+        st.pending_signals.extend_from_slice(signals);
+    }
+
+    pub fn stats(&self) -> BindStats {
+        self.lock().stats
+    }
+
+    /// Ops queued and not yet flushed.
+    pub fn pending_ops(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// The winsys's log of its last VM operations.
+    pub fn recent_ops(&self) -> Vec<String> {
+        self.lock().log.iter().cloned().collect()
+    }
+
+    /// Learns which jobs are done (one query per timeline) and drops them from the in-flight list.
+    fn refresh_done(&self, k: &dyn Kernel, st: &mut State) -> Result<(), BindError> {
+        for q in [Queue::Map, Queue::Wait] {
+            if st.done[qi(q)] < st.points[qi(q)] {
+                st.done[qi(q)] =
+                    ioctl::syncobj_query(k, self.timelines[qi(q)]).map_err(BindError::Kernel)?;
+            }
+        }
+        let done = st.done;
+        st.in_flight.retain(|&(q, p, _)| p > done[qi(q)]);
+        Ok(())
+    }
+
+    fn lost(&self, k: &dyn Kernel, st: &mut State, call: String) -> BindError {
+        let report = Box::new(LossReport {
+            call,
+            recent_ops: st.log.iter().cloned().collect(),
+            devcoredump: k.devcoredump(),
+        });
+        st.lost = Some(report.clone());
+        BindError::DeviceLost(report)
+    }
+
+    fn log(st: &mut State, line: String) {
+        if st.log.len() == LOG_ENTRIES {
+            st.log.pop_front();
+        }
+        st.log.push_back(line);
+    }
+
+    /// Sends one job, halving it on ENOMEM down to one op per ioctl: the first piece waits for
+    /// `waits`, the last signals `signals`, and the queue's order keeps the rest in between.
+    fn send(
+        &self,
+        k: &dyn Kernel,
+        st: &mut State,
+        q: Queue,
+        ops: &[BindOp],
+        waits: &[SyncPoint],
+        signals: &[SyncPoint],
+    ) -> Result<(), BindError> {
+        let fences = Fences {
+            wait: waits,
+            signal: signals,
+            ..Default::default()
+        };
+        st.stats.vm_bind_ioctls += 1;
+        match ioctl::vm_bind(k, self.queues[qi(q)], ops, fences) {
+            Ok(_) => Ok(()),
+            Err(e) if e.errno == Errno::ENOMEM && ops.len() > 1 => {
+                st.stats.enomem_fallbacks += 1;
+                let (a, b) = ops.split_at(ops.len() / 2);
+                self.send(k, st, q, a, waits, &[])?;
+                self.send(k, st, q, b, &[], signals)
+            }
+            Err(e) if e.errno == Errno::EPIPE => Err(self.lost(k, st, e.call)),
+            Err(e) => Err(BindError::Kernel(e)),
+        }
+    }
+
+    /// Sends everything pending, as few jobs as the budget allows. Returns the ranges freed by
+    /// `unmap_freed` whose unmaps are now ordered, with the fence after which the allocator may
+    /// hand them out again.
+    pub fn flush(&self, k: &dyn Kernel) -> Result<Vec<Released>, BindError> {
+        let mut st = self.lock();
+        if let Some(r) = &st.lost {
+            return Err(BindError::DeviceLost(r.clone()));
+        }
+        if st.pending.is_empty() && st.pending_signals.is_empty() {
+            return Ok(vec![]);
+        }
+        let pending = std::mem::take(&mut st.pending);
+        let all: Vec<BindOp> = pending.iter().map(|p| p.op).collect();
+        let planned = plan(&st.mirror, &all);
+
+        // Which planned ops may touch something the GPU uses: they go to the wait queue.
+        let ordered_ranges = touched_ranges(
+            &pending
+                .iter()
+                .filter(|p| p.ordered)
+                .map(|p| p.op)
+                .collect::<Vec<_>>(),
+        );
+        let in_ordered = |op: &BindOp| {
+            ordered_ranges
+                .iter()
+                .any(|&(s, e)| op.iova < e && s < op.end())
+        };
+        let (mut map_ops, mut wait_ops) = (Vec::new(), Vec::new());
+        for op in planned {
+            let replaces = st.mirror.restrict(&[(op.iova, op.end())]).len() > 0;
+            if op.is_unmap() || replaces || in_ordered(&op) {
+                wait_ops.push(op);
+            } else {
+                map_ops.push(op);
+            }
+        }
+        // Waits: the pending ops' own, plus the map jobs that made what the wait queue replaces.
+        let mut waits: Vec<SyncPoint> = Vec::new();
+        for p in &pending {
+            let live = st.mirror.restrict(&[(p.op.iova, p.op.end())]).len() > 0;
+            if live || p.ordered {
+                waits.extend(p.waits.iter().copied());
+            }
+        }
+        for op in &wait_ops {
+            for (_, &(end, q, point)) in st.mapped_by.range(..op.end()).rev() {
+                if end <= op.iova {
+                    continue;
+                }
+                if point > st.done[qi(q)] && q == Queue::Map {
+                    waits.push(SyncPoint {
+                        handle: self.timelines[qi(q)],
+                        point,
+                    });
+                }
+            }
+        }
+        waits.sort_unstable();
+        waits.dedup();
+        let signals = std::mem::take(&mut st.pending_signals);
+        let frees = std::mem::take(&mut st.pending_frees);
+
+        let mut released = Vec::new();
+        let result = (|| -> Result<(), BindError> {
+            let map_jobs = split(&map_ops, self.budget_pages);
+            let mut wait_jobs = split(&wait_ops, self.budget_pages);
+            if wait_jobs.is_empty() && (!signals.is_empty() || !waits.is_empty()) {
+                wait_jobs.push(vec![]); // a pure sync point carrying the batch's fences
+            }
+            for (q, jobs) in [(Queue::Map, map_jobs), (Queue::Wait, wait_jobs)] {
+                let n = jobs.len();
+                for (i, ops) in jobs.into_iter().enumerate() {
+                    let pages = job_pages(&ops);
+                    // Keep the kernel's throttle from stalling: it admits a job only while at most
+                    // 1024 pages are in flight, so wait (bounded) for the oldest jobs first.
+                    let in_flight = |st: &State| st.in_flight.iter().map(|j| j.2).sum::<u64>();
+                    if in_flight(&st) > KERNEL_THROTTLE_PAGES {
+                        self.refresh_done(k, &mut st)?;
+                        while in_flight(&st) > KERNEL_THROTTLE_PAGES {
+                            let &(oq, op, _) =
+                                st.in_flight.front().expect("in flight is not empty");
+                            st.stats.throttle_waits += 1;
+                            let p = SyncPoint {
+                                handle: self.timelines[qi(oq)],
+                                point: op,
+                            };
+                            ioctl::syncobj_timeline_wait(k, &[p], i64::MAX)
+                                .map_err(BindError::Kernel)?;
+                            st.done[qi(oq)] = st.done[qi(oq)].max(op);
+                            st.in_flight.pop_front();
+                        }
+                    }
+                    st.points[qi(q)] += 1;
+                    let point = st.points[qi(q)];
+                    let mut sig = vec![SyncPoint {
+                        handle: self.timelines[qi(q)],
+                        point,
+                    }];
+                    let job_waits: &[SyncPoint] = if q == Queue::Wait && i == 0 {
+                        &waits
+                    } else {
+                        &[]
+                    };
+                    if q == Queue::Wait && i + 1 == n {
+                        sig.extend_from_slice(&signals);
+                    }
+                    if let Err(e) = self.send(k, &mut st, q, &ops, job_waits, &sig) {
+                        st.points[qi(q)] -= 1;
+                        return Err(e);
+                    }
+                    st.stats.jobs += 1;
+                    st.stats.ops_sent += ops.len() as u64;
+                    st.stats.prealloc_pages += pages;
+                    st.in_flight.push_back((q, point, pages));
+                    for op in &ops {
+                        st.mirror.apply(op);
+                        // Forget who mapped what this op replaces; remember who maps it now.
+                        let stale: Vec<u64> = st
+                            .mapped_by
+                            .range(..op.end())
+                            .filter(|(_, &(end, _, _))| end > op.iova)
+                            .map(|(&s, _)| s)
+                            .collect();
+                        for s in stale {
+                            let (end, oq, opoint) = st.mapped_by.remove(&s).expect("listed above");
+                            if s < op.iova {
+                                st.mapped_by.insert(s, (op.iova, oq, opoint));
+                            }
+                            if end > op.end() {
+                                st.mapped_by.insert(op.end(), (end, oq, opoint));
+                            }
+                        }
+                        if !op.is_unmap() {
+                            st.mapped_by.insert(op.iova, (op.end(), q, point));
+                        }
+                        let line =
+                            format!("{} queue {} job {point}", describe(op), self.queues[qi(q)]);
+                        Self::log(&mut st, line);
+                    }
+                    if q == Queue::Wait {
+                        let fence = SyncPoint {
+                            handle: self.timelines[qi(q)],
+                            point,
+                        };
+                        released = frees
+                            .iter()
+                            .map(|&(iova, range_B)| Released {
+                                iova,
+                                range_B,
+                                fence: Some(fence),
+                            })
+                            .collect();
+                    }
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                if released.is_empty() {
+                    // The unmaps were cancelled (nothing was ever mapped there): free at once.
+                    released = frees
+                        .iter()
+                        .map(|&(iova, range_B)| Released {
+                            iova,
+                            range_B,
+                            fence: None,
+                        })
+                        .collect();
+                }
+                Ok(released)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The bind points a submit touching `ranges` must wait for (flushing first if a pending op
+    /// touches them): at most one per queue, the highest not yet known to be done.
+    pub fn waits_for(
+        &self,
+        k: &dyn Kernel,
+        ranges: &[(u64, u64)],
+    ) -> Result<Vec<SyncPoint>, BindError> {
+        let touches = {
+            let st = self.lock();
+            st.pending.iter().any(|p| {
+                ranges
+                    .iter()
+                    .any(|&(s, len)| p.op.iova < s + len && s < p.op.end())
+            })
+        };
+        if touches {
+            self.flush(k)?;
+        }
+        let st = self.lock();
+        let mut best = [0u64; 2];
+        for &(s, len) in ranges {
+            for (_, &(end, q, point)) in st.mapped_by.range(..s + len).rev() {
+                if end > s && point > st.done[qi(q)] {
+                    best[qi(q)] = best[qi(q)].max(point);
+                }
+            }
+        }
+        Ok([Queue::Map, Queue::Wait]
+            .iter()
+            .filter(|&&q| best[qi(q)] > 0)
+            .map(|&q| SyncPoint {
+                handle: self.timelines[qi(q)],
+                point: best[qi(q)],
+            })
+            .collect())
+    }
+
+    /// A VM_BIND-mode submit of `cmds` (GPU address, size) on `queue_id` that may access `uses`
+    /// (address, size) ranges: waits for their bind jobs and for `waits`, signals `signals`.
+    pub fn submit(
+        &self,
+        k: &dyn Kernel,
+        queue_id: u32,
+        cmds: &[(u64, u32)],
+        uses: &[(u64, u64)],
+        waits: &[SyncPoint],
+        signals: &[SyncPoint],
+    ) -> Result<u32, BindError> {
+        let mut all_uses: Vec<(u64, u64)> = uses.to_vec();
+        all_uses.extend(cmds.iter().map(|&(a, s)| (a, s as u64)));
+        let mut w = self.waits_for(k, &all_uses)?;
+        let mut st = self.lock();
+        st.stats.submit_bind_waits += w.len() as u64;
+        st.stats.submits += 1;
+        w.extend_from_slice(waits);
+        let fences = Fences {
+            wait: &w,
+            signal: signals,
+            ..Default::default()
+        };
+        match ioctl::submit_by_iova(k, queue_id, cmds, fences) {
+            Ok((seqno, _)) => Ok(seqno),
+            Err(e) if e.errno == Errno::EPIPE => Err(self.lost(k, &mut st, e.call)),
+            Err(e) => Err(BindError::Kernel(e)),
+        }
+    }
+
+    /// The timelines (map queue, wait queue): points of both signal as jobs complete.
+    pub fn timelines(&self) -> [u32; 2] {
+        self.timelines
+    }
+
+    /// The last point assigned on each timeline (map queue, wait queue).
+    pub fn last_points(&self) -> [u64; 2] {
+        self.lock().points
+    }
+}

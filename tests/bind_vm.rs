@@ -1,0 +1,249 @@
+//! The winsys's VM_BIND path on the kernel model: batching, cancelling, per-buffer bind waits,
+//! deferred unmaps, the ENOMEM fallback and device loss that explains itself.
+
+mod common;
+
+use std::time::Duration;
+
+use common::file_with;
+use msm_winsys::bind::{BindError, BindOp, BindVm};
+use msm_winsys::kernel::ioctl::{self, SyncPoint};
+use msm_winsys::sim::{Clock, Injection, SimFile, SimOptions};
+use msm_winsys::uapi::*;
+use msm_winsys::Errno;
+
+const VA: u64 = 0x1_0000_0000;
+const K: u64 = 4096;
+
+fn vm_bind_file(clock: Clock) -> SimFile {
+    let f = file_with(
+        "a750",
+        SimOptions {
+            clock,
+            ..Default::default()
+        },
+    );
+    ioctl::set_param(&f, MSM_PARAM_EN_VM_BIND, 1).unwrap();
+    f
+}
+
+fn bo(f: &SimFile, size: u64) -> u32 {
+    ioctl::gem_new(f, size, MSM_BO_WC).unwrap()
+}
+
+#[test]
+fn many_buffer_maps_become_one_sorted_job_with_minimal_prealloc() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    // 100 buffers of 16 KiB, queued in a scrambled order.
+    let mut order: Vec<u64> = (0..100).collect();
+    order.reverse();
+    order.swap(3, 70);
+    for i in order {
+        vm.map(BindOp::map(VA + i * 16 * K, 16 * K, bo(&f, 16 * K), 0));
+    }
+    vm.flush(&f).unwrap();
+    let s = vm.stats();
+    assert_eq!(s.vm_bind_ioctls, 1);
+    assert_eq!(s.ops_sent, 100, "different buffers cannot merge");
+    // 6.25 MiB of contiguous addresses in one group: 4 last-level tables + 1 + 1, exactly the
+    // tables the mappings need (sent one by one, unsorted, they would cost 3 each: 300).
+    assert_eq!(f.last_prealloc(), 6);
+    assert_eq!(s.prealloc_pages, 6);
+    f.sim().gpu_run_until_idle();
+    assert_eq!(f.vm_mappings().len(), 100);
+}
+
+#[test]
+fn a_buffer_freed_before_its_map_was_flushed_costs_no_ioctl_and_frees_at_once() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    vm.unmap_freed(VA, 64 * K, &[]);
+    let released = vm.flush(&f).unwrap();
+    assert_eq!(vm.stats().vm_bind_ioctls, 0);
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].fence, None);
+}
+
+#[test]
+fn the_unmap_of_a_freed_buffer_waits_for_its_users_and_its_range_returns_after_it() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let h = bo(&f, 64 * K);
+    vm.map(BindOp::map(VA, 64 * K, h, 0));
+    vm.flush(&f).unwrap();
+    // A submit that uses the buffer and signals a syncobj when done.
+    let done = ioctl::syncobj_create(&f, false).unwrap();
+    vm.submit(
+        &f,
+        0,
+        &[(VA, 64)],
+        &[(VA, 64 * K)],
+        &[],
+        &[SyncPoint {
+            handle: done,
+            point: 0,
+        }],
+    )
+    .unwrap();
+    vm.unmap_freed(
+        VA,
+        64 * K,
+        &[SyncPoint {
+            handle: done,
+            point: 0,
+        }],
+    );
+    let released = vm.flush(&f).unwrap();
+    let fence = released[0]
+        .fence
+        .expect("the range returns after the unmap job");
+    assert_eq!(fence.handle, vm.timelines()[1]);
+    // Nothing has run: the map job, then the submit, then the unmap job, in that order.
+    assert!(f.sim().gpu_step());
+    assert!(f.pte(VA).is_some(), "mapped once the map job ran");
+    f.sim().gpu_run_until_idle();
+    assert!(f.pte(VA).is_none(), "unmapped once the submit was done");
+    assert_eq!(ioctl::syncobj_query(&f, fence.handle).unwrap(), fence.point);
+    assert!(
+        f.sim().devcoredumps().is_empty(),
+        "the submit never saw an unmapped address"
+    );
+}
+
+#[test]
+fn a_submit_waits_only_for_the_bind_that_mapped_what_it_uses() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    vm.flush(&f).unwrap(); // map job 1
+    vm.map(BindOp::map(VA + (1 << 30), 64 * K, bo(&f, 64 * K), 0));
+    vm.flush(&f).unwrap(); // map job 2, unrelated
+    let waits = vm.waits_for(&f, &[(VA, 64 * K)]).unwrap();
+    assert_eq!(
+        waits,
+        vec![SyncPoint {
+            handle: vm.timelines()[0],
+            point: 1
+        }]
+    );
+    f.sim().gpu_run_until_idle();
+    assert!(vm.waits_for(&f, &[(VA, 64 * K)]).unwrap().is_empty() || f.sim().gpu_pending() == 0);
+}
+
+#[test]
+fn a_submit_flushes_pending_binds_of_what_it_uses() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    vm.submit(&f, 0, &[(VA, 64)], &[], &[], &[]).unwrap();
+    assert_eq!(vm.pending_ops(), 0);
+    f.sim().gpu_run_until_idle();
+    assert!(f.sim().devcoredumps().is_empty());
+}
+
+#[test]
+fn enomem_falls_back_to_smaller_jobs_keeping_the_effect() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    for i in 0..8 {
+        vm.map(BindOp::map(VA + i * (64 << 20), 64 * K, bo(&f, 64 * K), 0));
+    }
+    f.sim().inject(Injection {
+        point: "VM_BIND".into(),
+        nth: 1,
+        errno: Errno::ENOMEM,
+    });
+    vm.flush(&f).unwrap();
+    assert_eq!(vm.stats().enomem_fallbacks, 1);
+    f.sim().gpu_run_until_idle();
+    assert_eq!(f.vm_mappings().len(), 8);
+}
+
+#[test]
+fn enomem_down_to_one_op_per_ioctl() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    for i in 0..4 {
+        vm.map(BindOp::map(VA + i * (64 << 20), 64 * K, bo(&f, 64 * K), 0));
+    }
+    // The whole job (call 1) and both halves (calls 2 and 5) fail: the four ops go one by one.
+    for n in [1, 2, 5] {
+        f.sim().inject(Injection {
+            point: "VM_BIND".into(),
+            nth: n,
+            errno: Errno::ENOMEM,
+        });
+    }
+    vm.flush(&f).unwrap();
+    let s = vm.stats();
+    assert_eq!(s.enomem_fallbacks, 3);
+    assert_eq!(s.vm_bind_ioctls, 3 + 4);
+    f.sim().gpu_run_until_idle();
+    assert_eq!(f.vm_mappings().len(), 4);
+}
+
+#[test]
+fn a_lost_vm_reports_its_last_operations_and_the_devcoredump() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    vm.flush(&f).unwrap();
+    f.sim().gpu_run_until_idle();
+    // A submit whose command points at nothing faults; the VM becomes unusable.
+    vm.submit(&f, 0, &[(VA + (1 << 20), 64)], &[], &[], &[])
+        .unwrap();
+    f.sim().gpu_run_until_idle();
+    vm.map(BindOp::map(VA + (2 << 20), 64 * K, bo(&f, 64 * K), 0));
+    match vm.flush(&f) {
+        Err(BindError::DeviceLost(r)) => {
+            assert!(
+                r.recent_ops
+                    .iter()
+                    .any(|l| l.starts_with("map 0x0001000000")),
+                "{:?}",
+                r.recent_ops
+            );
+            let dump = r.devcoredump.clone().expect("the model left a devcoredump");
+            assert!(
+                dump.contains(&format!("{:#018x}", VA + (1 << 20))),
+                "{dump}"
+            );
+            let text = BindError::DeviceLost(r).to_string();
+            assert!(
+                text.contains("device lost") && text.contains("last VM operations"),
+                "{text}"
+            );
+        }
+        other => panic!("expected device loss, got {other:?}"),
+    }
+    // And it stays lost.
+    assert!(matches!(vm.flush(&f), Err(BindError::DeviceLost(_))) || vm.pending_ops() == 0);
+}
+
+#[test]
+fn jobs_stay_within_the_budget_and_the_kernel_throttle_never_stalls() {
+    let f = vm_bind_file(Clock::Async {
+        latency: Duration::from_micros(200),
+    });
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let h = bo(&f, 64 * K);
+    // 2000 scattered 64 KiB maps: ~3 pages each, so ~6000 pages in at least 6 jobs.
+    for i in 0..2000u64 {
+        vm.map(BindOp::map(
+            VA + ((i * 7919) % 4096) * (4 << 20),
+            64 * K,
+            h,
+            0,
+        ));
+    }
+    vm.flush(&f).unwrap();
+    let s = vm.stats();
+    assert!(s.jobs >= 6, "{s:?}");
+    assert!(f.last_prealloc() <= 1024);
+    assert!(f.sim().gpu_wait_idle(Duration::from_secs(10)));
+    assert_eq!(f.vm_mappings().len(), 2000);
+    let (in_flight, waiters) = f.prealloc_in_flight();
+    assert_eq!((in_flight, waiters), (0, 0));
+}
