@@ -5,7 +5,7 @@
 //! Owns: the ioctl table. Locks: none here; handlers take the file's locks.
 
 use super::user::{self, bytes_of, from_bytes, Plain};
-use super::{gem, param, prime, queue, submit, syncobj, vm_bind, SimFile};
+use super::{display, gem, param, prime, queue, submit, syncobj, vm_bind, SimFile};
 use crate::uapi::*;
 use crate::Errno;
 
@@ -36,6 +36,9 @@ fn entry(nr: u32) -> Option<Entry> {
             DRM_IOCTL_PRIME_FD_TO_HANDLE,
             prime::fd_to_handle,
         ),
+        0xaf => e("MODE_RMFB", DRM_IOCTL_MODE_RMFB, display::rmfb),
+        0xb0 => e("MODE_PAGE_FLIP", DRM_IOCTL_MODE_PAGE_FLIP, display::page_flip),
+        0xb8 => e("MODE_ADDFB2", DRM_IOCTL_MODE_ADDFB2, display::addfb2),
         0xbf => e("SYNCOBJ_CREATE", DRM_IOCTL_SYNCOBJ_CREATE, syncobj::create),
         0xc0 => e(
             "SYNCOBJ_DESTROY",

@@ -249,7 +249,11 @@ pub(super) fn gem_close(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
             return Err(Errno::EINVAL);
         }
         let mut ctx = file.ctx();
-        SimFile::delete_handle(&mut ctx, a.handle).map(drop)
+        let obj = SimFile::delete_handle(&mut ctx, a.handle)?;
+        drop(ctx);
+        // The display VMA goes with the object's last `vma_ref` (display.rs).
+        super::display::handle_closed(&file.dev, &obj);
+        Ok(())
     })
 }
 

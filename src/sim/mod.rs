@@ -8,6 +8,7 @@
 //! 1. `SimFile::ctx` — one file's handles, queues, VM pointer and settings;
 //! 2. `Vm::bind_lock` — serialises one VM's VM_BIND ioctls from pin to push (never taken with
 //!    `ctx` held);
+//!    `Display::state` (display.rs) — framebuffers, the CRTC, display VMAs; after `ctx`;
 //! 3. `GemObject::state` — one object's name, metadata, madvise state, mappings;
 //! 4. leaves: `Vm::inner`, `Queue::state`, `Resv::fences`, the syncobj table, `Gpu::state`,
 //!    `SimDevice::{offsets, objects, injections}`, the PRIME registry; `Vm::throttle` (waited on
@@ -33,6 +34,7 @@ use syncobj::SyncobjTable;
 use vm::Vm;
 
 mod dispatch;
+pub mod display;
 pub mod fdid;
 pub mod fence;
 mod gem;
@@ -49,6 +51,7 @@ pub mod user;
 pub mod vm;
 pub mod vm_bind;
 
+pub use display::DisplayStats;
 pub use gpu::{Clock, Devcoredump};
 pub use profile::{ChipProfile, PROFILES};
 
@@ -75,6 +78,10 @@ pub struct SimOptions {
     /// The msm module parameter `vm_log_shift`: VM_BIND VMs keep a log of `1 << min(shift, 8)`
     /// page-table ops; 0 (the kernel's default) keeps none.
     pub vm_log_shift: u32,
+    /// The display `vma_ref` fix (spec/kernel.md "Display (KMS) VM"): a buffer stays mapped in
+    /// the display VM while userspace holds a GEM handle or dma-buf of it. `false` models the
+    /// kernel before it, which unmapped at every unpin (flip away).
+    pub display_vma_ref_fix: bool,
 }
 
 impl Default for SimOptions {
@@ -89,6 +96,7 @@ impl Default for SimOptions {
                 latency: Duration::ZERO,
             },
             vm_log_shift: 0,
+            display_vma_ref_fix: true,
         }
     }
 }
@@ -199,6 +207,8 @@ struct SimDevice {
     /// Every object ever made on this device that is still alive (for purging).
     objects: Mutex<Vec<Weak<GemObject>>>,
     injections: Mutex<Vec<InjectionState>>,
+    /// Framebuffers, the CRTC and the display VM.
+    display: display::Display,
 }
 
 impl SimDevice {
@@ -250,6 +260,7 @@ impl Sim {
             next_object: AtomicU64::new(1),
             objects: Mutex::default(),
             injections: Mutex::default(),
+            display: Default::default(),
         };
         Ok(Sim { dev: Arc::new(dev) })
     }
@@ -616,6 +627,7 @@ impl Drop for SimFile {
         ctx.queues.clear();
         let vm = ctx.vm.take();
         drop(ctx);
+        display::file_closed(self);
         self.syncobjs.clear();
         // A VM_BIND VM unmaps and closes every VMA once its last fence signalled.
         if let Some(vm) = vm.filter(|v| v.vm_bind) {

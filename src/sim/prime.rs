@@ -103,6 +103,12 @@ fn registered(id: FileId) -> Option<Arc<GemObject>> {
         .map(|e| e.obj.clone())
 }
 
+/// Whether a dma-buf this device exported from `obj` is still registered (its display `vma_ref`;
+/// imports do not count). Released dma-bufs are forgotten only by [`collect_garbage`].
+pub(super) fn exported_dmabuf_alive(obj: &Arc<GemObject>) -> bool {
+    !obj.imported && registered(obj.memfd_id).is_some_and(|o| Arc::ptr_eq(&o, obj))
+}
+
 /// The name of the file behind `fd` (`/memfd:msm-sim-bo:1:2 (deleted)` for a model dma-buf).
 fn fd_target(fd: RawFd) -> Option<String> {
     std::fs::read_link(format!("/proc/self/fd/{fd}"))
