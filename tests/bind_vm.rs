@@ -247,3 +247,56 @@ fn jobs_stay_within_the_budget_and_the_kernel_throttle_never_stalls() {
     let (in_flight, waiters) = f.prealloc_in_flight();
     assert_eq!((in_flight, waiters), (0, 0));
 }
+
+#[test]
+fn flush_ready_holds_unmaps_of_busy_buffers_and_sends_them_with_the_next_frame_once_idle() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let frame = ioctl::syncobj_create(&f, false).unwrap();
+    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    vm.submit(
+        &f,
+        0,
+        &[(VA, 64)],
+        &[],
+        &[],
+        &[SyncPoint {
+            handle: frame,
+            point: 1,
+        }],
+    )
+    .unwrap();
+    // The buffer is freed while its submit has not run; the next frame's buffer is created.
+    vm.unmap_freed(
+        VA,
+        64 * K,
+        &[SyncPoint {
+            handle: frame,
+            point: 1,
+        }],
+    );
+    vm.map(BindOp::map(VA + (1 << 20), 64 * K, bo(&f, 64 * K), 0));
+    let ioctls = vm.stats().vm_bind_ioctls;
+    assert!(
+        vm.flush_ready(&f).unwrap().is_empty(),
+        "the freed range is not released yet"
+    );
+    assert_eq!(
+        vm.stats().vm_bind_ioctls,
+        ioctls + 1,
+        "one job: the new map alone"
+    );
+    assert_eq!(
+        vm.pending_ops(),
+        1,
+        "the unmap waits in the winsys, not in a bind job"
+    );
+    f.sim().gpu_run_until_idle();
+    // The submit is done: the unmap rides the map queue, no in-fences needed.
+    let released = vm.flush_ready(&f).unwrap();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].fence.map(|p| p.handle), Some(vm.timelines()[0]));
+    f.sim().gpu_run_until_idle();
+    assert!(f.pte(VA).is_none());
+    assert!(f.sim().devcoredumps().is_empty());
+}

@@ -32,7 +32,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::op::BindOp;
 use super::plan::{plan, split, KERNEL_THROTTLE_PAGES};
 use super::prealloc::job_pages;
-use super::va::{touched_ranges, VaMirror};
+use super::va::VaMirror;
 use crate::ffi::ErrnoError;
 use crate::kernel::ioctl::{self, Fences, SyncPoint};
 use crate::kernel::{Kernel, KernelError};
@@ -329,10 +329,45 @@ impl BindVm {
         }
     }
 
-    /// Sends everything pending, as few jobs as the budget allows. Returns the ranges freed by
-    /// `unmap_freed` whose unmaps are now ordered, with the fence after which the allocator may
-    /// hand them out again.
+    /// Sends everything pending, as few jobs as the budget allows (an explicit flush). Returns the
+    /// ranges freed by `unmap_freed` whose unmaps are now ordered, with the fence after which the
+    /// allocator may hand them out again.
     pub fn flush(&self, k: &dyn Kernel) -> Result<Vec<Released>, BindError> {
+        self.flush_inner(k, true)
+    }
+
+    /// Sends what can go without waiting: maps, and the unmaps whose users are known to be done.
+    /// Unmaps of buffers the GPU may still be using stay queued for a later flush, so they never
+    /// hold up the map queue and the frame's binds go out as one job.
+    pub fn flush_ready(&self, k: &dyn Kernel) -> Result<Vec<Released>, BindError> {
+        self.flush_inner(k, false)
+    }
+
+    /// Whether every point in `waits` is known to have signalled (one query per syncobj).
+    fn all_signalled(
+        &self,
+        k: &dyn Kernel,
+        waits: &[SyncPoint],
+        cache: &mut Vec<(u32, u64)>,
+    ) -> Result<bool, BindError> {
+        for w in waits {
+            let done = match cache.iter().find(|(h, _)| *h == w.handle) {
+                Some(&(_, d)) => d,
+                None => {
+                    let d = ioctl::syncobj_query(k, w.handle).map_err(BindError::Kernel)?;
+                    cache.push((w.handle, d));
+                    d
+                }
+            };
+            // A binary syncobj (point 0) reports 0 whatever its state: never assume it is done.
+            if w.point == 0 || done < w.point {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn flush_inner(&self, k: &dyn Kernel, force: bool) -> Result<Vec<Released>, BindError> {
         let mut st = self.lock();
         if let Some(r) = &st.lost {
             return Err(BindError::DeviceLost(r.clone()));
@@ -340,46 +375,69 @@ impl BindVm {
         if st.pending.is_empty() && st.pending_signals.is_empty() {
             return Ok(vec![]);
         }
-        let pending = std::mem::take(&mut st.pending);
+        self.refresh_done(k, &mut st)?;
+        let mut pending = std::mem::take(&mut st.pending);
+
+        // Hold back the unmaps whose users may still run, unless a later op touches their range.
+        let mut held: Vec<Pending> = Vec::new();
+        if !force {
+            let mut cache = Vec::new();
+            let mut keep = Vec::with_capacity(pending.len());
+            for (i, p) in pending.iter().enumerate() {
+                let hold = p.op.is_unmap()
+                    && !p.ordered
+                    && !self.all_signalled(k, &p.waits, &mut cache)?
+                    && !pending[i + 1..]
+                        .iter()
+                        .any(|q| q.op.iova < p.op.end() && p.op.iova < q.op.end());
+                keep.push(!hold);
+            }
+            let mut it = keep.into_iter();
+            let (send, hold): (Vec<Pending>, Vec<Pending>) =
+                pending.into_iter().partition(|_| it.next().unwrap_or(true));
+            pending = send;
+            held = hold;
+        }
+        let mut frees = std::mem::take(&mut st.pending_frees);
+        let held_frees: Vec<(u64, u64)> = frees
+            .iter()
+            .copied()
+            .filter(|&(iova, len)| {
+                held.iter()
+                    .any(|h| h.op.iova == iova && h.op.range_B == len)
+            })
+            .collect();
+        frees.retain(|f| !held_frees.contains(f));
+        st.pending_frees = held_frees;
+        st.pending = held;
+
         let all: Vec<BindOp> = pending.iter().map(|p| p.op).collect();
         let planned = plan(&st.mirror, &all);
 
-        // Which planned ops may touch something the GPU uses: they go to the wait queue.
-        let ordered_ranges = touched_ranges(
-            &pending
-                .iter()
-                .filter(|p| p.ordered)
-                .map(|p| p.op)
-                .collect::<Vec<_>>(),
-        );
-        let in_ordered = |op: &BindOp| {
-            ordered_ranges
-                .iter()
-                .any(|&(s, e)| op.iova < e && s < op.end())
-        };
+        // Ops whose own waits are not known done, or that belong to a sparse batch, go to the
+        // wait queue; everything else (new maps, unmaps of idle buffers) to the map queue.
+        let mut cache = Vec::new();
+        let mut waits: Vec<SyncPoint> = Vec::new();
+        let mut must_wait: Vec<(u64, u64)> = Vec::new();
+        for p in &pending {
+            let live = !st.mirror.restrict(&[(p.op.iova, p.op.end())]).is_empty();
+            if p.ordered || (live && !self.all_signalled(k, &p.waits, &mut cache)?) {
+                waits.extend(p.waits.iter().copied());
+                must_wait.push((p.op.iova, p.op.end()));
+            }
+        }
         let (mut map_ops, mut wait_ops) = (Vec::new(), Vec::new());
         for op in planned {
-            let replaces = st.mirror.restrict(&[(op.iova, op.end())]).len() > 0;
-            if op.is_unmap() || replaces || in_ordered(&op) {
+            if must_wait.iter().any(|&(s, e)| op.iova < e && s < op.end()) {
                 wait_ops.push(op);
             } else {
                 map_ops.push(op);
             }
         }
-        // Waits: the pending ops' own, plus the map jobs that made what the wait queue replaces.
-        let mut waits: Vec<SyncPoint> = Vec::new();
-        for p in &pending {
-            let live = st.mirror.restrict(&[(p.op.iova, p.op.end())]).len() > 0;
-            if live || p.ordered {
-                waits.extend(p.waits.iter().copied());
-            }
-        }
+        // The wait queue must also follow the map jobs that made what it changes.
         for op in &wait_ops {
-            for (_, &(end, q, point)) in st.mapped_by.range(..op.end()).rev() {
-                if end <= op.iova {
-                    continue;
-                }
-                if point > st.done[qi(q)] && q == Queue::Map {
+            for (_, &(end, q, point)) in st.mapped_by.range(..op.end()) {
+                if end > op.iova && q == Queue::Map && point > st.done[qi(q)] {
                     waits.push(SyncPoint {
                         handle: self.timelines[qi(q)],
                         point,
@@ -390,119 +448,113 @@ impl BindVm {
         waits.sort_unstable();
         waits.dedup();
         let signals = std::mem::take(&mut st.pending_signals);
-        let frees = std::mem::take(&mut st.pending_frees);
 
-        let mut released = Vec::new();
-        let result = (|| -> Result<(), BindError> {
-            let map_jobs = split(&map_ops, self.budget_pages);
-            let mut wait_jobs = split(&wait_ops, self.budget_pages);
-            if wait_jobs.is_empty() && (!signals.is_empty() || !waits.is_empty()) {
-                wait_jobs.push(vec![]); // a pure sync point carrying the batch's fences
-            }
-            for (q, jobs) in [(Queue::Map, map_jobs), (Queue::Wait, wait_jobs)] {
-                let n = jobs.len();
-                for (i, ops) in jobs.into_iter().enumerate() {
-                    let pages = job_pages(&ops);
-                    // Keep the kernel's throttle from stalling: it admits a job only while at most
-                    // 1024 pages are in flight, so wait (bounded) for the oldest jobs first.
-                    let in_flight = |st: &State| st.in_flight.iter().map(|j| j.2).sum::<u64>();
-                    if in_flight(&st) > KERNEL_THROTTLE_PAGES {
-                        self.refresh_done(k, &mut st)?;
-                        while in_flight(&st) > KERNEL_THROTTLE_PAGES {
-                            let &(oq, op, _) =
-                                st.in_flight.front().expect("in flight is not empty");
-                            st.stats.throttle_waits += 1;
-                            let p = SyncPoint {
-                                handle: self.timelines[qi(oq)],
-                                point: op,
-                            };
-                            ioctl::syncobj_timeline_wait(k, &[p], i64::MAX)
-                                .map_err(BindError::Kernel)?;
-                            st.done[qi(oq)] = st.done[qi(oq)].max(op);
-                            st.in_flight.pop_front();
-                        }
-                    }
-                    st.points[qi(q)] += 1;
-                    let point = st.points[qi(q)];
-                    let mut sig = vec![SyncPoint {
-                        handle: self.timelines[qi(q)],
-                        point,
-                    }];
-                    let job_waits: &[SyncPoint] = if q == Queue::Wait && i == 0 {
-                        &waits
-                    } else {
-                        &[]
-                    };
-                    if q == Queue::Wait && i + 1 == n {
-                        sig.extend_from_slice(&signals);
-                    }
-                    if let Err(e) = self.send(k, &mut st, q, &ops, job_waits, &sig) {
-                        st.points[qi(q)] -= 1;
-                        return Err(e);
-                    }
-                    st.stats.jobs += 1;
-                    st.stats.ops_sent += ops.len() as u64;
-                    st.stats.prealloc_pages += pages;
-                    st.in_flight.push_back((q, point, pages));
-                    for op in &ops {
-                        st.mirror.apply(op);
-                        // Forget who mapped what this op replaces; remember who maps it now.
-                        let stale: Vec<u64> = st
-                            .mapped_by
-                            .range(..op.end())
-                            .filter(|(_, &(end, _, _))| end > op.iova)
-                            .map(|(&s, _)| s)
-                            .collect();
-                        for s in stale {
-                            let (end, oq, opoint) = st.mapped_by.remove(&s).expect("listed above");
-                            if s < op.iova {
-                                st.mapped_by.insert(s, (op.iova, oq, opoint));
-                            }
-                            if end > op.end() {
-                                st.mapped_by.insert(op.end(), (end, oq, opoint));
-                            }
-                        }
-                        if !op.is_unmap() {
-                            st.mapped_by.insert(op.iova, (op.end(), q, point));
-                        }
-                        let line =
-                            format!("{} queue {} job {point}", describe(op), self.queues[qi(q)]);
-                        Self::log(&mut st, line);
-                    }
-                    if q == Queue::Wait {
-                        let fence = SyncPoint {
-                            handle: self.timelines[qi(q)],
-                            point,
-                        };
-                        released = frees
-                            .iter()
-                            .map(|&(iova, range_B)| Released {
-                                iova,
-                                range_B,
-                                fence: Some(fence),
-                            })
-                            .collect();
-                    }
+        // Which job ordered each freed range: (queue, point, ranges of its ops).
+        let mut sent: Vec<(Queue, u64, Vec<(u64, u64)>)> = Vec::new();
+        let map_jobs = split(&map_ops, self.budget_pages);
+        let mut wait_jobs = split(&wait_ops, self.budget_pages);
+        if wait_jobs.is_empty() && (!signals.is_empty() || !waits.is_empty()) {
+            wait_jobs.push(vec![]); // a pure sync point carrying the batch's fences
+        }
+        for (q, jobs) in [(Queue::Map, map_jobs), (Queue::Wait, wait_jobs)] {
+            let n = jobs.len();
+            for (i, ops) in jobs.into_iter().enumerate() {
+                let pages = job_pages(&ops);
+                self.avoid_throttle(k, &mut st)?;
+                st.points[qi(q)] += 1;
+                let point = st.points[qi(q)];
+                let mut sig = vec![SyncPoint {
+                    handle: self.timelines[qi(q)],
+                    point,
+                }];
+                let job_waits: &[SyncPoint] = if q == Queue::Wait && i == 0 {
+                    &waits
+                } else {
+                    &[]
+                };
+                if q == Queue::Wait && i + 1 == n {
+                    sig.extend_from_slice(&signals);
                 }
-            }
-            Ok(())
-        })();
-        match result {
-            Ok(()) => {
-                if released.is_empty() {
-                    // The unmaps were cancelled (nothing was ever mapped there): free at once.
-                    released = frees
-                        .iter()
-                        .map(|&(iova, range_B)| Released {
-                            iova,
-                            range_B,
-                            fence: None,
-                        })
-                        .collect();
+                if let Err(e) = self.send(k, &mut st, q, &ops, job_waits, &sig) {
+                    st.points[qi(q)] -= 1;
+                    return Err(e);
                 }
-                Ok(released)
+                st.stats.jobs += 1;
+                st.stats.ops_sent += ops.len() as u64;
+                st.stats.prealloc_pages += pages;
+                st.in_flight.push_back((q, point, pages));
+                for op in &ops {
+                    Self::commit(&mut st, op, q, point);
+                    let line = format!("{} queue {} job {point}", describe(op), self.queues[qi(q)]);
+                    Self::log(&mut st, line);
+                }
+                sent.push((q, point, ops.iter().map(|o| (o.iova, o.end())).collect()));
             }
-            Err(e) => Err(e),
+        }
+        // A freed range returns after the job that unmapped it; one nothing had mapped (its map
+        // was cancelled before any flush) returns at once.
+        Ok(frees
+            .into_iter()
+            .map(|(iova, range_B)| {
+                let job = sent
+                    .iter()
+                    .rev()
+                    .find(|(_, _, r)| r.iter().any(|&(s, e)| iova < e && s < iova + range_B));
+                let fence = job.map(|&(q, point, _)| SyncPoint {
+                    handle: self.timelines[qi(q)],
+                    point,
+                });
+                Released {
+                    iova,
+                    range_B,
+                    fence,
+                }
+            })
+            .collect())
+    }
+
+    /// Keeps the kernel's throttle from stalling: it admits a job only while at most 1024 pages are
+    /// in flight, so wait (bounded by the GPU's progress) for the oldest jobs first.
+    fn avoid_throttle(&self, k: &dyn Kernel, st: &mut State) -> Result<(), BindError> {
+        let in_flight = |st: &State| st.in_flight.iter().map(|j| j.2).sum::<u64>();
+        if in_flight(st) <= KERNEL_THROTTLE_PAGES {
+            return Ok(());
+        }
+        self.refresh_done(k, st)?;
+        while in_flight(st) > KERNEL_THROTTLE_PAGES {
+            let &(q, point, _) = st.in_flight.front().expect("in flight is not empty");
+            st.stats.throttle_waits += 1;
+            let p = SyncPoint {
+                handle: self.timelines[qi(q)],
+                point,
+            };
+            ioctl::syncobj_timeline_wait(k, &[p], i64::MAX).map_err(BindError::Kernel)?;
+            st.done[qi(q)] = st.done[qi(q)].max(point);
+            st.in_flight.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Records a sent op in the mirror and in the map of who mapped what.
+    fn commit(st: &mut State, op: &BindOp, q: Queue, point: u64) {
+        st.mirror.apply(op);
+        let stale: Vec<u64> = st
+            .mapped_by
+            .range(..op.end())
+            .filter(|(_, &(end, _, _))| end > op.iova)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in stale {
+            let (end, oq, opoint) = st.mapped_by.remove(&s).expect("listed above");
+            if s < op.iova {
+                st.mapped_by.insert(s, (op.iova, oq, opoint));
+            }
+            if end > op.end() {
+                st.mapped_by.insert(op.end(), (end, oq, opoint));
+            }
+        }
+        if !op.is_unmap() {
+            st.mapped_by.insert(op.iova, (op.end(), q, point));
         }
     }
 
@@ -522,7 +574,7 @@ impl BindVm {
             })
         };
         if touches {
-            self.flush(k)?;
+            self.flush_ready(k)?;
         }
         let st = self.lock();
         let mut best = [0u64; 2];

@@ -541,6 +541,11 @@ impl SimFile {
             .unwrap_or_default()
     }
 
+    /// How many VM_BIND calls on this file's VM had to wait in the 1024-page throttle (debug API).
+    pub fn throttle_stalls(&self) -> u64 {
+        self.ctx().vm.clone().map(|vm| vm.throttle_stalls()).unwrap_or_default()
+    }
+
     /// The preallocated page count of this file's last admitted VM_BIND job (debug API).
     pub fn last_prealloc(&self) -> u64 {
         self.ctx()

@@ -178,6 +178,8 @@ struct Throttle {
     interrupts: u64,
     /// Threads waiting to be admitted (debug API).
     waiters: u32,
+    /// VM_BIND calls that found more than the limit in flight and had to wait.
+    stalls: u64,
 }
 
 /// The throttle admits a job while at most this many preallocated pages are in flight.
@@ -240,6 +242,9 @@ impl Vm {
     pub fn throttle_admit(&self, count: u32) -> Result<(), Errno> {
         let mut t = self.throttle();
         let generation = t.interrupts;
+        if t.in_flight > THROTTLE_PAGES {
+            t.stalls += 1;
+        }
         t.waiters += 1;
         while t.in_flight > THROTTLE_PAGES {
             if t.interrupts != generation {
@@ -265,6 +270,11 @@ impl Vm {
     pub fn interrupt_throttled(&self) {
         self.throttle().interrupts += 1;
         self.throttle_cv.notify_all();
+    }
+
+    /// How many VM_BIND calls had to wait in the throttle so far.
+    pub fn throttle_stalls(&self) -> u64 {
+        self.throttle().stalls
     }
 
     /// (preallocated pages in flight, threads waiting in the throttle).
