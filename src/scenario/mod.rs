@@ -4,6 +4,7 @@
 //! Each scenario measures against a baseline run in the same process and reports ratios, never
 //! absolute wall-clock claims.
 
+pub mod compositor;
 pub mod external_objects;
 pub mod iova;
 pub mod list_heap;
@@ -52,6 +53,11 @@ pub const ALL: &[Scenario] = &[
         name: "external-objects",
         about: "Vulkan-exported image layouts through the metadata record into a GL importer, plus legacy and hostile records",
         run: external_objects::run,
+    },
+    Scenario {
+        name: "compositor",
+        about: "flip chains of exported buffers on kernels before and after the display vma_ref fix",
+        run: compositor::run,
     },
 ];
 
