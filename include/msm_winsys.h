@@ -18,11 +18,52 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// `MSM_BO_SCANOUT`.
+#define MSMWS_BO_SCANOUT 1
 
+// `MSM_BO_GPU_READONLY`.
+#define MSMWS_BO_GPU_READONLY 2
 
+// `MSM_BO_NO_SHARE`: shares the VM's reservation; can never be exported or scanned out.
+#define MSMWS_BO_NO_SHARE 4
 
+// `MSM_BO_CACHED`.
+#define MSMWS_BO_CACHED 65536
 
+// `MSM_BO_WC`.
+#define MSMWS_BO_WC 131072
 
+// `MSM_BO_CACHED_COHERENT`.
+#define MSMWS_BO_CACHED_COHERENT 524288
+
+// Created to be shared (exported, scanned out): never from the cache, never NO_SHARE.
+#define MSMWS_BO_SHARED 2147483648
+
+// The CRTC of the kernel model's display (`msmws_device_new_sim` devices).
+#define MSMWS_SIM_CRTC_ID 49
+
+// `DRM_FORMAT_XRGB8888` ('XR24').
+#define MSMWS_DRM_FORMAT_XRGB8888 875713112
+
+// Userspace allocates GPU addresses and maps them with VM_BIND (UAPI 1.13).
+#define MSMWS_VM_MODE_VM_BIND 1
+
+// Userspace allocates GPU addresses and pins BOs with GEM_INFO(SET_IOVA).
+#define MSMWS_VM_MODE_USERSPACE_IOVA 2
+
+// The kernel picks each BO's address (GEM_INFO(GET_IOVA)).
+#define MSMWS_VM_MODE_KERNEL_IOVA 3
+
+// Most bytes of metadata (the kernel's limit); an encode buffer of this size always suffices.
+#define MSMWS_METADATA_MAX_SIZE 128
+
+// `flags` bit of `msmws_metadata_decode`: the legacy 8-byte form; only `modifier`, `tile_mode`
+// and `ubwc` of the layout are set (the importer computes the rest itself, as today).
+#define MSMWS_METADATA_LEGACY 1
+
+// `flags` bit of `msmws_metadata_decode`: written by a newer version, read through its
+// version-1 fields.
+#define MSMWS_METADATA_NEWER_VERSION 2
 
 // `flags` bit of `msmws_va_heap_alloc`: place the range at the top of the hole it takes, taking
 // holes from the largest size class (bottom-up, the default, takes the smallest class that fits
@@ -36,11 +77,28 @@
 // Mask of the no-cross shift field in `flags`.
 #define MSMWS_VA_HEAP_NO_CROSS_SHIFT_MASK 65280
 
+// A buffer object reference. Opaque.
+typedef struct msmws_bo msmws_bo;
+
 // An opened, probed msm device. Opaque.
 typedef struct msmws_device msmws_device;
 
+// A flip chain: buffers flipped on one CRTC, each kept (GEM handle and framebuffer) until
+// removed. Opaque.
+typedef struct msmws_flip_chain msmws_flip_chain;
+
 // A GPU address heap. Opaque.
 typedef struct msmws_va_heap msmws_va_heap;
+
+// One plane of a framebuffer for `msmws_flip_chain_add_bo` / `_import_dmabuf`.
+typedef struct msmws_fb_layout {
+    uint32_t width;
+    uint32_t height;
+    // DRM fourcc, e.g. `MSMWS_DRM_FORMAT_XRGB8888`.
+    uint32_t fourcc;
+    uint32_t pitch_B;
+    uint32_t offset_B;
+} msmws_fb_layout;
 
 // What the device probe found. Filled by `msmws_device_get_info`.
 typedef struct msmws_device_info {
@@ -71,6 +129,64 @@ typedef struct msmws_device_info {
     char chip_name[32];
 } msmws_device_info;
 
+// The layout-relevant part of a `VkImageCreateInfo` (2D images). `samples` is the count (1, 2,
+// 4, 8), `create_flags` and `usage` are `VkImageCreateFlags` and `VkImageUsageFlags`.
+typedef struct msmws_image_desc {
+    uint32_t vk_format;
+    uint32_t drm_fourcc;
+    uint32_t width;
+    uint32_t height;
+    uint32_t depth;
+    uint32_t mip_levels;
+    uint32_t array_layers;
+    uint32_t samples;
+    uint32_t create_flags;
+    uint32_t usage;
+} msmws_image_desc;
+
+// One plane: the five values the record stores (inputs to encode/validate) and two derived
+// sizes (outputs only; ignored on input).
+typedef struct msmws_plane_layout {
+    uint64_t offset_B;
+    uint64_t pitch_B;
+    uint64_t layer_stride_B;
+    uint64_t ubwc_offset_B;
+    uint64_t ubwc_pitch_B;
+    // Output: bytes of all levels of one layer.
+    uint64_t layer_size_B;
+    // Output: bytes of the UBWC metadata of all levels of one layer.
+    uint64_t ubwc_layer_stride_B;
+} msmws_plane_layout;
+
+// A whole image's layout. `tile_mode` is `a6xx_tile_mode` (0, 2, 3), `ubwc` 0 or 1; `modifier`
+// and `size_B` are outputs (ignored on input).
+typedef struct msmws_image_layout {
+    uint64_t modifier;
+    uint64_t size_B;
+    uint32_t tile_mode;
+    uint32_t ubwc;
+    uint32_t plane_count;
+    uint32_t pad;
+    struct msmws_plane_layout planes[3];
+} msmws_image_layout;
+
+// Who exported a buffer: `chip_id` is MSM_PARAM_CHIP_ID, `driver_id` the first 8 bytes of the
+// driver UUID read as a little-endian u64.
+typedef struct msmws_metadata_identity {
+    uint64_t chip_id;
+    uint64_t driver_id;
+} msmws_metadata_identity;
+
+// One mip level of one plane, layer 0 (layer `i` is `i * layer_stride_B` further).
+typedef struct msmws_level_layout {
+    uint64_t offset_B;
+    uint64_t pitch_B;
+    uint64_t size_B;
+    uint64_t ubwc_offset_B;
+    uint64_t ubwc_pitch_B;
+    uint64_t ubwc_size_B;
+} msmws_level_layout;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -80,6 +196,78 @@ extern "C" {
 // The string is owned by the library and stays valid until the next failing call on this thread.
 // Never returns NULL.
 const char *msmws_last_error_message(void);
+
+// Creates a buffer of at least `size_B` bytes with `MSMWS_BO_*` `flags` (exactly one of CACHED,
+// WC, CACHED_COHERENT). Private buffers (no `MSMWS_BO_SHARED`) may come from the buffer cache.
+//
+// On success `*out` holds a new reference; release it with `msmws_bo_unref`. The buffer keeps
+// the device alive. Thread-safe. Returns 0, -EINVAL, or the kernel's errno.
+int msmws_bo_new(const struct msmws_device *dev,
+                 uint64_t size_B,
+                 uint32_t flags,
+                 struct msmws_bo **out);
+
+// Imports the dma-buf `fd` (which stays the caller's). Importing a dma-buf whose buffer is
+// live returns that buffer (the same GEM handle) with its count raised; this is race-free
+// against a concurrent final release of that buffer.
+//
+// On success `*out` holds a new reference (release it with `msmws_bo_unref`). Thread-safe.
+// Returns 0, -EINVAL (NULL pointer, negative fd, not a dma-buf), -EBADF, or the kernel's errno.
+int msmws_bo_import_dmabuf(const struct msmws_device *dev, int fd, struct msmws_bo **out);
+
+// Exports `bo` as a new dma-buf fd (O_CLOEXEC, read/write) written to `*fd_out`; the caller
+// owns and closes it. A buffer exported once is never cached.
+//
+// Thread-safe. Returns 0, -EINVAL (NULL pointer), -EPERM (a `MSMWS_BO_NO_SHARE` buffer; the
+// kernel is not asked), or the kernel's errno.
+int msmws_bo_export_dmabuf(const struct msmws_bo *bo, int *fd_out);
+
+// Takes one more reference on `bo` and returns `bo` (NULL stays NULL). Thread-safe.
+struct msmws_bo *msmws_bo_ref(struct msmws_bo *bo);
+
+// Drops one reference on `bo`; the last one closes the GEM handle (or caches the buffer). NULL
+// is ignored. Thread-safe; `bo` must not be used by the caller afterwards.
+void msmws_bo_unref(struct msmws_bo *bo);
+
+// The GEM handle of `bo` in its device's file; 0 for NULL.
+uint32_t msmws_bo_handle(const struct msmws_bo *bo);
+
+// The size of `bo` in bytes (a page multiple; for an import, the dma-buf's size); 0 for NULL.
+uint64_t msmws_bo_size(const struct msmws_bo *bo);
+
+// Creates an empty flip chain on CRTC `crtc_id` of `dev` (`MSMWS_SIM_CRTC_ID` on a model
+// device). Release it with `msmws_flip_chain_destroy`. Thread-safe. Returns 0 or -EINVAL.
+int msmws_flip_chain_create(const struct msmws_device *dev,
+                            uint32_t crtc_id,
+                            struct msmws_flip_chain **out);
+
+// Adds `bo` to the chain with a framebuffer of `*layout` (MODE_ADDFB2); the chain keeps its own
+// reference (and so the GEM handle) until the buffer is removed or the chain destroyed. Writes
+// the buffer's index to `*index_out`. Thread-safe. Returns 0, -EINVAL, or the kernel's errno.
+int msmws_flip_chain_add_bo(const struct msmws_flip_chain *chain,
+                            const struct msmws_bo *bo,
+                            const struct msmws_fb_layout *layout,
+                            uint32_t *index_out);
+
+// The compositor side: imports the client's dma-buf `fd` (which stays the caller's), keeps its
+// GEM handle while the buffer is in the chain, and adds a framebuffer of `*layout`. Writes the
+// index to `*index_out`. Thread-safe. Returns 0, -EINVAL, -EBADF, or the kernel's errno.
+int msmws_flip_chain_import_dmabuf(const struct msmws_flip_chain *chain,
+                                   int fd,
+                                   const struct msmws_fb_layout *layout,
+                                   uint32_t *index_out);
+
+// Flips the chain's CRTC to buffer `index` (MODE_PAGE_FLIP). Thread-safe. Returns 0, -EINVAL
+// (NULL chain, unknown index), or the kernel's errno.
+int msmws_flip_chain_flip(const struct msmws_flip_chain *chain, uint32_t index);
+
+// Removes buffer `index`: its framebuffer, then the chain's reference. Thread-safe. Returns 0,
+// -EINVAL (NULL chain, unknown index), -EBUSY (it is on screen), or the kernel's errno.
+int msmws_flip_chain_remove(const struct msmws_flip_chain *chain, uint32_t index);
+
+// Destroys a flip chain: removes every framebuffer (the one on screen turns the CRTC off) and
+// drops every reference it kept. NULL is ignored. Must be the last call on `chain`.
+void msmws_flip_chain_destroy(struct msmws_flip_chain *chain);
 
 // Probes the msm device open on `fd` and returns a new device in `*out`.
 //
@@ -104,10 +292,75 @@ int msmws_device_new_sim(const char *profile, struct msmws_device **out);
 // Thread-safe. Returns 0, or -EINVAL for a NULL argument.
 int msmws_device_get_info(const struct msmws_device *dev, struct msmws_device_info *info);
 
-// Destroys a device, closing its file. NULL is accepted and does nothing.
+// Destroys a device handle. NULL is accepted and does nothing. The file is closed once the last
+// buffer (`msmws_bo`) or flip chain made on the device is released too.
 //
 // Must be the last call on `dev`; no other thread may be using it.
 void msmws_device_destroy(struct msmws_device *dev);
+
+// The exporter's layout model: the layout of `desc` when the driver asks for `modifier`
+// (DRM_FORMAT_MOD_LINEAR, QCOM_TILED2, QCOM_TILED3 or QCOM_COMPRESSED; the result may fall back,
+// see docs/metadata.md). Writes `*layout_out` on success only. Thread-safe.
+// Returns 0, -EINVAL (NULL pointer, invalid description or modifier) or -EOVERFLOW.
+int msmws_metadata_plan(const struct msmws_image_desc *desc,
+                        uint64_t modifier,
+                        struct msmws_image_layout *layout_out);
+
+// Encodes the record for an exported image into `out` (`out_size` bytes; 128 always suffice) and
+// writes its length to `*len_out`: the bytes to store with MSM_INFO_SET_METADATA.
+//
+// `layout` must be the layout of `desc` (from `msmws_metadata_plan`, or the driver's own per-plane
+// values with the derived fields ignored). The caller keeps ownership of every buffer.
+// Thread-safe. Returns 0, -EINVAL (NULL pointer, `out_size` too small, invalid description or a
+// layout that is not the description's) or -EOPNOTSUPP (sparse, or values too large for the
+// format); nothing is written on failure.
+int msmws_metadata_encode(const struct msmws_metadata_identity *identity,
+                          const struct msmws_image_desc *desc,
+                          const struct msmws_image_layout *layout,
+                          uint8_t *out,
+                          uint32_t out_size,
+                          uint32_t *len_out);
+
+// Decodes and validates `len` bytes of metadata read from a buffer of `bo_size_B` bytes, for an
+// importer whose identity is `*ours`.
+//
+// On success writes the exporter's image to `*desc_out`, its layout (every plane's last byte
+// inside the buffer) to `*layout_out`, and `MSMWS_METADATA_LEGACY` / `_NEWER_VERSION` bits to
+// `*flags_out`. For the legacy 8-byte form only `modifier`, `tile_mode` and `ubwc` are set and
+// `*desc_out` is zeroed. `data` may be NULL when `len` is 0. Reads at most `len` bytes (and
+// none when `len` > 128). Thread-safe. Returns 0 or one errno per rule (see the top of this file);
+// nothing is written on failure.
+int msmws_metadata_decode(const uint8_t *data,
+                          uint32_t len,
+                          const struct msmws_metadata_identity *ours,
+                          uint64_t bo_size_B,
+                          struct msmws_image_desc *desc_out,
+                          struct msmws_image_layout *layout_out,
+                          uint32_t *flags_out);
+
+// Checks a layout against a buffer of `bo_size_B` bytes with the importer's rules (every
+// level's pitch holds a row, layers do not overlap, every byte of every plane and its UBWC
+// metadata inside the buffer, 64-bit arithmetic checked), for a layout that came some other way
+// than `msmws_metadata_decode`. Reads only the stored fields of `*layout`. Thread-safe.
+// Returns 0, -EINVAL, -EDOM, -ERANGE or -EOVERFLOW.
+int msmws_metadata_validate(const struct msmws_image_desc *desc,
+                            const struct msmws_image_layout *layout,
+                            uint64_t bo_size_B);
+
+// Writes mip level `level` of plane `plane` of a layout (layer 0) to `*level_out`, after the same
+// checks as `msmws_metadata_validate` against `bo_size_B`. Thread-safe. Returns 0, the errnos of
+// `msmws_metadata_validate`, or -EINVAL for a plane or level the image lacks.
+int msmws_metadata_level(const struct msmws_image_desc *desc,
+                         const struct msmws_image_layout *layout,
+                         uint64_t bo_size_B,
+                         uint32_t plane,
+                         uint32_t level,
+                         struct msmws_level_layout *level_out);
+
+// Today's freedreno's reading of metadata bytes: the first 8 as `struct fdl_metadata`'s
+// modifier. Writes it to `*modifier_out`. Thread-safe. Returns 0, -EINVAL (NULL pointer) or
+// -ENODATA (fewer than 8 bytes).
+int msmws_metadata_freedreno_modifier(const uint8_t *data, uint32_t len, uint64_t *modifier_out);
 
 // Creates a heap of GPU addresses `[start, start + size)`, both multiples of 4096 bytes (4 KiB
 // pages), `start + size <= 2^64` (so `[4096, 2^64)` is `start = 4096, size = 2^64 - 4096`).

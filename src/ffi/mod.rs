@@ -14,7 +14,7 @@
 //! their `_destroy` function; the ownership rule is written on each function.
 
 #![allow(non_camel_case_types)]
-// C names: msmws_device, msmws_va_heap
+// C names: msmws_device, msmws_va_heap, msmws_bo
 // The exported functions take raw pointers from C, where Rust's `unsafe` marker means nothing to
 // the caller; each function's doc states its pointer contract instead, and checks for NULL.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
@@ -26,6 +26,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::Errno;
 
+pub mod bo;
 pub mod device;
 pub mod metadata;
 pub mod va_heap;
