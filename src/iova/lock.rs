@@ -9,8 +9,8 @@
 //! with the heap's cache lines on its core, and after at most `MAX_BACKOFF_SPINS` pauses per look
 //! (a few microseconds of overshoot at worst) it yields so a preempted holder can finish.
 //!
-//! Measured (scenario `iova`, 100k live, 2 cores shared with other work): two threads give 0.6 to
-//! 0.97 times the total throughput of one with this lock, 0.3 to 1.1 times with the futex mutex;
+//! Measured (scenario `iova`, 100k live, 2 cores shared with other work): two threads give 0.4 to
+//! 1.0 times the total throughput of one with this lock, 0.3 to 1.1 times with the futex mutex;
 //! the spread is the machine's load. One lock cannot do better than one thread on a workload that
 //! is all critical section; see the module docs of `iova` for what would.
 //!

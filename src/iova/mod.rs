@@ -53,9 +53,11 @@
 //!
 //! # Threads
 //! A heap is `Send + Sync`; every call takes its one lock (`lock.rs`) for the duration of the
-//! call, never around a fence wait. Alloc+free from two threads at once runs at 0.6 to 0.97 times
-//! the total throughput of one thread on the 2-core test machine (scenario `iova`): the work is
-//! memory-bound and all inside the critical section, so a single lock cannot scale it. What would:
+//! call, never around a fence wait. Alloc+free from two threads at once runs at 0.4 to 1.0 times
+//! the total throughput of one thread on the 2-core test machine, shared with other work (scenario
+//! `iova`): the work is memory-bound and all inside the critical section, so a single lock cannot
+//! scale it. Tried and dropped: a live map sharded under 16 locks with frees merged lazily by the
+//! next state-lock holder (no better, 0.45x). What would:
 //! per-thread address arenas whose boundaries never fall inside a hole (so every hole stays in one
 //! arena and the promises above still hold), with a slow path that locks all arenas before
 //! returning `NoSpace`. Not done yet.
