@@ -258,3 +258,52 @@ fn cached_buffers_expire_without_another_free() {
     assert!(t.file.leak_report().handles.is_empty());
     assert!(t.finish().0.is_empty());
 }
+
+#[test]
+fn a_flip_chain_keeps_its_buffers_mapped_until_it_is_destroyed() {
+    use msm_winsys::bo::{FbLayout, FlipChain, DRM_FORMAT_XRGB8888};
+    use msm_winsys::sim::display::{BYTES_1080P, CRTC_ID};
+    let client = device_on(&sim("a750"));
+    let comp_sim = sim("a750");
+    let comp = device_on(&comp_sim);
+    let layout = FbLayout {
+        width: 1920,
+        height: 1080,
+        fourcc: DRM_FORMAT_XRGB8888,
+        pitch_B: 1920 * 4,
+        offset_B: 0,
+    };
+    let bufs: Vec<Bo> = (0..3)
+        .map(|_| Bo::new(&client.dev, BYTES_1080P, WC | BoFlags::SHARED).unwrap())
+        .collect();
+    let fds: Vec<_> = bufs.iter().map(|b| b.export_dmabuf().unwrap()).collect();
+    let chain = FlipChain::new(&comp.dev, CRTC_ID);
+    let idx: Vec<usize> = fds
+        .iter()
+        .map(|fd| chain.import_dmabuf(fd.as_fd(), layout).unwrap())
+        .collect();
+    for i in 0..9 {
+        chain.flip(idx[i % 3]).unwrap();
+    }
+    let s = comp_sim.display_stats();
+    assert_eq!((s.maps, s.unmaps, s.mapped), (3, 0, 3));
+    assert_eq!(
+        chain.remove(idx[2]).unwrap_err(),
+        BoError::OnScreen { index: idx[2] }
+    );
+    chain.remove(idx[0]).unwrap();
+    assert_eq!(
+        comp_sim.display_stats().unmaps,
+        1,
+        "its handle went with it"
+    );
+    drop(chain);
+    let s = comp_sim.display_stats();
+    assert_eq!((s.framebuffers, s.mapped, s.unmaps), (0, 0, 3));
+    drop((bufs, fds));
+    for t in [client, comp] {
+        let (leaks, double_closes) = t.finish();
+        assert!(leaks.is_empty(), "{leaks:?}");
+        assert_eq!(double_closes, 0);
+    }
+}
