@@ -37,7 +37,11 @@ fn entry(nr: u32) -> Option<Entry> {
             prime::fd_to_handle,
         ),
         0xaf => e("MODE_RMFB", DRM_IOCTL_MODE_RMFB, display::rmfb),
-        0xb0 => e("MODE_PAGE_FLIP", DRM_IOCTL_MODE_PAGE_FLIP, display::page_flip),
+        0xb0 => e(
+            "MODE_PAGE_FLIP",
+            DRM_IOCTL_MODE_PAGE_FLIP,
+            display::page_flip,
+        ),
         0xb8 => e("MODE_ADDFB2", DRM_IOCTL_MODE_ADDFB2, display::addfb2),
         0xbf => e("SYNCOBJ_CREATE", DRM_IOCTL_SYNCOBJ_CREATE, syncobj::create),
         0xc0 => e(
