@@ -8,7 +8,8 @@
 //! 1. `SimFile::ctx` — one file's handles, queues, VM pointer and settings;
 //! 2. `Vm::bind_lock` — serialises one VM's VM_BIND ioctls from pin to push (never taken with
 //!    `ctx` held);
-//!    `Display::state` (display.rs) — framebuffers, the CRTC, display VMAs; after `ctx`;
+//!    also at this level, `Display::state` (display.rs) — framebuffers, the CRTC, display VMAs;
+//!    taken after `ctx`, never with `bind_lock`;
 //! 3. `GemObject::state` — one object's name, metadata, madvise state, mappings;
 //! 4. leaves: `Vm::inner`, `Queue::state`, `Resv::fences`, the syncobj table, `Gpu::state`,
 //!    `SimDevice::{offsets, objects, injections}`, the PRIME registry; `Vm::throttle` (waited on
