@@ -157,6 +157,21 @@ struct State {
     log: VecDeque<String>,
     stats: BindStats,
     lost: Option<Box<LossReport>>,
+    /// Planned jobs not yet sent, in order.
+    backlog: VecDeque<Job>,
+    /// Ranges released by flushes the caller did not see (a submit's), for the next flush to return.
+    released: Vec<Released>,
+}
+
+/// A planned VM_BIND job.
+#[derive(Debug)]
+struct Job {
+    queue: Queue,
+    point: u64,
+    ops: Vec<BindOp>,
+    waits: Vec<SyncPoint>,
+    signals: Vec<SyncPoint>,
+    pages: u64,
 }
 
 /// One GPU VM in VM_BIND mode.
@@ -330,17 +345,23 @@ impl BindVm {
     }
 
     /// Sends everything pending, as few jobs as the budget allows (an explicit flush). Returns the
-    /// ranges freed by `unmap_freed` whose unmaps are now ordered, with the fence after which the
-    /// allocator may hand them out again.
+    /// ranges freed by `unmap_freed` whose unmaps are now ordered (by this flush or by one a submit
+    /// made since the last flush), with the fence after which the allocator may hand them out again.
     pub fn flush(&self, k: &dyn Kernel) -> Result<Vec<Released>, BindError> {
-        self.flush_inner(k, true)
+        self.flush_inner(k, true, true)
+    }
+
+    /// Like [`Self::flush`], but returns instead of waiting when the kernel's throttle would
+    /// stall: the rest goes out at the next flush or submit (vkQueueBindSparse can return at once).
+    pub fn flush_async(&self, k: &dyn Kernel) -> Result<Vec<Released>, BindError> {
+        self.flush_inner(k, true, false)
     }
 
     /// Sends what can go without waiting: maps, and the unmaps whose users are known to be done.
     /// Unmaps of buffers the GPU may still be using stay queued for a later flush, so they never
     /// hold up the map queue and the frame's binds go out as one job.
     pub fn flush_ready(&self, k: &dyn Kernel) -> Result<Vec<Released>, BindError> {
-        self.flush_inner(k, false)
+        self.flush_inner(k, false, true)
     }
 
     /// Whether every point in `waits` is known to have signalled (one query per syncobj).
@@ -367,13 +388,19 @@ impl BindVm {
         Ok(true)
     }
 
-    fn flush_inner(&self, k: &dyn Kernel, force: bool) -> Result<Vec<Released>, BindError> {
+    fn flush_inner(
+        &self,
+        k: &dyn Kernel,
+        force: bool,
+        block: bool,
+    ) -> Result<Vec<Released>, BindError> {
         let mut st = self.lock();
         if let Some(r) = &st.lost {
             return Err(BindError::DeviceLost(r.clone()));
         }
         if st.pending.is_empty() && st.pending_signals.is_empty() {
-            return Ok(vec![]);
+            self.drain(k, &mut st, block)?;
+            return Ok(std::mem::take(&mut st.released));
         }
         self.refresh_done(k, &mut st)?;
         let mut pending = std::mem::take(&mut st.pending);
@@ -449,8 +476,9 @@ impl BindVm {
         waits.dedup();
         let signals = std::mem::take(&mut st.pending_signals);
 
-        // Which job ordered each freed range: (queue, point, ranges of its ops).
-        let mut sent: Vec<(Queue, u64, Vec<(u64, u64)>)> = Vec::new();
+        // Plan the jobs now (points, mirror, who-mapped-what), send them in order as the
+        // kernel's throttle admits them.
+        let mut planned_jobs: Vec<(Queue, u64, Vec<(u64, u64)>)> = Vec::new();
         let map_jobs = split(&map_ops, self.budget_pages);
         let mut wait_jobs = split(&wait_ops, self.budget_pages);
         if wait_jobs.is_empty() && (!signals.is_empty() || !waits.is_empty()) {
@@ -459,80 +487,116 @@ impl BindVm {
         for (q, jobs) in [(Queue::Map, map_jobs), (Queue::Wait, wait_jobs)] {
             let n = jobs.len();
             for (i, ops) in jobs.into_iter().enumerate() {
-                let pages = job_pages(&ops);
-                self.avoid_throttle(k, &mut st)?;
                 st.points[qi(q)] += 1;
                 let point = st.points[qi(q)];
-                let mut sig = vec![SyncPoint {
+                let mut job_signals = vec![SyncPoint {
                     handle: self.timelines[qi(q)],
                     point,
                 }];
-                let job_waits: &[SyncPoint] = if q == Queue::Wait && i == 0 {
-                    &waits
-                } else {
-                    &[]
-                };
                 if q == Queue::Wait && i + 1 == n {
-                    sig.extend_from_slice(&signals);
+                    job_signals.extend_from_slice(&signals);
                 }
-                if let Err(e) = self.send(k, &mut st, q, &ops, job_waits, &sig) {
-                    st.points[qi(q)] -= 1;
-                    return Err(e);
-                }
-                st.stats.jobs += 1;
-                st.stats.ops_sent += ops.len() as u64;
-                st.stats.prealloc_pages += pages;
-                st.in_flight.push_back((q, point, pages));
+                let job_waits = if q == Queue::Wait && i == 0 {
+                    waits.clone()
+                } else {
+                    vec![]
+                };
                 for op in &ops {
                     Self::commit(&mut st, op, q, point);
-                    let line = format!("{} queue {} job {point}", describe(op), self.queues[qi(q)]);
-                    Self::log(&mut st, line);
                 }
-                sent.push((q, point, ops.iter().map(|o| (o.iova, o.end())).collect()));
+                planned_jobs.push((q, point, ops.iter().map(|o| (o.iova, o.end())).collect()));
+                let pages = job_pages(&ops);
+                st.backlog.push_back(Job {
+                    queue: q,
+                    point,
+                    ops,
+                    waits: job_waits,
+                    signals: job_signals,
+                    pages,
+                });
             }
         }
+        self.drain(k, &mut st, block)?;
         // A freed range returns after the job that unmapped it; one nothing had mapped (its map
         // was cancelled before any flush) returns at once.
-        Ok(frees
-            .into_iter()
-            .map(|(iova, range_B)| {
-                let job = sent
-                    .iter()
-                    .rev()
-                    .find(|(_, _, r)| r.iter().any(|&(s, e)| iova < e && s < iova + range_B));
-                let fence = job.map(|&(q, point, _)| SyncPoint {
-                    handle: self.timelines[qi(q)],
-                    point,
-                });
-                Released {
-                    iova,
-                    range_B,
-                    fence,
-                }
-            })
-            .collect())
-    }
-
-    /// Keeps the kernel's throttle from stalling: it admits a job only while at most 1024 pages are
-    /// in flight, so wait (bounded by the GPU's progress) for the oldest jobs first.
-    fn avoid_throttle(&self, k: &dyn Kernel, st: &mut State) -> Result<(), BindError> {
-        let in_flight = |st: &State| st.in_flight.iter().map(|j| j.2).sum::<u64>();
-        if in_flight(st) <= KERNEL_THROTTLE_PAGES {
-            return Ok(());
-        }
-        self.refresh_done(k, st)?;
-        while in_flight(st) > KERNEL_THROTTLE_PAGES {
-            let &(q, point, _) = st.in_flight.front().expect("in flight is not empty");
-            st.stats.throttle_waits += 1;
-            let p = SyncPoint {
+        for (iova, range_B) in frees {
+            let job = planned_jobs
+                .iter()
+                .rev()
+                .find(|(_, _, r)| r.iter().any(|&(s, e)| iova < e && s < iova + range_B));
+            let fence = job.map(|&(q, point, _)| SyncPoint {
                 handle: self.timelines[qi(q)],
                 point,
-            };
-            ioctl::syncobj_timeline_wait(k, &[p], i64::MAX).map_err(BindError::Kernel)?;
-            st.done[qi(q)] = st.done[qi(q)].max(point);
-            st.in_flight.pop_front();
+            });
+            st.released.push(Released {
+                iova,
+                range_B,
+                fence,
+            });
+        }
+        Ok(std::mem::take(&mut st.released))
+    }
+
+    /// Sends planned jobs in order. The kernel admits a job only while at most 1024 preallocated
+    /// pages are in flight and otherwise blocks the ioctl; the winsys never lets it: a job that
+    /// would stall waits in the backlog (`block` false: for a later call) or the caller waits for
+    /// the oldest job in flight first (`block` true), counted in `BindStats::throttle_waits`.
+    fn drain(&self, k: &dyn Kernel, st: &mut State, block: bool) -> Result<(), BindError> {
+        let in_flight = |st: &State| st.in_flight.iter().map(|j| j.2).sum::<u64>();
+        while !st.backlog.is_empty() {
+            if in_flight(st) > KERNEL_THROTTLE_PAGES {
+                self.refresh_done(k, st)?;
+            }
+            while in_flight(st) > KERNEL_THROTTLE_PAGES {
+                if !block {
+                    return Ok(());
+                }
+                let &(q, point, _) = st.in_flight.front().expect("in flight is not empty");
+                st.stats.throttle_waits += 1;
+                let p = SyncPoint {
+                    handle: self.timelines[qi(q)],
+                    point,
+                };
+                ioctl::syncobj_timeline_wait(k, &[p], i64::MAX).map_err(BindError::Kernel)?;
+                st.done[qi(q)] = st.done[qi(q)].max(point);
+                st.in_flight.pop_front();
+            }
+            let job = st.backlog.pop_front().expect("not empty");
+            if let Err(e) = self.send(k, st, job.queue, &job.ops, &job.waits, &job.signals) {
+                // The mirror already holds this job: the VM's state is unknown from here on.
+                if st.lost.is_none() {
+                    let report = Box::new(LossReport {
+                        call: format!(
+                            "{e} (a planned bind job was refused; the VM state is unknown)"
+                        ),
+                        recent_ops: st.log.iter().cloned().collect(),
+                        devcoredump: k.devcoredump(),
+                    });
+                    st.lost = Some(report);
+                }
+                st.backlog.clear();
+                return Err(e);
+            }
+            st.stats.jobs += 1;
+            st.stats.ops_sent += job.ops.len() as u64;
+            st.stats.prealloc_pages += job.pages;
+            st.in_flight.push_back((job.queue, job.point, job.pages));
+            for op in &job.ops {
+                let line = format!(
+                    "{} queue {} job {}",
+                    describe(op),
+                    self.queues[qi(job.queue)],
+                    job.point
+                );
+                Self::log(st, line);
+            }
         }
         Ok(())
+    }
+
+    /// Jobs planned but not yet sent (held back by the throttle).
+    pub fn backlog(&self) -> usize {
+        self.lock().backlog.len()
     }
 
     /// Records a sent op in the mirror and in the map of who mapped what.
@@ -574,7 +638,14 @@ impl BindVm {
             })
         };
         if touches {
-            self.flush_ready(k)?;
+            // What this flush releases is kept for the caller's next flush.
+            let released = self.flush_ready(k)?;
+            self.lock().released.extend(released);
+        }
+        {
+            // A submit may only wait for points that exist: send whatever is still held back.
+            let mut st = self.lock();
+            self.drain(k, &mut st, true)?;
         }
         let st = self.lock();
         let mut best = [0u64; 2];

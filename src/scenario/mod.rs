@@ -4,6 +4,7 @@
 //! Each scenario measures against a baseline run in the same process and reports ratios, never
 //! absolute wall-clock claims.
 
+pub mod bind;
 pub mod compositor;
 pub mod external_objects;
 pub mod iova;
@@ -58,6 +59,16 @@ pub const ALL: &[Scenario] = &[
         name: "compositor",
         about: "flip chains of exported buffers on kernels before and after the display vma_ref fix",
         run: compositor::run,
+    },
+    Scenario {
+        name: "bind-churn",
+        about: "VM_BIND of a game-like frame's buffers against turnip's policy",
+        run: bind::run_churn,
+    },
+    Scenario {
+        name: "sparse",
+        about: "sparse binding of a 4 GiB resource in batches against turnip's policy",
+        run: bind::run_sparse,
     },
 ];
 

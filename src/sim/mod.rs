@@ -59,6 +59,25 @@ pub use profile::{ChipProfile, PROFILES};
 /// Names of model dma-buf memfds start with this, followed by `<device uid>:<object id>`.
 pub(crate) const DMABUF_PREFIX: &str = "msm-sim-bo:";
 
+/// Raises this process's soft limit on open files to its hard limit, once.
+///
+/// Every model buffer object is a memfd, which a real kernel does not cost its client; without
+/// this a client making a few thousand buffers would meet EMFILE from the model and never from
+/// a device.
+fn raise_fd_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit/setrlimit with a struct we own; failure leaves the limit as it was.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    });
+}
+
 /// Knobs a test or a user of `msmws` sets on the model device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimOptions {
@@ -243,6 +262,7 @@ impl Sim {
     }
 
     pub fn with_options(name: &str, options: SimOptions) -> Result<Sim, SimError> {
+        raise_fd_limit();
         static NEXT_UID: AtomicU64 = AtomicU64::new(1);
         let profile =
             ChipProfile::by_name(name).ok_or_else(|| SimError::UnknownProfile(name.into()))?;
