@@ -287,7 +287,11 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                 if let Some((a, z)) = bad {
                     let before = h.holes();
                     let got = h.free(a as u64, z as u64);
-                    prop_assert!(matches!(got, Err(VaError::NotAllocated { .. })), "{:?}", got);
+                    prop_assert!(
+                        matches!(got, Err(VaError::NotAllocated { .. })),
+                        "{:?}",
+                        got
+                    );
                     prop_assert_eq!(h.holes(), before);
                 }
             }

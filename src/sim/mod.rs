@@ -67,7 +67,10 @@ pub(crate) const DMABUF_PREFIX: &str = "msm-sim-bo:";
 fn raise_fd_limit() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: getrlimit/setrlimit with a struct we own; failure leaves the limit as it was.
         unsafe {
             if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -420,7 +423,11 @@ impl SimFile {
     /// Fails with the injected errno if a rule for `point` says this is its nth hit.
     fn inject(&self, point: &str) -> Result<(), Errno> {
         // Every matching rule counts this call, whichever of them fires.
-        let mut rules = self.dev.injections.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rules = self
+            .dev
+            .injections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut fired = None;
         for r in rules.iter_mut() {
             if r.rule.point == point || r.rule.point == "*" {
@@ -564,7 +571,11 @@ impl SimFile {
 
     /// How many VM_BIND calls on this file's VM had to wait in the 1024-page throttle (debug API).
     pub fn throttle_stalls(&self) -> u64 {
-        self.ctx().vm.clone().map(|vm| vm.throttle_stalls()).unwrap_or_default()
+        self.ctx()
+            .vm
+            .clone()
+            .map(|vm| vm.throttle_stalls())
+            .unwrap_or_default()
     }
 
     /// The preallocated page count of this file's last admitted VM_BIND job (debug API).
