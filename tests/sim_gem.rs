@@ -7,7 +7,7 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use common::{file, file_with, raw};
+use common::{abs_timeout, file, file_with, raw};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::{Clock, Injection, Sim, SimFile, SimOptions};
 use msm_winsys::uapi::*;
@@ -82,20 +82,10 @@ fn import(k: &dyn Kernel, fd: i32) -> Result<u32, Errno> {
 }
 
 fn cpu_prep(k: &dyn Kernel, handle: u32, op: u32, timeout_ns_from_now: i64) -> Result<(), Errno> {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let t = now.tv_sec as i64 * 1_000_000_000 + now.tv_nsec as i64 + timeout_ns_from_now;
     let mut a = drm_msm_gem_cpu_prep {
         handle,
         op,
-        timeout: drm_msm_timespec {
-            tv_sec: t / 1_000_000_000,
-            tv_nsec: t % 1_000_000_000,
-        },
+        timeout: abs_timeout(timeout_ns_from_now),
     };
     raw(k, DRM_IOCTL_MSM_GEM_CPU_PREP, &mut a)
 }

@@ -8,7 +8,7 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use common::{file, file_with, raw};
+use common::{abs_timeout, file, file_with, raw};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::{Clock, SimFile, SimOptions};
 use msm_winsys::uapi::*;
@@ -53,20 +53,6 @@ fn query_faults(k: &dyn Kernel, id: u32) -> Result<u32, Errno> {
         pad: 0,
     };
     raw(k, DRM_IOCTL_MSM_SUBMITQUEUE_QUERY, &mut a).map(|()| faults)
-}
-
-fn abs_timeout(from_now_ns: i64) -> drm_msm_timespec {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let t = now.tv_sec as i64 * 1_000_000_000 + now.tv_nsec as i64 + from_now_ns;
-    drm_msm_timespec {
-        tv_sec: t / 1_000_000_000,
-        tv_nsec: t % 1_000_000_000,
-    }
 }
 
 fn wait_fence(k: &dyn Kernel, queueid: u32, fence: u32, from_now_ns: i64) -> Result<(), Errno> {

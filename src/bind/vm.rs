@@ -163,6 +163,9 @@ struct State {
     released: Vec<Released>,
 }
 
+/// Which job ordered what: (queue, timeline point, address ranges of its ops).
+type PlannedJob = (Queue, u64, Vec<(u64, u64)>);
+
 /// A planned VM_BIND job.
 #[derive(Debug)]
 struct Job {
@@ -478,7 +481,7 @@ impl BindVm {
 
         // Plan the jobs now (points, mirror, who-mapped-what), send them in order as the
         // kernel's throttle admits them.
-        let mut planned_jobs: Vec<(Queue, u64, Vec<(u64, u64)>)> = Vec::new();
+        let mut planned_jobs: Vec<PlannedJob> = Vec::new();
         let map_jobs = split(&map_ops, self.budget_pages);
         let mut wait_jobs = split(&wait_ops, self.budget_pages);
         if wait_jobs.is_empty() && (!signals.is_empty() || !waits.is_empty()) {

@@ -23,3 +23,18 @@ pub fn file(profile: &str) -> SimFile {
 pub fn file_with(profile: &str, options: SimOptions) -> SimFile {
     Sim::with_options(profile, options).unwrap().open().unwrap()
 }
+
+/// An absolute CLOCK_MONOTONIC time `from_now_ns` from now, as the msm timeouts take it.
+pub fn abs_timeout(from_now_ns: i64) -> msm_winsys::uapi::drm_msm_timespec {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let t = now.tv_sec * 1_000_000_000 + now.tv_nsec + from_now_ns;
+    msm_winsys::uapi::drm_msm_timespec {
+        tv_sec: t / 1_000_000_000,
+        tv_nsec: t % 1_000_000_000,
+    }
+}
