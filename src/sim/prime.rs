@@ -1,8 +1,8 @@
 //! PRIME: GEM handle <-> dma-buf fd (spec/kernel.md "PRIME").
 //!
 //! Owns: the process-wide registry of model dma-bufs (which object a dma-buf file belongs to) and
-//! the count of fds the model itself holds on each. Locks: `REGISTRY` and `MODEL_FDS`, each a leaf
-//! taken after `SimFile::ctx` and `GemObject::state`, never while waiting.
+//! the count of fds the model itself holds on each. Locks: `REGISTRY`, then `MODEL_FDS` (a leaf),
+//! both taken after `SimFile::ctx` and `GemObject::state`, never while waiting.
 //!
 //! A dma-buf is the object's memfd: export opens it again (`/proc/self/fd/N`, so RDWR and CLOEXEC
 //! are the caller's), giving a real fd that can be dup'ed, passed over a socket to another process
@@ -61,14 +61,19 @@ pub(super) fn model_fd_closed(id: FileId) {
 /// How many fds of each model dma-buf userspace holds right now (all open fds of the file, minus
 /// the model's own).
 pub(super) fn user_dmabuf_fds() -> HashMap<FileId, usize> {
+    let reg = registry();
+    let known: Vec<FileId> = reg
+        .as_ref()
+        .map(|r| r.keys().copied().collect())
+        .unwrap_or_default();
+    count_user_fds(&known)
+}
+
+fn count_user_fds(known: &[FileId]) -> HashMap<FileId, usize> {
     let mut counts: HashMap<FileId, usize> = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return counts;
     };
-    let known: Vec<FileId> = registry()
-        .as_ref()
-        .map(|r| r.keys().copied().collect())
-        .unwrap_or_default();
     for e in dir.flatten() {
         let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
             continue;
@@ -88,9 +93,17 @@ pub(super) fn user_dmabuf_fds() -> HashMap<FileId, usize> {
 }
 
 /// Drops registry entries no userspace fd refers to any more (the dma-buf file was released).
+///
+/// The registry stays locked from the scan to the pruning: an export that registers its dma-buf
+/// meanwhile would otherwise be pruned by a scan that ran before its fd existed.
 pub(super) fn collect_garbage() {
-    let live = user_dmabuf_fds();
-    if let Some(r) = registry().as_mut() {
+    let mut reg = registry();
+    let known: Vec<FileId> = reg
+        .as_ref()
+        .map(|r| r.keys().copied().collect())
+        .unwrap_or_default();
+    let live = count_user_fds(&known);
+    if let Some(r) = reg.as_mut() {
         r.retain(|id, _| live.contains_key(id));
     }
 }
