@@ -6,12 +6,14 @@
 //! ([`split`], computed with the kernel's own rule in [`prealloc`]). Takes no locks: the bind
 //! queue that owns a mirror serialises access to it.
 
+mod gpu_vm;
 mod op;
 mod plan;
 pub mod prealloc;
 mod va;
 mod vm;
 
+pub use gpu_vm::{GpuBuffer, GpuVm};
 pub use op::{BindOp, Target};
 pub use plan::{plan, split, KERNEL_THROTTLE_PAGES};
 pub use va::{diff, touched_ranges, VaMirror};

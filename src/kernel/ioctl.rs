@@ -617,3 +617,64 @@ pub fn submit_by_iova(
         .then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(arg.fence_fd) });
     Ok((arg.fence, fd))
 }
+
+/// One command of a legacy submit: `size_B` bytes at `offset_B` into BO-table entry `bo_index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableCmd {
+    pub bo_index: u32,
+    pub offset_B: u32,
+    pub size_B: u32,
+}
+
+/// GEM_SUBMIT without VM_BIND: a BO table (already packed by the caller's table, which keeps it
+/// incrementally) and commands into it. `flags` adds `MSM_SUBMIT_NO_IMPLICIT` and the like.
+pub fn submit_with_table(
+    k: &dyn Kernel,
+    queue_id: u32,
+    bos: &[drm_msm_gem_submit_bo],
+    cmds: &[TableCmd],
+    flags: u32,
+    fences: Fences<'_>,
+) -> Result<u32, KernelError> {
+    let packed: Vec<drm_msm_gem_submit_cmd> = cmds
+        .iter()
+        .map(|c| drm_msm_gem_submit_cmd {
+            r#type: MSM_SUBMIT_CMD_BUF,
+            submit_idx: c.bo_index,
+            submit_offset: c.offset_B,
+            size: c.size_B,
+            ..Default::default()
+        })
+        .collect();
+    let (ins, outs) = (pack_syncobjs(fences.wait), pack_syncobjs(fences.signal));
+    let mut all_flags = MSM_PIPE_3D0 | flags;
+    if !ins.is_empty() {
+        all_flags |= MSM_SUBMIT_SYNCOBJ_IN;
+    }
+    if !outs.is_empty() {
+        all_flags |= MSM_SUBMIT_SYNCOBJ_OUT;
+    }
+    let mut arg = drm_msm_gem_submit {
+        flags: all_flags,
+        nr_bos: bos.len() as u32,
+        bos: bos.as_ptr() as u64,
+        nr_cmds: packed.len() as u32,
+        cmds: packed.as_ptr() as u64,
+        fence_fd: -1,
+        queueid: queue_id,
+        in_syncobjs: ins.as_ptr() as u64,
+        out_syncobjs: outs.as_ptr() as u64,
+        nr_in_syncobjs: ins.len() as u32,
+        nr_out_syncobjs: outs.len() as u32,
+        syncobj_stride: std::mem::size_of::<drm_msm_syncobj>() as u32,
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_MSM_GEM_SUBMIT, &mut arg, || {
+        format!(
+            "GEM_SUBMIT(queue {queue_id}, {} bos, {} cmds)",
+            bos.len(),
+            cmds.len()
+        )
+    })?;
+    Ok(arg.fence)
+}

@@ -262,7 +262,10 @@ fn run_scenarios(args: &[String]) -> Result<(), String> {
     }
     if failed.is_empty() || !a.has("--check") {
         if !failed.is_empty() && !a.has("--json") {
-            println!("goals not met: {} (see their rows and the closing notes)", failed.join(", "));
+            println!(
+                "goals not met: {} (see their rows and the closing notes)",
+                failed.join(", ")
+            );
         }
         Ok(())
     } else {

@@ -1,0 +1,376 @@
+//! The driver-facing GPU memory API, the same in all three kernel modes: create a buffer at an
+//! address, free it once the submits that used it are done, submit commands by address.
+//!
+//! Owns: the address allocator and, per mode, either a [`BindVm`] (VM_BIND) or the legacy state
+//! (the incremental BO table and the zombie list). Locks: `GpuVm::legacy` (one mutex) in the
+//! legacy modes, the `BindVm`'s own lock in VM_BIND mode; neither is held while waiting.
+//!
+//! - VM_BIND: buffers get an address from the allocator and a MAP queued on the [`BindVm`];
+//!   freeing queues the UNMAP and returns the address once that unmap is ordered.
+//! - Userspace iova (SET_IOVA, UAPI 1.6-1.12): GEM_NEW + SET_IOVA at an allocator address.
+//! - Kernel iova: GEM_NEW + GET_IOVA.
+//!
+//! In both legacy modes a freed buffer becomes a zombie until the submits that used it are done;
+//! one reclaim pass (before a submit, or on flush) learns that with one SYNCOBJ_QUERY per
+//! timeline, not one WAIT_FENCE per buffer, then closes the handle (which takes its mapping with
+//! it; SET_IOVA(0) is needed only for a shared buffer, whose object outlives the handle) and frees
+//! the address. The BO table a legacy submit needs is kept incrementally: O(1) per create and
+//! free, never rebuilt from every buffer per submit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use super::op::BindOp;
+use super::vm::{BindError, BindVm};
+use crate::iova::{AllocFlags, Fence, VaHeap};
+use crate::kernel::ioctl::{self, Fences, SyncPoint, TableCmd};
+use crate::kernel::{Kernel, KernelError};
+use crate::uapi::*;
+use crate::{Device, Errno, VmMode};
+
+/// A GPU buffer with its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuBuffer {
+    pub handle: u32,
+    pub iova: u64,
+    pub size_B: u64,
+}
+
+#[derive(Debug)]
+struct Zombie {
+    buf: GpuBuffer,
+    users: Vec<SyncPoint>,
+    shared: bool,
+}
+
+#[derive(Debug, Default)]
+struct Legacy {
+    /// The BO table submits pass, and where each handle sits in it.
+    table: Vec<drm_msm_gem_submit_bo>,
+    index: HashMap<u32, usize>,
+    /// Buffers by address, to turn a command's address into (table index, offset).
+    by_iova: BTreeMap<u64, GpuBuffer>,
+    zombies: Vec<Zombie>,
+    /// Reclaim statistics: passes and handles closed.
+    reclaim_passes: u64,
+    reclaimed: u64,
+}
+
+/// GPU memory of one device file, in whatever mode the probe chose.
+pub struct GpuVm {
+    mode: VmMode,
+    /// None in kernel-iova mode (the kernel picks addresses).
+    heap: Option<VaHeap>,
+    bind: Option<BindVm>,
+    legacy: Mutex<Legacy>,
+}
+
+fn kerr(e: KernelError) -> BindError {
+    BindError::Kernel(e)
+}
+
+impl std::fmt::Debug for GpuVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuVm")
+            .field("mode", &self.mode)
+            .field("bind", &self.bind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuVm {
+    /// GPU memory for `dev` in the mode its probe chose.
+    pub fn new(dev: &Device) -> Result<GpuVm, BindError> {
+        let info = dev.info();
+        let heap = match info.mode {
+            VmMode::KernelIova => None,
+            _ => Some(VaHeap::new(info.va_start, info.va_size_B).map_err(|e| {
+                kerr(KernelError {
+                    errno: Errno::EINVAL,
+                    call: format!("address heap: {e}"),
+                })
+            })?),
+        };
+        let bind = match info.mode {
+            VmMode::VmBind => Some(BindVm::new(dev.kernel(), super::KERNEL_THROTTLE_PAGES)?),
+            _ => None,
+        };
+        Ok(GpuVm {
+            mode: info.mode,
+            heap,
+            bind,
+            legacy: Mutex::default(),
+        })
+    }
+
+    pub fn mode(&self) -> VmMode {
+        self.mode
+    }
+
+    /// The VM_BIND state, in VM_BIND mode.
+    pub fn bind_vm(&self) -> Option<&BindVm> {
+        self.bind.as_ref()
+    }
+
+    fn legacy(&self) -> MutexGuard<'_, Legacy> {
+        self.legacy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new buffer of `size_B` bytes (`MSM_BO_*` flags), mapped at an address.
+    pub fn create_buffer(
+        &self,
+        k: &dyn Kernel,
+        size_B: u64,
+        flags: u32,
+    ) -> Result<GpuBuffer, BindError> {
+        let size_B = size_B.checked_next_multiple_of(4096).ok_or_else(|| {
+            kerr(KernelError {
+                errno: Errno::EINVAL,
+                call: format!("buffer of {size_B:#x} bytes"),
+            })
+        })?;
+        let handle = ioctl::gem_new(k, size_B, flags).map_err(kerr)?;
+        let alloc = |heap: &VaHeap| {
+            heap.alloc(size_B, 4096, AllocFlags::BOTTOM_UP)
+                .map_err(|e| {
+                    kerr(KernelError {
+                        errno: Errno::ENOSPC,
+                        call: format!("address for {size_B:#x} bytes: {e}"),
+                    })
+                })
+        };
+        let result = (|| {
+            let iova = match (&self.bind, &self.heap) {
+                (Some(vm), Some(heap)) => {
+                    let iova = alloc(heap)?;
+                    vm.map(BindOp::map(iova, size_B, handle, 0));
+                    iova
+                }
+                (None, Some(heap)) => {
+                    self.reclaim(k)?;
+                    let iova = alloc(heap)?;
+                    if let Err(e) = ioctl::gem_info_value(k, handle, MSM_INFO_SET_IOVA, iova) {
+                        heap.free(iova, size_B).ok();
+                        return Err(kerr(e));
+                    }
+                    iova
+                }
+                _ => ioctl::gem_info_value(k, handle, MSM_INFO_GET_IOVA, 0).map_err(kerr)?,
+            };
+            Ok(iova)
+        })();
+        let iova = match result {
+            Ok(iova) => iova,
+            Err(e) => {
+                ioctl::gem_close(k, handle).ok();
+                return Err(e);
+            }
+        };
+        let buf = GpuBuffer {
+            handle,
+            iova,
+            size_B,
+        };
+        if self.bind.is_none() {
+            let mut l = self.legacy();
+            let at = l.table.len();
+            l.index.insert(handle, at);
+            l.table.push(drm_msm_gem_submit_bo {
+                flags: MSM_SUBMIT_BO_READ | MSM_SUBMIT_BO_WRITE,
+                handle,
+                presumed: iova,
+            });
+            l.by_iova.insert(iova, buf);
+        }
+        Ok(buf)
+    }
+
+    /// Frees `buf` once `users` (the submits that may still use it) are done. `shared`: the buffer
+    /// was exported or imported, so its object may outlive the handle.
+    pub fn free_buffer(
+        &self,
+        k: &dyn Kernel,
+        buf: GpuBuffer,
+        users: &[SyncPoint],
+        shared: bool,
+    ) -> Result<(), BindError> {
+        match &self.bind {
+            Some(vm) => {
+                vm.unmap_freed(buf.iova, buf.size_B, users);
+                // The VMA holds the object; the handle is not needed any more.
+                ioctl::gem_close(k, buf.handle).map_err(kerr)?;
+                Ok(())
+            }
+            None => {
+                let mut l = self.legacy();
+                if let Some(i) = l.index.remove(&buf.handle) {
+                    l.table.swap_remove(i);
+                    if let Some(moved) = l.table.get(i).map(|b| b.handle) {
+                        l.index.insert(moved, i);
+                    }
+                }
+                l.by_iova.remove(&buf.iova);
+                l.zombies.push(Zombie {
+                    buf,
+                    users: users.to_vec(),
+                    shared,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Legacy modes: closes the zombies whose users are done, learning that with one query per
+    /// syncobj, and frees their addresses.
+    fn reclaim(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        let mut l = self.legacy();
+        if l.zombies.is_empty() {
+            return Ok(());
+        }
+        l.reclaim_passes += 1;
+        let mut done: HashMap<u32, u64> = HashMap::new();
+        let mut keep = Vec::new();
+        for z in std::mem::take(&mut l.zombies) {
+            let mut idle = true;
+            for u in &z.users {
+                let d = match done.get(&u.handle) {
+                    Some(&d) => d,
+                    None => {
+                        let d = ioctl::syncobj_query(k, u.handle).map_err(kerr)?;
+                        done.insert(u.handle, d);
+                        d
+                    }
+                };
+                idle &= u.point != 0 && d >= u.point;
+            }
+            if !idle {
+                keep.push(z);
+                continue;
+            }
+            if z.shared && self.heap.is_some() {
+                ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0).map_err(kerr)?;
+            }
+            ioctl::gem_close(k, z.buf.handle).map_err(kerr)?;
+            if let Some(heap) = &self.heap {
+                heap.free(z.buf.iova, z.buf.size_B).ok();
+            }
+            l.reclaimed += 1;
+        }
+        l.zombies = keep;
+        Ok(())
+    }
+
+    /// Zombies not yet reclaimed (legacy modes).
+    pub fn zombies(&self) -> usize {
+        self.legacy().zombies.len()
+    }
+
+    /// Sends pending binds (VM_BIND) or reclaims idle zombies (legacy), and returns freed
+    /// addresses to the allocator.
+    pub fn flush(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        match (&self.bind, &self.heap) {
+            (Some(vm), Some(heap)) => {
+                for r in vm.flush(k)? {
+                    match r.fence {
+                        Some(p) => heap.free_after(
+                            r.iova,
+                            r.range_B,
+                            Fence::Syncobj {
+                                handle: p.handle,
+                                point: p.point,
+                            },
+                            None,
+                        ),
+                        None => heap.free(r.iova, r.range_B),
+                    }
+                    .ok();
+                }
+                for h in vm.timelines() {
+                    heap.timelines()
+                        .signal_syncobj(h, ioctl::syncobj_query(k, h).map_err(kerr)?);
+                }
+                Ok(())
+            }
+            _ => self.reclaim(k),
+        }
+    }
+
+    /// Submits `cmds` (address, size) on `queue_id`; `uses` are the buffers the commands may
+    /// access. Waits for `waits` (and, in VM_BIND mode, the binds of `uses`), signals `signals`.
+    pub fn submit(
+        &self,
+        k: &dyn Kernel,
+        queue_id: u32,
+        cmds: &[(u64, u32)],
+        uses: &[GpuBuffer],
+        waits: &[SyncPoint],
+        signals: &[SyncPoint],
+    ) -> Result<u32, BindError> {
+        if let Some(vm) = &self.bind {
+            let ranges: Vec<(u64, u64)> = uses.iter().map(|b| (b.iova, b.size_B)).collect();
+            return vm.submit(k, queue_id, cmds, &ranges, waits, signals);
+        }
+        self.reclaim(k)?;
+        let l = self.legacy();
+        let mut table_cmds = Vec::with_capacity(cmds.len());
+        for &(iova, size_B) in cmds {
+            let buf = l
+                .by_iova
+                .range(..=iova)
+                .next_back()
+                .map(|(_, b)| *b)
+                .filter(|b| iova + size_B as u64 <= b.iova + b.size_B);
+            let Some(buf) = buf else {
+                return Err(kerr(KernelError {
+                    errno: Errno::EINVAL,
+                    call: format!("command at {iova:#x} is in no live buffer"),
+                }));
+            };
+            table_cmds.push(TableCmd {
+                bo_index: l.index[&buf.handle] as u32,
+                offset_B: (iova - buf.iova) as u32,
+                size_B,
+            });
+        }
+        let fences = Fences {
+            wait: waits,
+            signal: signals,
+            ..Default::default()
+        };
+        // Explicit sync through the syncobjs, as turnip does: no implicit sync on every BO.
+        ioctl::submit_with_table(
+            k,
+            queue_id,
+            &l.table,
+            &table_cmds,
+            MSM_SUBMIT_NO_IMPLICIT,
+            fences,
+        )
+        .map_err(|e| {
+            if e.errno == Errno::EPIPE {
+                BindError::DeviceLost(Box::new(super::LossReport {
+                    call: e.call.clone(),
+                    recent_ops: vec![],
+                    devcoredump: k.devcoredump(),
+                }))
+            } else {
+                kerr(e)
+            }
+        })
+    }
+
+    /// (reclaim passes, zombies reclaimed) in the legacy modes.
+    pub fn reclaim_stats(&self) -> (u64, u64) {
+        let l = self.legacy();
+        (l.reclaim_passes, l.reclaimed)
+    }
+
+    /// Releases everything this object owns on the kernel side (after the GPU is idle).
+    pub fn destroy(self, k: &dyn Kernel) -> Result<(), BindError> {
+        self.flush(k)?;
+        if let Some(vm) = self.bind {
+            vm.destroy(k).map_err(kerr)?;
+        }
+        Ok(())
+    }
+}
