@@ -137,3 +137,37 @@ fn a_record_longer_than_128_bytes_is_refused_by_the_kernel() {
     let e = msm_winsys::kernel::ioctl::gem_set_metadata(&f, h, &[1u8; 129]).unwrap_err();
     assert_eq!(e.errno, Errno::EOVERFLOW);
 }
+
+#[test]
+fn a_compositor_imports_an_exported_image_through_the_buffer_api() {
+    use msm_winsys::bo::{Bo, BoFlags};
+    use msm_winsys::device::ProbeOptions;
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+    // Vulkan and GL on the same GPU: two files of one device.
+    let sim = Sim::new("a750").unwrap();
+    let open = || {
+        let file = Box::new(sim.open().unwrap());
+        Arc::new(msm_winsys::Device::new(file, ProbeOptions::default()).unwrap())
+    };
+    let (client, compositor) = (open(), open());
+    let desc = ImageDesc::new_2d(vk::Format::R8G8B8A8_UNORM, 1920, 1080);
+    let lay = metadata::plan(&desc, layout::DRM_FORMAT_MOD_QCOM_COMPRESSED).unwrap();
+    let bo = Bo::new(&client, lay.size_B, BoFlags::SHARED | BoFlags::WC).unwrap();
+    let fd = bo
+        .export_image(&metadata::encode(&ID, &desc, &lay).unwrap())
+        .unwrap();
+    let (imported, layout) = Bo::import_image(&compositor, fd.as_fd(), &ID).unwrap();
+    assert_eq!(imported.size_B(), bo.size_B());
+    match layout.unwrap() {
+        Imported::Image(img) => assert_eq!(img.layout, lay),
+        other => panic!("{other:?}"),
+    }
+    // Another device (another GPU) imports a new object of its own: no metadata crosses.
+    let elsewhere = Arc::new(msm_winsys::Device::new_sim("a750").unwrap());
+    let (_, layout) = Bo::import_image(&elsewhere, fd.as_fd(), &ID).unwrap();
+    assert_eq!(
+        layout,
+        Err(BoMetadataError::Metadata(MetadataError::NoMetadata))
+    );
+}

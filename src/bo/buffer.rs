@@ -155,6 +155,39 @@ impl Bo {
         self.0.dev.bo_manager().export(&self.0)
     }
 
+    /// Exports an image: stores its layout `record` with the object (GEM_INFO SET_METADATA)
+    /// first, so no importer can ever see the dma-buf without it, then exports as
+    /// [`Self::export_dmabuf`] does.
+    pub fn export_image(&self, record: &crate::metadata::Encoded) -> Result<OwnedFd, BoError> {
+        crate::metadata::store(self.0.dev.kernel(), self.0.handle, record).map_err(
+            |e| match e {
+                crate::metadata::BoMetadataError::Kernel(k) => BoError::Kernel(k),
+                other => BoError::Invalid(other.to_string()),
+            },
+        )?;
+        self.export_dmabuf()
+    }
+
+    /// Imports an image's dma-buf and reads its layout metadata, checked against this buffer's
+    /// size and against `ours` (the importing device and driver). The buffer comes back whatever
+    /// the metadata says: "no metadata" means fall back to the modifier or a guess, anything else
+    /// that failed means the exporter's layout must not be trusted.
+    pub fn import_image(
+        dev: &Arc<Device>,
+        fd: BorrowedFd<'_>,
+        ours: &crate::metadata::Identity,
+    ) -> Result<
+        (
+            Bo,
+            Result<crate::metadata::Imported, crate::metadata::BoMetadataError>,
+        ),
+        BoError,
+    > {
+        let bo = Bo::import_dmabuf(dev, fd)?;
+        let layout = crate::metadata::load(dev.kernel(), bo.handle(), bo.size_B(), ours);
+        Ok((bo, layout))
+    }
+
     pub fn handle(&self) -> u32 {
         self.0.handle
     }
