@@ -39,8 +39,15 @@ fn many_buffer_maps_become_one_sorted_job_with_minimal_prealloc() {
     let mut order: Vec<u64> = (0..100).collect();
     order.reverse();
     order.swap(3, 70);
+    let mut handles = vec![];
     for i in order {
-        vm.map(BindOp::map(VA + i * 16 * K, 16 * K, bo(&f, 16 * K), 0));
+        handles.push(bo(&f, 16 * K));
+        vm.map(BindOp::map(
+            VA + i * 16 * K,
+            16 * K,
+            *handles.last().unwrap(),
+            0,
+        ));
     }
     vm.flush(&f).unwrap();
     let s = vm.stats();
@@ -52,6 +59,7 @@ fn many_buffer_maps_become_one_sorted_job_with_minimal_prealloc() {
     assert_eq!(s.prealloc_pages, 6);
     f.sim().gpu_run_until_idle();
     assert_eq!(f.vm_mappings().len(), 100);
+    finish(f, vm, &handles);
 }
 
 #[test]
@@ -299,4 +307,47 @@ fn flush_ready_holds_unmaps_of_busy_buffers_and_sends_them_with_the_next_frame_o
     f.sim().gpu_run_until_idle();
     assert!(f.pte(VA).is_none());
     assert!(f.sim().devcoredumps().is_empty());
+}
+
+/// Unmaps everything, waits for the GPU, releases the queues and closes the file: the model's
+/// leak report must then be empty.
+fn finish(f: SimFile, vm: BindVm, handles: &[u32]) {
+    for op in vm.mapped() {
+        vm.unmap_freed(op.iova, op.range_B, &[]);
+    }
+    vm.flush(&f).unwrap();
+    f.sim().gpu_run_until_idle();
+    assert!(f.sim().gpu_wait_idle(Duration::from_secs(10)));
+    vm.destroy(&f).unwrap();
+    for &h in handles {
+        ioctl::gem_close(&f, h).unwrap();
+    }
+    let report = f.close();
+    assert!(report.is_empty(), "leaks: {report:?}");
+}
+
+#[test]
+fn a_full_cycle_leaves_nothing_behind() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let handles: Vec<u32> = (0..16).map(|_| bo(&f, 64 * K)).collect();
+    for (i, &h) in handles.iter().enumerate() {
+        vm.map(BindOp::map(VA + i as u64 * 64 * K, 64 * K, h, 0));
+    }
+    let done = ioctl::syncobj_create(&f, false).unwrap();
+    vm.submit(
+        &f,
+        0,
+        &[(VA, 64)],
+        &[(VA, 16 * 64 * K)],
+        &[],
+        &[SyncPoint {
+            handle: done,
+            point: 1,
+        }],
+    )
+    .unwrap();
+    f.sim().gpu_run_until_idle();
+    ioctl::syncobj_destroy(&f, done).unwrap();
+    finish(f, vm, &handles);
 }

@@ -282,6 +282,11 @@ impl BindVm {
         self.lock().pending.len()
     }
 
+    /// What the winsys has sent as mapped, as ops sorted by address (for teardown and debugging).
+    pub fn mapped(&self) -> Vec<BindOp> {
+        self.lock().mirror.as_ops()
+    }
+
     /// The winsys's log of its last VM operations.
     pub fn recent_ops(&self) -> Vec<String> {
         self.lock().log.iter().cloned().collect()
