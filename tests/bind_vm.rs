@@ -351,3 +351,40 @@ fn a_full_cycle_leaves_nothing_behind() {
     ioctl::syncobj_destroy(&f, done).unwrap();
     finish(f, vm, &handles);
 }
+
+#[test]
+fn submit_takes_and_gives_sync_files() {
+    use std::os::fd::AsRawFd;
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let h = bo(&f, 64 * K);
+    vm.map(BindOp::map(VA, 64 * K, h, 0));
+    let fences = ioctl::Fences {
+        fence_fd_out: true,
+        ..Default::default()
+    };
+    let (_, out) = vm.submit_with(&f, 0, &[(VA, 64)], &[], fences).unwrap();
+    let out = out.expect("an out-fence sync file");
+    // The next submit waits for the first through its sync file.
+    let fences = ioctl::Fences {
+        fence_fd_in: Some(out.as_raw_fd()),
+        ..Default::default()
+    };
+    vm.submit_with(&f, 0, &[(VA, 64)], &[], fences).unwrap();
+    let mut p = libc::pollfd {
+        fd: out.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polls one pollfd we own, without blocking.
+    assert_eq!(
+        unsafe { libc::poll(&mut p, 1, 0) },
+        0,
+        "not signalled before the GPU ran"
+    );
+    f.sim().gpu_run_until_idle();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::poll(&mut p, 1, 0) }, 1);
+    drop(out);
+    finish(f, vm, &[h]);
+}

@@ -181,3 +181,19 @@ fn set_iova_addresses_are_reused_only_after_reclaim() {
     let c = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
     assert_eq!(c.iova, a.iova, "reclaimed and handed out again");
 }
+
+#[test]
+fn vm_bind_mode_flushes_when_the_pending_budget_is_reached() {
+    let (_sim, dev) = device(SimOptions::default());
+    let vm = GpuVm::new(&dev).unwrap();
+    let k = dev.kernel();
+    for _ in 0..msm_winsys::bind::PENDING_OPS_BUDGET {
+        vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+    }
+    let s = vm.bind_vm().unwrap().stats();
+    assert_eq!(
+        s.vm_bind_ioctls, 1,
+        "one flush at the budget, no submit needed: {s:?}"
+    );
+    assert_eq!(vm.bind_vm().unwrap().pending_ops(), 0);
+}

@@ -28,6 +28,11 @@ use crate::kernel::{Kernel, KernelError};
 use crate::uapi::*;
 use crate::{Device, Errno, VmMode};
 
+/// Pending binds past this many are flushed without waiting for a submit: the planning cost and
+/// the memory of a pending list stay bounded, and a job still fits the kernel's budget after
+/// merging.
+pub const PENDING_OPS_BUDGET: usize = 4096;
+
 /// A GPU buffer with its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuBuffer {
@@ -144,6 +149,9 @@ impl GpuVm {
                 (Some(vm), Some(heap)) => {
                     let iova = alloc(heap)?;
                     vm.map(BindOp::map(iova, size_B, handle, 0));
+                    if vm.pending_ops() >= PENDING_OPS_BUDGET {
+                        self.flush_ready(k)?;
+                    }
                     iova
                 }
                 (None, Some(heap)) => {
@@ -268,9 +276,23 @@ impl GpuVm {
     /// Sends pending binds (VM_BIND) or reclaims idle zombies (legacy), and returns freed
     /// addresses to the allocator.
     pub fn flush(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        self.flush_with(k, true)
+    }
+
+    /// Like [`Self::flush`], but unmaps of buffers still in use stay queued (no in-fence waits).
+    fn flush_ready(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        self.flush_with(k, false)
+    }
+
+    fn flush_with(&self, k: &dyn Kernel, all: bool) -> Result<(), BindError> {
         match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
-                for r in vm.flush(k)? {
+                let released = if all {
+                    vm.flush(k)?
+                } else {
+                    vm.flush_ready(k)?
+                };
+                for r in released {
                     match r.fence {
                         Some(p) => heap.free_after(
                             r.iova,

@@ -676,6 +676,7 @@ impl BindVm {
 
     /// A VM_BIND-mode submit of `cmds` (GPU address, size) on `queue_id` that may access `uses`
     /// (address, size) ranges: waits for their bind jobs and for `waits`, signals `signals`.
+    /// Returns the queue seqno.
     pub fn submit(
         &self,
         k: &dyn Kernel,
@@ -685,20 +686,34 @@ impl BindVm {
         waits: &[SyncPoint],
         signals: &[SyncPoint],
     ) -> Result<u32, BindError> {
+        let fences = Fences {
+            wait: waits,
+            signal: signals,
+            ..Default::default()
+        };
+        self.submit_with(k, queue_id, cmds, uses, fences)
+            .map(|(seqno, _)| seqno)
+    }
+
+    /// [`Self::submit`] with every fence the kernel offers: syncobjs (binary or timeline points),
+    /// an in-fence sync file and, if asked, an out-fence sync file.
+    pub fn submit_with(
+        &self,
+        k: &dyn Kernel,
+        queue_id: u32,
+        cmds: &[(u64, u32)],
+        uses: &[(u64, u64)],
+        fences: Fences<'_>,
+    ) -> Result<(u32, Option<std::os::fd::OwnedFd>), BindError> {
         let mut all_uses: Vec<(u64, u64)> = uses.to_vec();
         all_uses.extend(cmds.iter().map(|&(a, s)| (a, s as u64)));
         let mut w = self.waits_for(k, &all_uses)?;
         let mut st = self.lock();
         st.stats.submit_bind_waits += w.len() as u64;
         st.stats.submits += 1;
-        w.extend_from_slice(waits);
-        let fences = Fences {
-            wait: &w,
-            signal: signals,
-            ..Default::default()
-        };
-        match ioctl::submit_by_iova(k, queue_id, cmds, fences) {
-            Ok((seqno, _)) => Ok(seqno),
+        w.extend_from_slice(fences.wait);
+        match ioctl::submit_by_iova(k, queue_id, cmds, Fences { wait: &w, ..fences }) {
+            Ok(r) => Ok(r),
             Err(e) if e.errno == Errno::EPIPE => Err(self.lost(k, &mut st, e.call)),
             Err(e) => Err(BindError::Kernel(e)),
         }
