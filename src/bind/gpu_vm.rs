@@ -279,8 +279,9 @@ impl GpuVm {
         self.flush_with(k, true)
     }
 
-    /// Like [`Self::flush`], but unmaps of buffers still in use stay queued (no in-fence waits).
-    fn flush_ready(&self, k: &dyn Kernel) -> Result<(), BindError> {
+    /// Like [`Self::flush`], but unmaps of buffers still in use stay queued (no in-fence waits):
+    /// what a frame's end calls.
+    pub fn flush_ready(&self, k: &dyn Kernel) -> Result<(), BindError> {
         self.flush_with(k, false)
     }
 

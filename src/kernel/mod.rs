@@ -50,3 +50,32 @@ pub trait Kernel: Send + Sync + fmt::Debug {
         None
     }
 }
+
+/// A shared file is still the same file: lets a test or a scenario keep a handle on the model
+/// file it gave a `Device`, for the model's debug API.
+impl<K: Kernel + ?Sized> Kernel for std::sync::Arc<K> {
+    unsafe fn ioctl(&self, request: u64, arg: *mut c_void) -> Result<(), Errno> {
+        // SAFETY: the caller's guarantees are passed on unchanged.
+        unsafe { (**self).ioctl(request, arg) }
+    }
+
+    fn map(&self, offset_B: u64, size_B: usize) -> Result<memmap2::MmapMut, Errno> {
+        (**self).map(offset_B, size_B)
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        (**self).fd()
+    }
+
+    fn reopen(&self) -> Result<Box<dyn Kernel>, Errno> {
+        (**self).reopen()
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    fn devcoredump(&self) -> Option<String> {
+        (**self).devcoredump()
+    }
+}

@@ -14,11 +14,15 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{Effort, Outcome};
-use crate::bind::{BindOp, BindVm, Released};
+use std::sync::Arc;
+
+use crate::bind::{BindOp, BindVm, GpuBuffer, GpuVm};
+use crate::device::ProbeOptions;
 use crate::iova::{AllocFlags, Fence, VaHeap};
 use crate::kernel::ioctl::{self, Fences, SyncPoint};
 use crate::sim::{Clock, Sim, SimFile, SimOptions};
 use crate::uapi::*;
+use crate::Device;
 
 /// Small deterministic generator (xorshift64*), so every run binds the same things.
 struct Rng(u64);
@@ -125,57 +129,42 @@ fn create(f: &SimFile, heap: &VaHeap, size_B: u64) -> Buf {
     }
 }
 
-fn release(heap: &VaHeap, released: &[Released]) {
-    for r in released {
-        match r.fence {
-            Some(p) => heap.free_after(
-                r.iova,
-                r.range_B,
-                Fence::Syncobj {
-                    handle: p.handle,
-                    point: p.point,
-                },
-                None,
-            ),
-            None => heap.free(r.iova, r.range_B),
-        }
-        .expect("a range the heap handed out");
-    }
-}
-
-/// msm-winsys: binds queued, planned and flushed when a submit needs them.
+/// msm-winsys: the driver-facing [`GpuVm`]; binds queued, planned and flushed when a submit
+/// needs them.
 fn churn_winsys(frames: u64, per_frame: u64, passes: u64) -> Totals {
-    let f = model(CHURN_LATENCY);
-    let heap = heap(&f);
-    let vm = BindVm::new(&f, crate::bind::KERNEL_THROTTLE_PAGES).expect("bind queues");
-    let frame_tl = ioctl::syncobj_create(&f, false).expect("syncobj");
+    let f = Arc::new(model(CHURN_LATENCY));
+    let dev = Device::new(Box::new(f.clone()), ProbeOptions::default()).expect("probe");
+    let k = dev.kernel();
+    let gvm = GpuVm::new(&dev).expect("GPU memory");
+    let vm = gvm.bind_vm().expect("VM_BIND mode");
+    let frame_tl = ioctl::syncobj_create(k, false).expect("syncobj");
     let mut rng = Rng(0x5eed_1234);
     let (mut t, mut point) = (Totals::default(), 0u64);
-    let mut prev: Vec<Buf> = Vec::new();
-    let mut closing: Vec<Buf> = Vec::new();
+    let mut prev: Vec<GpuBuffer> = Vec::new();
     for _ in 0..frames {
         let (s0, stalls0) = (vm.stats(), f.throttle_stalls());
-        let bufs: Vec<Buf> = (0..per_frame)
-            .map(|_| create(&f, &heap, buffer_size(&mut rng)))
+        let mapped = vm.last_points()[0] + 1; // the map point this frame's buffers will get
+        let bufs: Vec<GpuBuffer> = (0..per_frame)
+            .map(|_| {
+                gvm.create_buffer(k, buffer_size(&mut rng), MSM_BO_WC)
+                    .expect("buffer")
+            })
             .collect();
-        for b in &bufs {
-            vm.map(BindOp::map(b.iova, b.size_B, b.handle, 0));
-        }
         for b in prev.drain(..) {
-            vm.unmap_freed(
-                b.iova,
-                b.size_B,
+            gvm.free_buffer(
+                k,
+                b,
                 &[SyncPoint {
                     handle: frame_tl,
                     point,
                 }],
-            );
-            closing.push(b);
+                false,
+            )
+            .expect("free");
         }
-        let mapped = vm.last_points()[0] + 1; // the map point this frame's buffers will get
         for pass in bufs.chunks((per_frame / passes).max(1) as usize) {
             let uses: Vec<(u64, u64)> = pass.iter().map(|b| (b.iova, b.size_B)).collect();
-            let waits = vm.waits_for(&f, &uses).expect("flush");
+            let waits = vm.waits_for(k, &uses).expect("flush");
             t.delayed_submits += waits
                 .iter()
                 .any(|w| w.handle != vm.timelines()[0] || w.point > mapped)
@@ -185,21 +174,11 @@ fn churn_winsys(frames: u64, per_frame: u64, passes: u64) -> Totals {
                 handle: frame_tl,
                 point,
             }];
-            vm.submit(&f, 0, &[(pass[0].iova, 64)], &uses, &[], &signal)
+            gvm.submit(k, 0, &[(pass[0].iova, 64)], pass, &[], &signal)
                 .expect("submit");
             t.submits += 1;
         }
-        let released = vm.flush_ready(&f).expect("end-of-frame flush");
-        release(&heap, &released);
-        // A buffer's handle closes once its unmap is sent: the mapping no longer needs it.
-        closing.retain(|b| {
-            let sent = released.iter().any(|r| r.iova == b.iova);
-            if sent {
-                ioctl::gem_close(&f, b.handle).expect("GEM_CLOSE");
-            }
-            !sent
-        });
-        publish(&f, &heap, &vm, frame_tl);
+        gvm.flush_ready(k).expect("end-of-frame flush");
         let s = vm.stats();
         let ioctls = s.vm_bind_ioctls - s0.vm_bind_ioctls;
         t.ioctls += ioctls;
@@ -214,15 +193,6 @@ fn churn_winsys(frames: u64, per_frame: u64, passes: u64) -> Totals {
     t.cpu_throttle_waits = vm.stats().throttle_waits;
     t.pt_pages = f.pt_pages().unwrap_or(0);
     t
-}
-
-/// Tells the allocator which bind and frame points are done (no extra ioctl per allocation).
-fn publish(f: &SimFile, heap: &VaHeap, vm: &BindVm, frame_tl: u32) {
-    for h in vm.timelines().into_iter().chain([frame_tl]) {
-        if let Ok(p) = ioctl::syncobj_query(f, h) {
-            heap.timelines().signal_syncobj(h, p);
-        }
-    }
 }
 
 /// Turnip's policy: one ioctl per create and per free; submits wait for the latest bind.
