@@ -87,6 +87,9 @@ typedef struct msmws_device msmws_device;
 // removed. Opaque.
 typedef struct msmws_flip_chain msmws_flip_chain;
 
+// GPU memory of one device. Opaque.
+typedef struct msmws_gpu_vm msmws_gpu_vm;
+
 // A GPU address heap. Opaque.
 typedef struct msmws_va_heap msmws_va_heap;
 
@@ -128,6 +131,29 @@ typedef struct msmws_device_info {
     // NUL-terminated, e.g. "a750".
     char chip_name[32];
 } msmws_device_info;
+
+// A buffer at a GPU address.
+typedef struct msmws_gpu_buffer {
+    // GEM handle (closed by the library when the buffer is freed).
+    uint32_t handle;
+    uint32_t pad;
+    uint64_t iova;
+    uint64_t size_B;
+} msmws_gpu_buffer;
+
+// A syncobj and a point on it (0 for a binary syncobj).
+typedef struct msmws_sync_point {
+    uint32_t handle;
+    uint32_t pad;
+    uint64_t point;
+} msmws_sync_point;
+
+// A command buffer: `size_B` bytes of commands at GPU address `iova`.
+typedef struct msmws_cmd {
+    uint64_t iova;
+    uint32_t size_B;
+    uint32_t pad;
+} msmws_cmd;
 
 // The layout-relevant part of a `VkImageCreateInfo` (2D images). `samples` is the count (1, 2,
 // 4, 8), `create_flags` and `usage` are `VkImageCreateFlags` and `VkImageUsageFlags`.
@@ -297,6 +323,59 @@ int msmws_device_get_info(const struct msmws_device *dev, struct msmws_device_in
 //
 // Must be the last call on `dev`; no other thread may be using it.
 void msmws_device_destroy(struct msmws_device *dev);
+
+// Creates the GPU memory of `dev` (in the mode its probe chose) into `*out`.
+//
+// The object holds a reference on the device. Release it with `msmws_gpu_vm_destroy`.
+// Returns 0, -EINVAL for a NULL argument, or the kernel's errno (creating the VM_BIND queues).
+int msmws_gpu_vm_create(const struct msmws_device *dev, struct msmws_gpu_vm **out);
+
+// A new buffer of `size_B` bytes (`MSMWS_BO_*` cache and usage flags) at a GPU address.
+//
+// Thread-safe. Returns 0, -EINVAL, -ENOSPC or the kernel's errno; `*out` is written on success.
+int msmws_gpu_vm_create_buffer(const struct msmws_gpu_vm *vm,
+                               uint64_t size_B,
+                               uint32_t flags,
+                               struct msmws_gpu_buffer *out);
+
+// Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
+// signalled; its address is reused only after that. `shared`: it was exported or imported.
+//
+// Thread-safe. Returns 0, -EINVAL, or the kernel's errno.
+int msmws_gpu_vm_free_buffer(const struct msmws_gpu_vm *vm,
+                             const struct msmws_gpu_buffer *buffer,
+                             const struct msmws_sync_point *users,
+                             uint32_t n_users,
+                             bool shared);
+
+// Submits `n_cmds` command buffers on submitqueue `queue_id`. `uses` lists the buffers the
+// commands may access (in VM_BIND mode the submit waits only for their binds); it waits for
+// `waits` and signals `signals`. The queue's seqno goes to `*seqno` (may be NULL).
+//
+// Thread-safe. Returns 0, -EINVAL, -EPIPE (the VM was lost; the message explains), or the
+// kernel's errno.
+int msmws_gpu_vm_submit(const struct msmws_gpu_vm *vm,
+                        uint32_t queue_id,
+                        const struct msmws_cmd *cmds,
+                        uint32_t n_cmds,
+                        const struct msmws_gpu_buffer *uses,
+                        uint32_t n_uses,
+                        const struct msmws_sync_point *waits,
+                        uint32_t n_waits,
+                        const struct msmws_sync_point *signals,
+                        uint32_t n_signals,
+                        uint32_t *seqno);
+
+// Sends every pending bind (VM_BIND) or reclaims idle freed buffers (legacy modes).
+//
+// Thread-safe. Returns 0, -EPIPE, or the kernel's errno.
+int msmws_gpu_vm_flush(const struct msmws_gpu_vm *vm);
+
+// Flushes, releases the kernel objects (bind queues, timelines) and frees `vm`. NULL is accepted.
+//
+// Must be the last call on `vm`. Returns 0 or the errno of the final flush (the object is freed
+// either way).
+int msmws_gpu_vm_destroy(struct msmws_gpu_vm *vm);
 
 // The exporter's layout model: the layout of `desc` when the driver asks for `modifier`
 // (DRM_FORMAT_MOD_LINEAR, QCOM_TILED2, QCOM_TILED3 or QCOM_COMPRESSED; the result may fall back,

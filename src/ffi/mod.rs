@@ -28,6 +28,7 @@ use crate::Errno;
 
 pub mod bo;
 pub mod device;
+pub mod gpu_vm;
 pub mod metadata;
 pub mod va_heap;
 
@@ -124,6 +125,23 @@ pub fn check_out<T>(out: *mut T, what: &str) -> FfiResult {
 pub unsafe fn write_out<T>(out: *mut T, value: T) {
     // SAFETY: guaranteed by the caller (checked with `check_out`).
     unsafe { out.write(value) }
+}
+
+/// Borrows a C array of `len` elements; NULL is accepted only for an empty array.
+///
+/// # Safety
+/// A non-null `ptr` must point to `len` initialised elements that stay valid for the call.
+pub unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> FfiResult<&'a [T]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::invalid(format!(
+            "{what} is NULL but its count is {len}"
+        )));
+    }
+    // SAFETY: non-null, and the caller promises `len` valid elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 /// The sentence describing the last error returned on this thread, or "" if none yet.

@@ -1,0 +1,228 @@
+//! C API of GPU memory (`msmws_gpu_vm_*`): buffers at GPU addresses, frees that wait for the
+//! submits using them, submits by address — the same calls whatever mode the kernel is in
+//! (VM_BIND, SET_IOVA, kernel iova).
+//!
+//! Owns: the `msmws_gpu_vm` handle (a boxed [`GpuVm`] and a reference on its device). Locks: those
+//! of `crate::bind`; every function is thread-safe except `msmws_gpu_vm_destroy`, which must be
+//! the last call on its object.
+//!
+//! Errors (negative errno; `msmws_last_error_message()` says which and why): `-EINVAL` for NULL
+//! pointers or bad sizes, `-ENOSPC` when the address space is full, `-EPIPE` when the GPU VM was
+//! lost (the message then carries the last VM operations and the kernel's devcoredump), otherwise
+//! the kernel's errno.
+
+use std::ffi::c_int;
+use std::sync::Arc;
+
+use super::device::msmws_device;
+use super::{borrow, boundary, check_out, slice, write_out, FfiError};
+use crate::bind::{GpuBuffer, GpuVm};
+use crate::kernel::ioctl::SyncPoint;
+use crate::Device;
+
+/// GPU memory of one device. Opaque.
+pub struct msmws_gpu_vm {
+    dev: Arc<Device>,
+    vm: GpuVm,
+}
+
+/// A buffer at a GPU address.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct msmws_gpu_buffer {
+    /// GEM handle (closed by the library when the buffer is freed).
+    pub handle: u32,
+    pub pad: u32,
+    pub iova: u64,
+    pub size_B: u64,
+}
+
+/// A syncobj and a point on it (0 for a binary syncobj).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct msmws_sync_point {
+    pub handle: u32,
+    pub pad: u32,
+    pub point: u64,
+}
+
+/// A command buffer: `size_B` bytes of commands at GPU address `iova`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct msmws_cmd {
+    pub iova: u64,
+    pub size_B: u32,
+    pub pad: u32,
+}
+
+fn points(p: &[msmws_sync_point]) -> Vec<SyncPoint> {
+    p.iter()
+        .map(|p| SyncPoint {
+            handle: p.handle,
+            point: p.point,
+        })
+        .collect()
+}
+
+fn to_buffer(b: &msmws_gpu_buffer) -> GpuBuffer {
+    GpuBuffer {
+        handle: b.handle,
+        iova: b.iova,
+        size_B: b.size_B,
+    }
+}
+
+/// Creates the GPU memory of `dev` (in the mode its probe chose) into `*out`.
+///
+/// The object holds a reference on the device. Release it with `msmws_gpu_vm_destroy`.
+/// Returns 0, -EINVAL for a NULL argument, or the kernel's errno (creating the VM_BIND queues).
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_create(
+    dev: *const msmws_device,
+    out: *mut *mut msmws_gpu_vm,
+) -> c_int {
+    boundary(|| {
+        check_out(out, "out")?;
+        // SAFETY: a non-null `dev` is a live device (API contract).
+        let dev = unsafe { borrow(dev, "dev") }?.inner.clone();
+        let vm = GpuVm::new(&dev)?;
+        let raw = Box::into_raw(Box::new(msmws_gpu_vm { dev, vm }));
+        // SAFETY: checked non-null above.
+        unsafe { write_out(out, raw) };
+        Ok(())
+    })
+}
+
+/// A new buffer of `size_B` bytes (`MSMWS_BO_*` cache and usage flags) at a GPU address.
+///
+/// Thread-safe. Returns 0, -EINVAL, -ENOSPC or the kernel's errno; `*out` is written on success.
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_create_buffer(
+    vm: *const msmws_gpu_vm,
+    size_B: u64,
+    flags: u32,
+    out: *mut msmws_gpu_buffer,
+) -> c_int {
+    boundary(|| {
+        check_out(out, "out")?;
+        // SAFETY: a non-null `vm` is live (API contract).
+        let vm = unsafe { borrow(vm, "vm") }?;
+        if size_B == 0 {
+            return Err(FfiError::invalid("size_B is 0"));
+        }
+        let b = vm.vm.create_buffer(vm.dev.kernel(), size_B, flags)?;
+        let c = msmws_gpu_buffer {
+            handle: b.handle,
+            pad: 0,
+            iova: b.iova,
+            size_B: b.size_B,
+        };
+        // SAFETY: checked non-null above.
+        unsafe { write_out(out, c) };
+        Ok(())
+    })
+}
+
+/// Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
+/// signalled; its address is reused only after that. `shared`: it was exported or imported.
+///
+/// Thread-safe. Returns 0, -EINVAL, or the kernel's errno.
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_free_buffer(
+    vm: *const msmws_gpu_vm,
+    buffer: *const msmws_gpu_buffer,
+    users: *const msmws_sync_point,
+    n_users: u32,
+    shared: bool,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: non-null pointers are live for the call (API contract).
+        let (vm, b) = unsafe { (borrow(vm, "vm")?, borrow(buffer, "buffer")?) };
+        // SAFETY: as above, `users` holds `n_users` elements.
+        let users = unsafe { slice(users, n_users as usize, "users") }?;
+        vm.vm
+            .free_buffer(vm.dev.kernel(), to_buffer(b), &points(users), shared)?;
+        Ok(())
+    })
+}
+
+/// Submits `n_cmds` command buffers on submitqueue `queue_id`. `uses` lists the buffers the
+/// commands may access (in VM_BIND mode the submit waits only for their binds); it waits for
+/// `waits` and signals `signals`. The queue's seqno goes to `*seqno` (may be NULL).
+///
+/// Thread-safe. Returns 0, -EINVAL, -EPIPE (the VM was lost; the message explains), or the
+/// kernel's errno.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn msmws_gpu_vm_submit(
+    vm: *const msmws_gpu_vm,
+    queue_id: u32,
+    cmds: *const msmws_cmd,
+    n_cmds: u32,
+    uses: *const msmws_gpu_buffer,
+    n_uses: u32,
+    waits: *const msmws_sync_point,
+    n_waits: u32,
+    signals: *const msmws_sync_point,
+    n_signals: u32,
+    seqno: *mut u32,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: non-null pointers are live for the call, arrays hold their counts (API contract).
+        let (vm, cmds, uses, waits, signals) = unsafe {
+            (
+                borrow(vm, "vm")?,
+                slice(cmds, n_cmds as usize, "cmds")?,
+                slice(uses, n_uses as usize, "uses")?,
+                slice(waits, n_waits as usize, "waits")?,
+                slice(signals, n_signals as usize, "signals")?,
+            )
+        };
+        let cmds: Vec<(u64, u32)> = cmds.iter().map(|c| (c.iova, c.size_B)).collect();
+        let uses: Vec<GpuBuffer> = uses.iter().map(to_buffer).collect();
+        let s = vm.vm.submit(
+            vm.dev.kernel(),
+            queue_id,
+            &cmds,
+            &uses,
+            &points(waits),
+            &points(signals),
+        )?;
+        if !seqno.is_null() {
+            // SAFETY: non-null, and the caller provides storage for one u32.
+            unsafe { write_out(seqno, s) };
+        }
+        Ok(())
+    })
+}
+
+/// Sends every pending bind (VM_BIND) or reclaims idle freed buffers (legacy modes).
+///
+/// Thread-safe. Returns 0, -EPIPE, or the kernel's errno.
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_flush(vm: *const msmws_gpu_vm) -> c_int {
+    boundary(|| {
+        // SAFETY: a non-null `vm` is live (API contract).
+        let vm = unsafe { borrow(vm, "vm") }?;
+        vm.vm.flush(vm.dev.kernel())?;
+        Ok(())
+    })
+}
+
+/// Flushes, releases the kernel objects (bind queues, timelines) and frees `vm`. NULL is accepted.
+///
+/// Must be the last call on `vm`. Returns 0 or the errno of the final flush (the object is freed
+/// either way).
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_destroy(vm: *mut msmws_gpu_vm) -> c_int {
+    boundary(|| {
+        if vm.is_null() {
+            return Ok(());
+        }
+        // SAFETY: `vm` came from Box::into_raw in msmws_gpu_vm_create; destroyed once (contract).
+        let vm = unsafe { Box::from_raw(vm) };
+        let msmws_gpu_vm { dev, vm } = *vm;
+        vm.destroy(dev.kernel())?;
+        Ok(())
+    })
+}

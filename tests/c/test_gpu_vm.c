@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The GPU memory C API as a driver uses it on the kernel model: buffers at addresses, a submit
+ * over them, frees, flush, destroy; and bad input answered with a negative errno.
+ */
+#include "msm_winsys.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond)                                                         \
+   do {                                                                     \
+      if (!(cond)) {                                                        \
+         fprintf(stderr, "%s:%d: check failed: %s (%s)\n", __FILE__, __LINE__, #cond, \
+                 msmws_last_error_message());                               \
+         failures++;                                                        \
+      }                                                                     \
+   } while (0)
+
+int
+main(void)
+{
+   msmws_device *dev = NULL;
+   msmws_gpu_vm *vm = NULL;
+   msmws_gpu_buffer bufs[4];
+   msmws_cmd cmd;
+   uint32_t seqno = 0;
+   unsigned i;
+
+   CHECK(msmws_device_new_sim("a750", &dev) == 0);
+   CHECK(msmws_gpu_vm_create(dev, &vm) == 0);
+   if (!vm)
+      return 1;
+
+   for (i = 0; i < 4; i++) {
+      CHECK(msmws_gpu_vm_create_buffer(vm, 65536, MSMWS_BO_WC, &bufs[i]) == 0);
+      CHECK(bufs[i].iova >= 0x100000000ull && bufs[i].size_B == 65536);
+   }
+   CHECK(bufs[1].iova != bufs[0].iova);
+
+   memset(&cmd, 0, sizeof(cmd));
+   cmd.iova = bufs[0].iova;
+   cmd.size_B = 64;
+   CHECK(msmws_gpu_vm_submit(vm, 0, &cmd, 1, bufs, 4, NULL, 0, NULL, 0, &seqno) == 0);
+   CHECK(seqno == 1);
+
+   /* Bad input changes nothing. */
+   CHECK(msmws_gpu_vm_create_buffer(vm, 0, MSMWS_BO_WC, &bufs[0]) == -EINVAL);
+   CHECK(msmws_gpu_vm_create_buffer(NULL, 4096, MSMWS_BO_WC, &bufs[0]) == -EINVAL);
+   CHECK(msmws_gpu_vm_create_buffer(vm, 4096, MSMWS_BO_WC, NULL) == -EINVAL);
+   CHECK(msmws_gpu_vm_submit(vm, 0, NULL, 1, NULL, 0, NULL, 0, NULL, 0, NULL) == -EINVAL);
+   CHECK(msmws_gpu_vm_free_buffer(vm, NULL, NULL, 0, false) == -EINVAL);
+   CHECK(msmws_gpu_vm_create(NULL, &vm) == -EINVAL);
+
+   for (i = 0; i < 4; i++)
+      CHECK(msmws_gpu_vm_free_buffer(vm, &bufs[i], NULL, 0, false) == 0);
+   CHECK(msmws_gpu_vm_flush(vm) == 0);
+   CHECK(msmws_gpu_vm_destroy(vm) == 0);
+   CHECK(msmws_gpu_vm_destroy(NULL) == 0);
+   msmws_device_destroy(dev);
+
+   if (failures)
+      fprintf(stderr, "test_gpu_vm: %d check(s) failed\n", failures);
+   return failures ? 1 : 0;
+}
