@@ -171,3 +171,31 @@ fn a_compositor_imports_an_exported_image_through_the_buffer_api() {
         Err(BoMetadataError::Metadata(MetadataError::NoMetadata))
     );
 }
+
+#[test]
+fn the_legacy_form_serves_an_8_byte_reader_like_todays_freedreno() {
+    let f = Sim::new("a750").unwrap().open().unwrap();
+    let h = gem_new(&f, 4096);
+    let rec = metadata::Encoded::legacy(layout::DRM_FORMAT_MOD_QCOM_COMPRESSED);
+    metadata::store(&f, h, &rec).unwrap();
+    // freedreno's read: GET_METADATA into an 8-byte buffer.
+    let mut md = [0u8; 8];
+    let mut a = drm_msm_gem_info {
+        handle: h,
+        info: MSM_INFO_GET_METADATA,
+        value: md.as_mut_ptr() as u64,
+        len: 8,
+        pad: 0,
+    };
+    raw(&f, DRM_IOCTL_MSM_GEM_INFO, &mut a).unwrap();
+    assert_eq!(
+        u64::from_le_bytes(md),
+        layout::DRM_FORMAT_MOD_QCOM_COMPRESSED
+    );
+    assert_eq!(
+        metadata::load(&f, h, 4096, &ID),
+        Ok(Imported::Legacy {
+            modifier: layout::DRM_FORMAT_MOD_QCOM_COMPRESSED
+        })
+    );
+}

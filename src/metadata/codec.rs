@@ -61,6 +61,18 @@ impl Encoded {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+
+    /// Today's 8-byte form, `struct fdl_metadata { uint64_t modifier; }`: what an exporter writes
+    /// when an unmodified freedreno must read it (its 8-byte GET_METADATA fails with ETOOSMALL on
+    /// a full record). The importer then has only the modifier, with no bounds guarantee.
+    pub fn legacy(modifier: u64) -> Encoded {
+        let mut bytes = [0u8; MAX_SIZE_B];
+        bytes[..LEGACY_SIZE_B].copy_from_slice(&modifier.to_le_bytes());
+        Encoded {
+            bytes,
+            len: LEGACY_SIZE_B,
+        }
+    }
 }
 
 impl std::fmt::Debug for Encoded {
