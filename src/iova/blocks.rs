@@ -15,6 +15,8 @@ pub(crate) enum State {
     Free,
     /// Handed out; in the live map.
     Used,
+    /// Handed out by `alloc_handle`; in no map (the caller's handle names the node).
+    Held,
     /// Freed after a fence that has not signalled yet; in no bin.
     Deferred,
     /// An unused slab slot on the free list.

@@ -75,4 +75,4 @@ mod state;
 
 pub use error::VaError;
 pub use fence::{Fence, FenceWait, Timelines};
-pub use heap::{AllocFlags, VaHeap, PAGE_B};
+pub use heap::{AllocFlags, VaAlloc, VaHeap, PAGE_B};

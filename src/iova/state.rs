@@ -140,8 +140,38 @@ impl HeapState {
     pub fn alloc(&mut self, req: &Request) -> Option<u64> {
         self.reclaim();
         let (h, c) = self.find(req)?;
-        self.carve(h, c, req.units);
+        self.carve(h, c, req.units, State::Used);
         Some(c)
+    }
+
+    /// As [`Self::alloc`], but the allocation is not entered in the live map: it is named by the
+    /// returned (node, tag) and freed only by [`Self::free_handle`], which needs no lookup.
+    pub fn alloc_handle(&mut self, req: &Request) -> Option<(u64, u32, u32)> {
+        self.reclaim();
+        let (h, c) = self.find(req)?;
+        let x = self.carve(h, c, req.units, State::Held);
+        Some((c, x, self.slab[x].tag))
+    }
+
+    /// Frees the allocation `alloc_handle` returned as (`start`, `node`, `tag`) with `units`
+    /// units: O(1), no lookup. A stale or foreign handle (the node was freed since, so its tag
+    /// moved on, or it holds another range) is `NotLive` and changes nothing.
+    pub fn free_handle(
+        &mut self,
+        start: u64,
+        units: u64,
+        node: u32,
+        tag: u32,
+    ) -> Result<(), NotLive> {
+        let n = self.slab.nodes.get(node as usize).ok_or(NotLive)?;
+        if n.state != State::Held || n.tag != tag || n.start != start || n.units != units {
+            return Err(NotLive);
+        }
+        // A node that stays as a hole (no free neighbour to merge into) must not match this
+        // handle again once it is carved anew.
+        self.slab[node].tag = tag.wrapping_add(1);
+        self.release(node);
+        Ok(())
     }
 
     /// A new node, in the anchor index with probability 1 / [`ANCHOR_ONE_IN`]. Not linked yet.
@@ -165,8 +195,9 @@ impl HeapState {
         self.slab.release(x);
     }
 
-    /// Takes `[c, c + units)` out of free node `h`, which holds it. Returns the live node.
-    fn carve(&mut self, h: u32, c: u64, units: u64) -> u32 {
+    /// Takes `[c, c + units)` out of free node `h`, which holds it, as a node in `state` (`Used`:
+    /// entered in the live map; `Held`: not). Returns that node.
+    fn carve(&mut self, h: u32, c: u64, units: u64, state: State) -> u32 {
         self.bins.remove(&mut self.slab, h);
         let (s, e) = (self.slab[h].start, self.slab[h].end());
         let (left, right) = (c - s, e - (c + units));
@@ -176,7 +207,7 @@ impl HeapState {
             self.slab[h].start = c + units;
             self.slab[h].units = right;
             self.bins.insert(&mut self.slab, h);
-            u = self.new_node(c, units, State::Used);
+            u = self.new_node(c, units, state);
             self.slab.link_before(u, h);
             if left > 0 {
                 let l = self.new_node(s, left, State::Free);
@@ -186,7 +217,7 @@ impl HeapState {
         } else if left > 0 {
             self.slab[h].units = left;
             self.bins.insert(&mut self.slab, h);
-            u = self.new_node(c, units, State::Used);
+            u = self.new_node(c, units, state);
             self.slab.link_after(u, h);
             if self.slab[h].anchor {
                 // `u` now ends where `h` ended: hand it the anchor key (this keeps the heap's last
@@ -197,10 +228,12 @@ impl HeapState {
                 self.anchors.insert(e - 1, u);
             }
         } else {
-            self.slab[h].state = State::Used;
+            self.slab[h].state = state;
             u = h;
         }
-        self.live.insert(c, u);
+        if state == State::Used {
+            self.live.insert(c, u);
+        }
         self.free_units -= units;
         u
     }
@@ -331,7 +364,7 @@ impl HeapState {
         let end = start + units;
         let mut x = self.block_at(start);
         if self.slab[x].state == State::Free && self.slab[x].end() >= end {
-            self.carve(x, start, units);
+            self.carve(x, start, units, State::Used);
             return Ok(());
         }
         // Not one hole: is it covered by holes and deferred ranges only?
@@ -339,7 +372,7 @@ impl HeapState {
         loop {
             let n = &self.slab[x];
             match n.state {
-                State::Used => return Err(FixedMiss::Taken),
+                State::Used | State::Held => return Err(FixedMiss::Taken),
                 State::Deferred => fences.extend(self.deferred.fence_of(x)),
                 _ => {}
             }
@@ -427,6 +460,7 @@ impl HeapState {
                         return Err(format!("live block at {at} not in the live map"));
                     }
                 }
+                State::Held => {}
                 State::Vacant => return Err(format!("vacant node {x} linked")),
             }
             prev_free = n.state == State::Free;

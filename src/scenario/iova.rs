@@ -18,7 +18,7 @@ use offset_allocator::{Allocation, Allocator};
 
 use super::list_heap::ListHeap;
 use super::{Effort, Outcome};
-use crate::iova::{AllocFlags, VaHeap};
+use crate::iova::{AllocFlags, VaAlloc, VaHeap};
 
 const PAGE: u64 = 4096;
 const MAX_PAGES: u32 = 16384; // 64 MiB
@@ -104,6 +104,29 @@ impl Subject for Ours<'_> {
         self.0
             .free(addr, size_B)
             .expect("freeing a live allocation");
+    }
+    fn largest_hole_pages(&self) -> u64 {
+        self.0.try_largest_hole().unwrap_or(0) / PAGE
+    }
+}
+
+/// Ours through the handle API (`alloc_handle` / `free_handle`: no address lookup on free), the
+/// like-for-like comparison with offset-allocator, whose `free` also takes a handle.
+struct OursHandle<'a>(&'a VaHeap);
+
+impl Subject for OursHandle<'_> {
+    type Handle = VaAlloc;
+    fn alloc(&mut self, r: Req) -> Option<VaAlloc> {
+        self.0
+            .alloc_handle(
+                r.pages as u64 * PAGE,
+                r.align_pages as u64 * PAGE,
+                AllocFlags::BOTTOM_UP,
+            )
+            .ok()
+    }
+    fn free(&mut self, a: VaAlloc) {
+        self.0.free_handle(a).expect("freeing a live allocation");
     }
     fn largest_hole_pages(&self) -> u64 {
         self.0.try_largest_hole().unwrap_or(0) / PAGE
@@ -205,10 +228,14 @@ fn measure<S: Subject>(s: &mut S, w: &Workload, budget: Duration) -> Measure {
     }
 }
 
-/// Page-unit heaps of `pages` pages for the three allocators (ours and the list start at 4 KiB).
-fn run_three(w: &Workload, pages: u32, budget: Duration, list_budget: Duration) -> [Measure; 3] {
+/// Page-unit heaps of `pages` pages for ours (address API, then handle API), the list and
+/// offset-allocator (ours and the list start at 4 KiB).
+fn run_four(w: &Workload, pages: u32, budget: Duration, list_budget: Duration) -> [Measure; 4] {
     let heap = VaHeap::new(PAGE, pages as u64 * PAGE).expect("benchmark heap");
     let ours = measure(&mut Ours(&heap), w, budget);
+    drop(heap);
+    let heap = VaHeap::new(PAGE, pages as u64 * PAGE).expect("benchmark heap");
+    let handle = measure(&mut OursHandle(&heap), w, budget);
     drop(heap);
     let list = measure(
         &mut ListHeap::new(PAGE, pages as u64 * PAGE),
@@ -221,7 +248,7 @@ fn run_three(w: &Workload, pages: u32, budget: Duration, list_budget: Duration) 
         w,
         budget,
     );
-    [ours, list, offset]
+    [ours, handle, list, offset]
 }
 
 /// Total nanoseconds per pair with the 100k workload on one thread and split over two.
@@ -302,11 +329,12 @@ pub fn run(effort: Effort) -> Outcome {
     };
     let headers: Vec<String> = [
         "case",
-        "ours",
+        "ours (free by address)",
+        "ours (handle API)",
         "list (util_vma_heap)",
         "offset-allocator",
-        "list / ours",
-        "ours / offset",
+        "list / ours (address)",
+        "ours (handle) / offset",
     ]
     .map(String::from)
     .to_vec();
@@ -315,9 +343,9 @@ pub fn run(effort: Effort) -> Outcome {
     let (mut speedup_100k, mut worst_vs_offset) = (None, 0.0f64);
     for (i, &(live, pairs)) in plan.sizes.iter().enumerate() {
         let w = Workload::new(1 + i as u64, live, pairs);
-        let [ours, list, offset] = run_three(&w, u32::MAX, plan.budget, plan.list_budget);
+        let [ours, handle, list, offset] = run_four(&w, u32::MAX, plan.budget, plan.list_budget);
         let speedup = ratio(list.ns_per_pair, ours.ns_per_pair);
-        let vs_offset = ratio(ours.ns_per_pair, offset.ns_per_pair);
+        let vs_offset = ratio(handle.ns_per_pair, offset.ns_per_pair);
         if live == 100_000 {
             speedup_100k = speedup;
         }
@@ -325,6 +353,7 @@ pub fn run(effort: Effort) -> Outcome {
         rows.push(vec![
             format!("ns per alloc+free pair, {live} live"),
             fmt_ns(&ours, live),
+            fmt_ns(&handle, live),
             format!("{} ({} pairs)", fmt_ns(&list, live), list.pairs),
             fmt_ns(&offset, live),
             fmt_ratio(speedup),
@@ -332,7 +361,7 @@ pub fn run(effort: Effort) -> Outcome {
         ]);
         json_sizes.push(serde_json::json!({
             "live": live,
-            "ns_per_pair": {"ours": ours.ns_per_pair, "list": list.ns_per_pair, "offset_allocator": offset.ns_per_pair},
+            "ns_per_pair": {"ours": ours.ns_per_pair, "ours_handle": handle.ns_per_pair, "list": list.ns_per_pair, "offset_allocator": offset.ns_per_pair},
             "pairs": {"ours": ours.pairs, "list": list.pairs, "offset_allocator": offset.pairs},
             "fill_ns_per_alloc": {"ours": ours.ns_per_fill_alloc, "list": list.ns_per_fill_alloc, "offset_allocator": offset.ns_per_fill_alloc},
             "filled": {"ours": ours.filled, "list": list.filled, "offset_allocator": offset.filled},
@@ -342,7 +371,7 @@ pub fn run(effort: Effort) -> Outcome {
 
     let w = Workload::new(7, plan.frag.0, plan.frag.1);
     let pages = (w.fill_pages() * 2).min(u32::MAX as u64) as u32;
-    let [ours, list, offset] = run_three(&w, pages, Duration::MAX, Duration::MAX);
+    let [ours, _, list, offset] = run_four(&w, pages, Duration::MAX, Duration::MAX);
     let mib = |m: &Measure| {
         format!(
             "{} MiB ({} failed)",
@@ -356,6 +385,7 @@ pub fn run(effort: Effort) -> Outcome {
             plan.frag.1, plan.frag.0
         ),
         mib(&ours),
+        String::new(),
         mib(&list),
         format!("{} (bin floor)", mib(&offset)),
         format!(
@@ -376,6 +406,7 @@ pub fn run(effort: Effort) -> Outcome {
         String::new(),
         String::new(),
         String::new(),
+        String::new(),
         format!("2 threads: {:.2}x the throughput", one / two),
     ]);
 
@@ -384,7 +415,7 @@ pub fn run(effort: Effort) -> Outcome {
     let threads_ok = two <= one;
     let passed = speedup_ok && offset_ok && frag_ok && threads_ok;
     let summary = format!(
-        "list/ours at 100k live: {} (goal >= 50x){}; worst ours/offset-allocator: {:.2}x (goal <= 1.5x){}; \
+        "list/ours at 100k live: {} (goal >= 50x){}; worst ours (handle API)/offset-allocator: {:.2}x (goal <= 1.5x){}; \
          largest hole ours vs list: {} (goal: not smaller); 2 threads vs 1: {:.2}x throughput (goal >= 1x){}",
         fmt_ratio(speedup_100k),
         if speedup_ok { "" } else { " MISSED" },
