@@ -568,7 +568,6 @@ pub fn submit_by_iova(
     cmds: &[(u64, u32)],
     fences: Fences<'_>,
 ) -> Result<(u32, Option<std::os::fd::OwnedFd>), KernelError> {
-    use std::os::fd::FromRawFd;
     let packed: Vec<drm_msm_gem_submit_cmd> = cmds
         .iter()
         .map(|&(iova, size)| {
@@ -581,24 +580,38 @@ pub fn submit_by_iova(
             c
         })
         .collect();
+    gem_submit(k, queue_id, &[], &packed, 0, fences)
+}
+
+/// The one place that packs `drm_msm_gem_submit`: the table, the commands, `flags` beyond the
+/// pipe and the fence flags, and every fence of `fences`.
+fn gem_submit(
+    k: &dyn Kernel,
+    queue_id: u32,
+    bos: &[drm_msm_gem_submit_bo],
+    cmds: &[drm_msm_gem_submit_cmd],
+    flags: u32,
+    fences: Fences<'_>,
+) -> Result<(u32, Option<std::os::fd::OwnedFd>), KernelError> {
+    use std::os::fd::FromRawFd;
     let (ins, outs) = (pack_syncobjs(fences.wait), pack_syncobjs(fences.signal));
-    let mut flags = MSM_PIPE_3D0;
-    if fences.fence_fd_in.is_some() {
-        flags |= MSM_SUBMIT_FENCE_FD_IN;
-    }
-    if fences.fence_fd_out {
-        flags |= MSM_SUBMIT_FENCE_FD_OUT;
-    }
-    if !ins.is_empty() {
-        flags |= MSM_SUBMIT_SYNCOBJ_IN;
-    }
-    if !outs.is_empty() {
-        flags |= MSM_SUBMIT_SYNCOBJ_OUT;
+    let mut all_flags = MSM_PIPE_3D0 | flags;
+    for (on, bit) in [
+        (fences.fence_fd_in.is_some(), MSM_SUBMIT_FENCE_FD_IN),
+        (fences.fence_fd_out, MSM_SUBMIT_FENCE_FD_OUT),
+        (!ins.is_empty(), MSM_SUBMIT_SYNCOBJ_IN),
+        (!outs.is_empty(), MSM_SUBMIT_SYNCOBJ_OUT),
+    ] {
+        if on {
+            all_flags |= bit;
+        }
     }
     let mut arg = drm_msm_gem_submit {
-        flags,
-        nr_cmds: packed.len() as u32,
-        cmds: packed.as_ptr() as u64,
+        flags: all_flags,
+        nr_bos: bos.len() as u32,
+        bos: bos.as_ptr() as u64,
+        nr_cmds: cmds.len() as u32,
+        cmds: cmds.as_ptr() as u64,
         fence_fd: fences.fence_fd_in.unwrap_or(-1),
         queueid: queue_id,
         in_syncobjs: ins.as_ptr() as u64,
@@ -609,7 +622,11 @@ pub fn submit_by_iova(
         ..Default::default()
     };
     call(k, DRM_IOCTL_MSM_GEM_SUBMIT, &mut arg, || {
-        format!("GEM_SUBMIT(queue {queue_id}, {} cmds)", cmds.len())
+        format!(
+            "GEM_SUBMIT(queue {queue_id}, {} bos, {} cmds)",
+            bos.len(),
+            cmds.len()
+        )
     })?;
     // SAFETY: on success with FENCE_FD_OUT the kernel installed a new fd that we now own.
     let fd = fences
@@ -646,35 +663,5 @@ pub fn submit_with_table(
             ..Default::default()
         })
         .collect();
-    let (ins, outs) = (pack_syncobjs(fences.wait), pack_syncobjs(fences.signal));
-    let mut all_flags = MSM_PIPE_3D0 | flags;
-    if !ins.is_empty() {
-        all_flags |= MSM_SUBMIT_SYNCOBJ_IN;
-    }
-    if !outs.is_empty() {
-        all_flags |= MSM_SUBMIT_SYNCOBJ_OUT;
-    }
-    let mut arg = drm_msm_gem_submit {
-        flags: all_flags,
-        nr_bos: bos.len() as u32,
-        bos: bos.as_ptr() as u64,
-        nr_cmds: packed.len() as u32,
-        cmds: packed.as_ptr() as u64,
-        fence_fd: -1,
-        queueid: queue_id,
-        in_syncobjs: ins.as_ptr() as u64,
-        out_syncobjs: outs.as_ptr() as u64,
-        nr_in_syncobjs: ins.len() as u32,
-        nr_out_syncobjs: outs.len() as u32,
-        syncobj_stride: std::mem::size_of::<drm_msm_syncobj>() as u32,
-        ..Default::default()
-    };
-    call(k, DRM_IOCTL_MSM_GEM_SUBMIT, &mut arg, || {
-        format!(
-            "GEM_SUBMIT(queue {queue_id}, {} bos, {} cmds)",
-            bos.len(),
-            cmds.len()
-        )
-    })?;
-    Ok(arg.fence)
+    gem_submit(k, queue_id, bos, &packed, flags, fences).map(|(seqno, _)| seqno)
 }
