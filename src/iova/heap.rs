@@ -214,14 +214,14 @@ impl VaHeap {
     /// Frees an allocation made by [`Self::alloc_handle`] on this heap: O(1), no lookup. A handle
     /// already freed is `NotAllocated` and changes nothing.
     pub fn free_handle(&self, a: VaAlloc) -> Result<(), VaError> {
-        let not = VaError::NotAllocated {
+        let not = || VaError::NotAllocated {
             iova: a.iova,
             size_B: a.size_B,
         };
-        let (start, units) = self.range_units(a.iova, a.size_B).ok_or(not.clone())?;
+        let (start, units) = self.range_units(a.iova, a.size_B).ok_or_else(not)?;
         self.lock()
             .free_handle(start, units, a.node, a.tag)
-            .map_err(|_| not)
+            .map_err(|_| not())
     }
 
     /// As [`Self::alloc`], but first gives back the range last freed with `key` (e.g. a dma-buf's

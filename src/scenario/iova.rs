@@ -8,7 +8,11 @@
 //! Workloads (deterministic, same stream for every allocator):
 //! - alloc+free pairs with 1k, 100k and 1M live allocations: sizes 4 KiB..64 MiB skewed to small
 //!   ones (2^k pages plus up to 2^k more, k = 15 u^4), alignment 4 KiB (75 %), 64 KiB (15 %) or
-//!   2 MiB (10 %), all bottom-up; a random live allocation is freed before each new one;
+//!   2 MiB (10 %), all bottom-up; a random live allocation is freed before each new one. Ours runs
+//!   twice: freeing by address (the C API's way; compared with the list) and through the handle
+//!   API (`alloc_handle` / `free_handle`; compared with offset-allocator, whose `free` takes a
+//!   handle too). offset-allocator gets the sizes only (it cannot align), so ours through the
+//!   handle API also runs the same sizes with every alignment 4 KiB, the like-for-like row;
 //! - fragmentation: a heap twice the live size, churned, then the largest free hole;
 //! - threads: the 100k pairs from one thread, then split over two threads on one heap.
 
@@ -72,6 +76,19 @@ impl Workload {
             .map(|_| (rng.next() as u32, Req::random(&mut rng)))
             .collect();
         Workload { fill, churn }
+    }
+
+    /// The same sizes with every alignment 4 KiB: the request offset-allocator is given (it
+    /// cannot align), for a like-for-like comparison.
+    fn size_only(&self) -> Workload {
+        let plain = |r: &Req| Req {
+            align_pages: 1,
+            ..*r
+        };
+        Workload {
+            fill: self.fill.iter().map(plain).collect(),
+            churn: self.churn.iter().map(|(p, r)| (*p, plain(r))).collect(),
+        }
     }
 
     fn fill_pages(&self) -> u64 {
@@ -341,11 +358,25 @@ pub fn run(effort: Effort) -> Outcome {
     let mut rows = Vec::new();
     let mut json_sizes = Vec::new();
     let (mut speedup_100k, mut worst_vs_offset) = (None, 0.0f64);
+    let mut size_only_rows = Vec::new();
     for (i, &(live, pairs)) in plan.sizes.iter().enumerate() {
         let w = Workload::new(1 + i as u64, live, pairs);
         let [ours, handle, list, offset] = run_four(&w, u32::MAX, plan.budget, plan.list_budget);
         let speedup = ratio(list.ns_per_pair, ours.ns_per_pair);
         let vs_offset = ratio(handle.ns_per_pair, offset.ns_per_pair);
+        let plain = {
+            let heap = VaHeap::new(PAGE, u32::MAX as u64 * PAGE).expect("benchmark heap");
+            measure(&mut OursHandle(&heap), &w.size_only(), plan.budget)
+        };
+        size_only_rows.push(vec![
+            format!("same, {live} live, all alignments 4 KiB (as offset-allocator is given)"),
+            String::new(),
+            fmt_ns(&plain, live),
+            String::new(),
+            fmt_ns(&offset, live),
+            String::new(),
+            fmt_ratio(ratio(plain.ns_per_pair, offset.ns_per_pair)),
+        ]);
         if live == 100_000 {
             speedup_100k = speedup;
         }
@@ -361,13 +392,15 @@ pub fn run(effort: Effort) -> Outcome {
         ]);
         json_sizes.push(serde_json::json!({
             "live": live,
-            "ns_per_pair": {"ours": ours.ns_per_pair, "ours_handle": handle.ns_per_pair, "list": list.ns_per_pair, "offset_allocator": offset.ns_per_pair},
+            "ns_per_pair": {"ours": ours.ns_per_pair, "ours_handle": handle.ns_per_pair, "ours_handle_align_4k": plain.ns_per_pair, "list": list.ns_per_pair, "offset_allocator": offset.ns_per_pair},
             "pairs": {"ours": ours.pairs, "list": list.pairs, "offset_allocator": offset.pairs},
             "fill_ns_per_alloc": {"ours": ours.ns_per_fill_alloc, "list": list.ns_per_fill_alloc, "offset_allocator": offset.ns_per_fill_alloc},
             "filled": {"ours": ours.filled, "list": list.filled, "offset_allocator": offset.filled},
             "failed_allocs": {"ours": ours.failed_allocs, "list": list.failed_allocs, "offset_allocator": offset.failed_allocs},
         }));
     }
+
+    rows.extend(size_only_rows);
 
     let w = Workload::new(7, plan.frag.0, plan.frag.1);
     let pages = (w.fill_pages() * 2).min(u32::MAX as u64) as u32;
@@ -452,7 +485,7 @@ mod tests {
     #[test]
     fn quick_run_measures_every_allocator() {
         let o = run(Effort::Quick);
-        assert_eq!(o.rows.len(), 4, "{o:?}");
+        assert_eq!(o.rows.len(), 6, "{o:?}");
         assert!(o.rows.iter().all(|r| r.len() == o.headers.len()));
     }
 }
