@@ -66,7 +66,9 @@ impl AllocFlags {
 /// An allocation made by [`VaHeap::alloc_handle`]: its range plus the name of its block, so
 /// [`VaHeap::free_handle`] frees it in O(1) without looking the address up (as offset-allocator's
 /// `Allocation` does). Plain data: copying it does not duplicate the allocation, and a copy used
-/// after the first free is refused (`NotAllocated`).
+/// after the first free is refused (`NotAllocated`). A handle names a block of the heap that made
+/// it; another heap refuses it unless it happens to hold the very same range under the same block
+/// name and tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VaAlloc {
     /// First byte.

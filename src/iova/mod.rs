@@ -50,24 +50,24 @@
 //!   `NoSpace`, and `AddressDeferred` says only deferred frees are in the way.
 //!
 //! # Measured (scenario `iova`, `cargo bench --bench iova`, 2 cores shared with other work)
-//! ns per alloc+free pair, medians of 3 runs, at 1k / 100k / 1M live: free by address 111 / 260 /
-//! 815; handle API 76 / 142 / 474; offset-allocator 38 / 65 / 165; the list (util_vma_heap's
-//! algorithm) 734 at 1k, 102 000 at 100k (392x ours by address), and it cannot even fill 1M live
+//! ns per alloc+free pair, medians of 3 runs, at 1k / 100k / 1M live: free by address 109 / 249 /
+//! 841; handle API 73 / 137 / 461; offset-allocator 38 / 67 / 173; the list (util_vma_heap's
+//! algorithm) 727 at 1k, 102 000 at 100k (409x ours by address), and it cannot even fill 1M live
 //! within its budget. Before the handle API, ours was 2.9-4.9x offset-allocator.
 //! Issue 5's goals:
 //! - >= 50x the list at 100k live: held.
-//! - Within 1.5x of offset-allocator at every size: missed. Handle API 2.0x / 2.2x / 2.9x; on the
-//!   same sizes with every alignment 4 KiB (offset-allocator is given sizes only; it cannot
-//!   align, while 25 % of the requests ask for 64 KiB or 2 MiB, which splits holes in three) 1.54x
-//!   / 1.74x / 1.95x. What is left is work offset-allocator does not do: the lock (an atomic swap
-//!   and a store per call), checking the request (size, alignment, no-cross, granule) and the
-//!   handle, the deferred-free generation check, the anchor index (about 5-7 % at 100k-1M, measured
-//!   by turning it off), 4 own-class probes (they cost no measurable time; they are what keeps
-//!   fragmentation near the list's), and 40-byte blocks with 64-bit ranges. Callgrind at 1k live:
-//!   about 800 instructions per pair through the handle API, 900 by address, spread over a dozen
-//!   functions with none above 10 %; no single change closes a 2x gap.
+//! - Within 1.5x of offset-allocator at every size: missed. Handle API 1.94x / 2.05x / 2.71x; on
+//!   the same sizes with every alignment 4 KiB (offset-allocator is given sizes only; it cannot
+//!   align, while 25 % of the requests ask for 64 KiB or 2 MiB, which splits holes in three) 1.49x
+//!   / 1.57x / 1.88x: held at 1k only. What is left is work offset-allocator does not do: the
+//!   lock (an atomic swap and a store per call), checking the request (size, alignment, no-cross,
+//!   granule) and the handle, the deferred-free generation check, the anchor index (about 5-7 %
+//!   at 100k-1M, measured by turning it off), 4 own-class probes (they cost no measurable time;
+//!   they are what keeps fragmentation near the list's), and 40-byte blocks with 64-bit ranges. Callgrind at 1k live:
+//!   about 770 instructions per pair through the handle API, 900 by address, spread over a dozen
+//!   functions, none with 10 % of them; no single change closes a 2x gap.
 //! - Largest hole after the churn workload no smaller than the list's: missed, 0.95x; see below.
-//! - Two threads not slower in total than one: missed, 0.60-0.65x (0.54-0.92x over all runs); see
+//! - Two threads not slower in total than one: missed, 0.57-0.60x (0.54-0.92x over all runs); see
 //!   "Threads".
 //!
 //! # Tried and dropped (measured)
@@ -95,13 +95,17 @@
 //! A heap is `Send + Sync`; every call takes its one lock (`lock.rs`) for the duration of the
 //! call, never around a fence wait. Alloc+free from two threads at once runs at 0.4 to 1.0 times
 //! the total throughput of one thread on the 2-core test machine, shared with other work (scenario
-//! `iova`; 0.54x to 0.92x in 9 runs after the handle API change): the work is memory-bound and all
+//! `iova`; 0.54x to 0.92x in 12 runs after the handle API change): the work is memory-bound and all
 //! inside the critical section, so a single lock cannot scale it. Tried and dropped: a live map
 //! sharded under 16 locks with frees merged lazily by the next state-lock holder (no better,
 //! 0.45x); longer lock backoff (`lock.rs`: up to 0.8x, at the price of waiters that look at the
-//! lock only every few ms). What would: per-thread address arenas whose boundaries never fall inside a hole (so every hole stays in one
-//! arena and the promises above still hold), with a slow path that locks all arenas before
-//! returning `NoSpace`. Not done yet. A per-thread cache of freed blocks taken before the lock was
+//! lock only every few ms). What would: per-thread address arenas whose boundaries never fall
+//! inside a hole (so every hole stays in one arena and the promises above still hold), with a slow
+//! path that locks all arenas before returning `NoSpace`. Not done: the arenas must be carved at
+//! live blocks as the heap fills and re-drawn when a free merges holes across a boundary, each
+//! with both arenas locked; more than this change could build and prove. Flat combining (a waiter
+//! hands its call to the lock holder, so the heap's cache lines stay on one core) is the other
+//! candidate. A per-thread cache of freed blocks taken before the lock was
 //! considered and not tried: a cached block is a hole the heap does not see, so [`VaHeap::holes`]
 //! and the promise that a bottom-up allocation sits at the lowest valid start of its (merged) hole,
 //! which the property test checks, would no longer hold without flushing every cache on every call.

@@ -117,6 +117,7 @@ impl HeapState {
     }
 
     /// The first hole in bins `[from, to)` that holds `req`, trying at most `budget` holes.
+    #[inline]
     fn scan(&self, req: &Request, from: usize, to: usize, mut budget: usize) -> Option<(u32, u64)> {
         let mut bin = from;
         while let Some(b) = self.bins.first_from(bin).filter(|&b| b < to) {
@@ -306,11 +307,16 @@ impl HeapState {
 
     /// Turns every deferred range whose fence has signalled into a hole. One atomic load when
     /// nothing was published since the last call.
+    #[inline]
     pub fn reclaim(&mut self) {
         let generation = self.timelines.generation();
-        if generation == self.deferred.seen_generation {
-            return;
+        if generation != self.deferred.seen_generation {
+            self.reclaim_due(generation);
         }
+    }
+
+    #[cold]
+    fn reclaim_due(&mut self, generation: u64) {
         self.deferred.seen_generation = generation;
         for (x, tag) in self.deferred.due(&self.timelines) {
             let n = self.slab[x];
