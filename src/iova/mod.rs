@@ -63,9 +63,10 @@
 //!   lock (an atomic swap and a store per call), checking the request (size, alignment, no-cross,
 //!   granule) and the handle, the deferred-free generation check, the anchor index (about 5-7 %
 //!   at 100k-1M, measured by turning it off), 4 own-class probes (they cost no measurable time;
-//!   they are what keeps fragmentation near the list's), and 40-byte blocks with 64-bit ranges. Callgrind at 1k live:
-//!   about 770 instructions per pair through the handle API, 900 by address, spread over a dozen
-//!   functions, none with 10 % of them; no single change closes a 2x gap.
+//!   they are what keeps fragmentation near the list's), and 40-byte blocks with 64-bit ranges.
+//!   Callgrind at 1k live: about 770 instructions per pair through the handle API, 900 by
+//!   address, spread over a dozen functions, none with 10 % of them; no single change closes a
+//!   2x gap. Blocks aligned to 64 bytes (none straddling a cache line) made no difference.
 //! - Largest hole after the churn workload no smaller than the list's: missed, 0.95x; see below.
 //! - Two threads not slower in total than one: missed, 0.57-0.60x (0.54-0.92x over all runs); see
 //!   "Threads".
