@@ -74,11 +74,12 @@ impl<T> SpinLock<T> {
         }
     }
 
-    /// The lock if it is free right now (debug reads that must not wait on a hot path).
+    /// The lock if it is free right now (debug reads that must not wait on a hot path). The guard
+    /// is built only on success: building one and dropping it would release another's lock.
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
         let free =
             !self.locked.load(Ordering::Relaxed) && !self.locked.swap(true, Ordering::Acquire);
-        free.then_some(SpinGuard { lock: self })
+        free.then(|| SpinGuard { lock: self })
     }
 }
 
@@ -123,6 +124,9 @@ mod tests {
         assert_eq!(*lock.lock(), 40_000);
         let held = lock.lock();
         assert!(lock.try_lock().is_none());
+        // A failed try_lock must leave the lock held (it once built and dropped a guard, which
+        // released the holder's lock).
+        assert!(lock.locked.load(Ordering::Relaxed));
         drop(held);
         assert!(lock.try_lock().is_some());
     }
