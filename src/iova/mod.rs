@@ -105,9 +105,12 @@
 //! path that locks all arenas before returning `NoSpace`. Not done: the arenas must be carved at
 //! live blocks as the heap fills and re-drawn when a free merges holes across a boundary, each
 //! with both arenas locked; more than this change could build and prove. Flat combining (a waiter
-//! hands its call to the lock holder, so the heap's cache lines stay on one core) is the other
-//! candidate. A per-thread cache of freed blocks taken before the lock was
-//! considered and not tried: a cached block is a hole the heap does not see, so [`VaHeap::holes`]
+//! publishes its call in a slot and the lock holder runs it before releasing, so the heap's cache
+//! lines stay on one core) was built and measured worse: 0.40-0.42x with the waiter backing off,
+//! 0.37x with it watching its own slot (the standalone loop of `lock.rs`: 0.53-0.55x with the
+//! plain lock); with two threads the roles swap on nearly every call, so the lines move anyway
+//! and the slots add their own line to every release. A per-thread cache of freed blocks taken
+//! before the lock was considered and not tried: a cached block is a hole the heap does not see, so [`VaHeap::holes`]
 //! and the promise that a bottom-up allocation sits at the lowest valid start of its (merged) hole,
 //! which the property test checks, would no longer hold without flushing every cache on every call.
 
