@@ -110,9 +110,10 @@
 //! 0.37x with it watching its own slot (the standalone loop of `lock.rs`: 0.53-0.55x with the
 //! plain lock); with two threads the roles swap on nearly every call, so the lines move anyway
 //! and the slots add their own line to every release. A per-thread cache of freed blocks taken
-//! before the lock was considered and not tried: a cached block is a hole the heap does not see, so [`VaHeap::holes`]
-//! and the promise that a bottom-up allocation sits at the lowest valid start of its (merged) hole,
-//! which the property test checks, would no longer hold without flushing every cache on every call.
+//! before the lock was considered and not tried: a cached block is a hole the heap does not see,
+//! so [`VaHeap::holes`] and the promise that a bottom-up allocation sits at the lowest valid start
+//! of its (merged) hole, which the property test checks, would no longer hold without flushing
+//! every cache on every call.
 
 mod bins;
 mod blocks;
