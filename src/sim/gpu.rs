@@ -238,8 +238,18 @@ impl Gpu {
 
     /// Stops the background thread (device teardown).
     pub fn shutdown(&self) {
-        self.lock().shutdown = true;
+        let never_ran: Vec<Job> = {
+            let mut st = self.lock();
+            st.shutdown = true;
+            st.queues.drain(..).flat_map(|(_, q)| q).collect()
+        };
         self.cv.notify_all();
+        // The device is going away: jobs that never ran are cancelled, as the scheduler does at
+        // teardown. Their fences signal (ECANCELED), so whatever waits on them (a VM's close,
+        // a sync file) lets go instead of holding the VM forever.
+        for job in never_ran {
+            job.out.signal_error(Errno::ECANCELED);
+        }
     }
 
     /// Runs a job: checks its addresses, raises a fault if one is unmapped, then retires it.
