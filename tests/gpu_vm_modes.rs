@@ -197,3 +197,70 @@ fn vm_bind_mode_flushes_when_the_pending_budget_is_reached() {
     );
     assert_eq!(vm.bind_vm().unwrap().pending_ops(), 0);
 }
+
+/// An exported buffer of the sharing layer gets an address, is used, and is unmapped after its
+/// user; the Bo keeps its handle (and can still be exported) throughout.
+fn shared_buffer_cycle(options: SimOptions) {
+    use msm_winsys::bo::{Bo, BoFlags};
+    use std::sync::Arc;
+    let sim = Sim::with_options(
+        "a660",
+        SimOptions {
+            clock: Clock::Manual,
+            ..options
+        },
+    )
+    .unwrap();
+    let dev =
+        Arc::new(Device::new(Box::new(sim.open().unwrap()), ProbeOptions::default()).unwrap());
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let bo = Bo::new(&dev, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
+    let _scanout = bo.export_dmabuf().unwrap();
+    let buf = vm.map_bo(k, &bo).unwrap();
+    assert_eq!(buf.handle, bo.handle());
+    let done = ioctl::syncobj_create(k, false).unwrap();
+    vm.submit(
+        k,
+        0,
+        &[(buf.iova, 64)],
+        &[buf],
+        &[],
+        &[SyncPoint {
+            handle: done,
+            point: 1,
+        }],
+    )
+    .unwrap();
+    vm.unmap_bo(
+        buf,
+        &[SyncPoint {
+            handle: done,
+            point: 1,
+        }],
+    )
+    .unwrap();
+    assert!(vm.unmap_bo(buf, &[]).is_err(), "unmapped once only");
+    sim.gpu_run_until_idle();
+    vm.flush(k).unwrap();
+    sim.gpu_run_until_idle();
+    assert!(sim.devcoredumps().is_empty());
+    // The buffer is the Bo's again: still alive, still exportable, mappable at a new address.
+    assert!(bo.export_dmabuf().is_ok());
+    let again = vm.map_bo(k, &bo).unwrap();
+    vm.unmap_bo(again, &[]).unwrap();
+    vm.flush(k).unwrap();
+}
+
+#[test]
+fn shared_buffers_in_vm_bind_mode() {
+    shared_buffer_cycle(SimOptions::default());
+}
+
+#[test]
+fn shared_buffers_in_set_iova_mode() {
+    shared_buffer_cycle(SimOptions {
+        uapi_minor: 12,
+        ..Default::default()
+    });
+}

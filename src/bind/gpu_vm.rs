@@ -22,6 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::op::BindOp;
 use super::vm::{BindError, BindVm};
+use crate::bo::Bo;
 use crate::iova::{AllocFlags, Fence, VaHeap};
 use crate::kernel::ioctl::{self, Fences, SyncPoint, TableCmd};
 use crate::kernel::{Kernel, KernelError};
@@ -46,6 +47,34 @@ struct Zombie {
     buf: GpuBuffer,
     users: Vec<SyncPoint>,
     shared: bool,
+    /// A buffer of the sharing layer: its `Bo` owns the handle, so reclaim unmaps and lets go of
+    /// this reference instead of closing the handle.
+    bo: Option<Bo>,
+}
+
+impl Legacy {
+    /// Adds a buffer to the BO table (O(1)) and the address index.
+    fn remember(&mut self, buf: GpuBuffer) {
+        self.index.insert(buf.handle, self.table.len());
+        self.table.push(drm_msm_gem_submit_bo {
+            flags: MSM_SUBMIT_BO_READ | MSM_SUBMIT_BO_WRITE,
+            handle: buf.handle,
+            presumed: buf.iova,
+        });
+        self.by_iova.insert(buf.iova, buf);
+    }
+
+    /// Takes a buffer out of the BO table (O(1): the last entry moves into its slot) and the
+    /// address index.
+    fn forget(&mut self, buf: &GpuBuffer) {
+        if let Some(i) = self.index.remove(&buf.handle) {
+            self.table.swap_remove(i);
+            if let Some(moved) = self.table.get(i).map(|b| b.handle) {
+                self.index.insert(moved, i);
+            }
+        }
+        self.by_iova.remove(&buf.iova);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +85,8 @@ struct Legacy {
     /// Buffers by address, to turn a command's address into (table index, offset).
     by_iova: BTreeMap<u64, GpuBuffer>,
     zombies: Vec<Zombie>,
+    /// Buffers of the sharing layer mapped through `map_bo`, by address.
+    mapped_bos: HashMap<u64, Bo>,
     /// Reclaim statistics: passes and handles closed.
     reclaim_passes: u64,
     reclaimed: u64,
@@ -180,15 +211,7 @@ impl GpuVm {
             size_B,
         };
         if self.bind.is_none() {
-            let mut l = self.legacy();
-            let at = l.table.len();
-            l.index.insert(handle, at);
-            l.table.push(drm_msm_gem_submit_bo {
-                flags: MSM_SUBMIT_BO_READ | MSM_SUBMIT_BO_WRITE,
-                handle,
-                presumed: iova,
-            });
-            l.by_iova.insert(iova, buf);
+            self.legacy().remember(buf);
         }
         Ok(buf)
     }
@@ -211,21 +234,90 @@ impl GpuVm {
             }
             None => {
                 let mut l = self.legacy();
-                if let Some(i) = l.index.remove(&buf.handle) {
-                    l.table.swap_remove(i);
-                    if let Some(moved) = l.table.get(i).map(|b| b.handle) {
-                        l.index.insert(moved, i);
-                    }
-                }
-                l.by_iova.remove(&buf.iova);
+                l.forget(&buf);
                 l.zombies.push(Zombie {
                     buf,
                     users: users.to_vec(),
                     shared,
+                    bo: None,
                 });
                 Ok(())
             }
         }
+    }
+
+    /// Gives a buffer of the sharing layer (an imported or exported [`Bo`]) a GPU address in this
+    /// VM. The VM keeps a reference on the `Bo` while it is mapped, so its handle cannot be closed
+    /// under the mapping; release it with [`Self::unmap_bo`].
+    pub fn map_bo(&self, k: &dyn Kernel, bo: &Bo) -> Result<GpuBuffer, BindError> {
+        let (handle, size_B) = (bo.handle(), bo.size_B());
+        let alloc = |heap: &VaHeap| {
+            heap.alloc(size_B, 4096, AllocFlags::BOTTOM_UP)
+                .map_err(|e| {
+                    kerr(KernelError {
+                        errno: Errno::ENOSPC,
+                        call: format!("address for {size_B:#x} bytes: {e}"),
+                    })
+                })
+        };
+        let iova = match (&self.bind, &self.heap) {
+            (Some(vm), Some(heap)) => {
+                let iova = alloc(heap)?;
+                vm.map(BindOp::map(iova, size_B, handle, 0));
+                iova
+            }
+            (None, Some(heap)) => {
+                self.reclaim(k)?;
+                let iova = alloc(heap)?;
+                if let Err(e) = ioctl::gem_info_value(k, handle, MSM_INFO_SET_IOVA, iova) {
+                    heap.free(iova, size_B).ok();
+                    return Err(kerr(e));
+                }
+                iova
+            }
+            _ => ioctl::gem_info_value(k, handle, MSM_INFO_GET_IOVA, 0).map_err(kerr)?,
+        };
+        let buf = GpuBuffer {
+            handle,
+            iova,
+            size_B,
+        };
+        let mut l = self.legacy();
+        if self.bind.is_none() {
+            l.remember(buf);
+        }
+        l.mapped_bos.insert(iova, bo.clone());
+        Ok(buf)
+    }
+
+    /// Takes back the address [`Self::map_bo`] gave, once `users` are done, and drops the VM's
+    /// reference on the `Bo` then (the handle stays the `Bo`'s).
+    pub fn unmap_bo(&self, buf: GpuBuffer, users: &[SyncPoint]) -> Result<(), BindError> {
+        let bo = self.legacy().mapped_bos.remove(&buf.iova);
+        let Some(bo) = bo else {
+            return Err(kerr(KernelError {
+                errno: Errno::EINVAL,
+                call: format!("no shared buffer mapped at {:#x}", buf.iova),
+            }));
+        };
+        match &self.bind {
+            // The VMA holds the object until the unmap runs; the Bo reference can go now.
+            Some(vm) => {
+                vm.unmap_freed(buf.iova, buf.size_B, users);
+                drop(bo);
+            }
+            None => {
+                let mut l = self.legacy();
+                l.forget(&buf);
+                l.zombies.push(Zombie {
+                    buf,
+                    users: users.to_vec(),
+                    shared: true,
+                    bo: Some(bo),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Legacy modes: closes the zombies whose users are done, learning that with one query per
@@ -258,7 +350,11 @@ impl GpuVm {
             if z.shared && self.heap.is_some() {
                 ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0).map_err(kerr)?;
             }
-            ioctl::gem_close(k, z.buf.handle).map_err(kerr)?;
+            match z.bo {
+                // The Bo closes the handle when its last reference goes.
+                Some(bo) => drop(bo),
+                None => ioctl::gem_close(k, z.buf.handle).map_err(kerr)?,
+            }
             if let Some(heap) = &self.heap {
                 heap.free(z.buf.iova, z.buf.size_B).ok();
             }
