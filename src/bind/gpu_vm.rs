@@ -166,39 +166,7 @@ impl GpuVm {
             })
         })?;
         let handle = ioctl::gem_new(k, size_B, flags).map_err(kerr)?;
-        let alloc = |heap: &VaHeap| {
-            heap.alloc(size_B, 4096, AllocFlags::BOTTOM_UP)
-                .map_err(|e| {
-                    kerr(KernelError {
-                        errno: Errno::ENOSPC,
-                        call: format!("address for {size_B:#x} bytes: {e}"),
-                    })
-                })
-        };
-        let result = (|| {
-            let iova = match (&self.bind, &self.heap) {
-                (Some(vm), Some(heap)) => {
-                    let iova = alloc(heap)?;
-                    vm.map(BindOp::map(iova, size_B, handle, 0));
-                    if vm.pending_ops() >= PENDING_OPS_BUDGET {
-                        self.flush_ready(k)?;
-                    }
-                    iova
-                }
-                (None, Some(heap)) => {
-                    self.reclaim(k)?;
-                    let iova = alloc(heap)?;
-                    if let Err(e) = ioctl::gem_info_value(k, handle, MSM_INFO_SET_IOVA, iova) {
-                        heap.free(iova, size_B).ok();
-                        return Err(kerr(e));
-                    }
-                    iova
-                }
-                _ => ioctl::gem_info_value(k, handle, MSM_INFO_GET_IOVA, 0).map_err(kerr)?,
-            };
-            Ok(iova)
-        })();
-        let iova = match result {
+        let iova = match self.place(k, handle, size_B) {
             Ok(iova) => iova,
             Err(e) => {
                 ioctl::gem_close(k, handle).ok();
@@ -246,11 +214,10 @@ impl GpuVm {
         }
     }
 
-    /// Gives a buffer of the sharing layer (an imported or exported [`Bo`]) a GPU address in this
-    /// VM. The VM keeps a reference on the `Bo` while it is mapped, so its handle cannot be closed
-    /// under the mapping; release it with [`Self::unmap_bo`].
-    pub fn map_bo(&self, k: &dyn Kernel, bo: &Bo) -> Result<GpuBuffer, BindError> {
-        let (handle, size_B) = (bo.handle(), bo.size_B());
+    /// Gives the object `handle` of `size_B` bytes its address in this VM, as the mode does it:
+    /// an allocator address and a queued MAP (VM_BIND), an allocator address and SET_IOVA, or the
+    /// kernel's GET_IOVA.
+    fn place(&self, k: &dyn Kernel, handle: u32, size_B: u64) -> Result<u64, BindError> {
         let alloc = |heap: &VaHeap| {
             heap.alloc(size_B, 4096, AllocFlags::BOTTOM_UP)
                 .map_err(|e| {
@@ -260,11 +227,14 @@ impl GpuVm {
                     })
                 })
         };
-        let iova = match (&self.bind, &self.heap) {
+        match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
                 let iova = alloc(heap)?;
                 vm.map(BindOp::map(iova, size_B, handle, 0));
-                iova
+                if vm.pending_ops() >= PENDING_OPS_BUDGET {
+                    self.flush_ready(k)?;
+                }
+                Ok(iova)
             }
             (None, Some(heap)) => {
                 self.reclaim(k)?;
@@ -273,10 +243,18 @@ impl GpuVm {
                     heap.free(iova, size_B).ok();
                     return Err(kerr(e));
                 }
-                iova
+                Ok(iova)
             }
-            _ => ioctl::gem_info_value(k, handle, MSM_INFO_GET_IOVA, 0).map_err(kerr)?,
-        };
+            _ => ioctl::gem_info_value(k, handle, MSM_INFO_GET_IOVA, 0).map_err(kerr),
+        }
+    }
+
+    /// Gives a buffer of the sharing layer (an imported or exported [`Bo`]) a GPU address in this
+    /// VM. The VM keeps a reference on the `Bo` while it is mapped, so its handle cannot be closed
+    /// under the mapping; release it with [`Self::unmap_bo`].
+    pub fn map_bo(&self, k: &dyn Kernel, bo: &Bo) -> Result<GpuBuffer, BindError> {
+        let (handle, size_B) = (bo.handle(), bo.size_B());
+        let iova = self.place(k, handle, size_B)?;
         let buf = GpuBuffer {
             handle,
             iova,
