@@ -348,6 +348,25 @@ int msmws_gpu_vm_free_buffer(const struct msmws_gpu_vm *vm,
                              uint32_t n_users,
                              bool shared);
 
+// Gives a shared buffer (`msmws_bo`, imported or exported) a GPU address in this VM, written to
+// `*out`. The VM holds its own reference on the buffer until `msmws_gpu_vm_unmap_bo`, so the
+// caller may unref its `msmws_bo` meanwhile.
+//
+// Thread-safe. Returns 0, -EINVAL, -ENOSPC, or the kernel's errno (EBUSY in SET_IOVA mode when
+// the buffer already has an address in this VM).
+int msmws_gpu_vm_map_bo(const struct msmws_gpu_vm *vm,
+                        const struct msmws_bo *bo,
+                        struct msmws_gpu_buffer *out);
+
+// Takes back the address `msmws_gpu_vm_map_bo` gave once the `n_users` points in `users` have
+// signalled, then drops the VM's reference on the buffer (its GEM handle stays the buffer's).
+//
+// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo.
+int msmws_gpu_vm_unmap_bo(const struct msmws_gpu_vm *vm,
+                          const struct msmws_gpu_buffer *buffer,
+                          const struct msmws_sync_point *users,
+                          uint32_t n_users);
+
 // Submits `n_cmds` command buffers on submitqueue `queue_id`. `uses` lists the buffers the
 // commands may access (in VM_BIND mode the submit waits only for their binds); it waits for
 // `waits` and signals `signals`. The queue's seqno goes to `*seqno` (may be NULL).

@@ -21,7 +21,7 @@ use crate::bo::{Bo, BoFlags, FbLayout, FlipChain};
 
 /// A buffer object reference. Opaque.
 pub struct msmws_bo {
-    bo: Bo,
+    pub(crate) bo: Bo,
 }
 
 /// A flip chain: buffers flipped on one CRTC, each kept (GEM handle and framebuffer) until

@@ -14,6 +14,7 @@
 use std::ffi::c_int;
 use std::sync::Arc;
 
+use super::bo::msmws_bo;
 use super::device::msmws_device;
 use super::{borrow, boundary, check_out, slice, write_out, FfiError};
 use crate::bind::{GpuBuffer, GpuVm};
@@ -142,6 +143,56 @@ pub extern "C" fn msmws_gpu_vm_free_buffer(
         let users = unsafe { slice(users, n_users as usize, "users") }?;
         vm.vm
             .free_buffer(vm.dev.kernel(), to_buffer(b), &points(users), shared)?;
+        Ok(())
+    })
+}
+
+/// Gives a shared buffer (`msmws_bo`, imported or exported) a GPU address in this VM, written to
+/// `*out`. The VM holds its own reference on the buffer until `msmws_gpu_vm_unmap_bo`, so the
+/// caller may unref its `msmws_bo` meanwhile.
+///
+/// Thread-safe. Returns 0, -EINVAL, -ENOSPC, or the kernel's errno (EBUSY in SET_IOVA mode when
+/// the buffer already has an address in this VM).
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_map_bo(
+    vm: *const msmws_gpu_vm,
+    bo: *const msmws_bo,
+    out: *mut msmws_gpu_buffer,
+) -> c_int {
+    boundary(|| {
+        check_out(out, "out")?;
+        // SAFETY: non-null pointers are live objects of this library (API contract).
+        let (vm, bo) = unsafe { (borrow(vm, "vm")?, borrow(bo, "bo")?) };
+        let b = vm.vm.map_bo(vm.dev.kernel(), &bo.bo)?;
+        let c = msmws_gpu_buffer {
+            handle: b.handle,
+            pad: 0,
+            iova: b.iova,
+            size_B: b.size_B,
+        };
+        // SAFETY: checked non-null above.
+        unsafe { write_out(out, c) };
+        Ok(())
+    })
+}
+
+/// Takes back the address `msmws_gpu_vm_map_bo` gave once the `n_users` points in `users` have
+/// signalled, then drops the VM's reference on the buffer (its GEM handle stays the buffer's).
+///
+/// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo.
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_unmap_bo(
+    vm: *const msmws_gpu_vm,
+    buffer: *const msmws_gpu_buffer,
+    users: *const msmws_sync_point,
+    n_users: u32,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: non-null pointers are live for the call (API contract).
+        let (vm, b) = unsafe { (borrow(vm, "vm")?, borrow(buffer, "buffer")?) };
+        // SAFETY: as above, `users` holds `n_users` elements.
+        let users = unsafe { slice(users, n_users as usize, "users") }?;
+        vm.vm.unmap_bo(to_buffer(b), &points(users))?;
         Ok(())
     })
 }

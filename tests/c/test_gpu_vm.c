@@ -57,6 +57,20 @@ main(void)
 
    for (i = 0; i < 4; i++)
       CHECK(msmws_gpu_vm_free_buffer(vm, &bufs[i], NULL, 0, false) == 0);
+
+   /* A shared buffer gets an address; the VM keeps it alive after the caller's unref. */
+   {
+      msmws_bo *bo = NULL;
+      msmws_gpu_buffer shared;
+      CHECK(msmws_bo_new(dev, 65536, MSMWS_BO_WC | MSMWS_BO_SHARED, &bo) == 0);
+      CHECK(msmws_gpu_vm_map_bo(vm, bo, &shared) == 0);
+      msmws_bo_unref(bo);
+      cmd.iova = shared.iova;
+      CHECK(msmws_gpu_vm_submit(vm, 0, &cmd, 1, &shared, 1, NULL, 0, NULL, 0, NULL) == 0);
+      CHECK(msmws_gpu_vm_unmap_bo(vm, &shared, NULL, 0) == 0);
+      CHECK(msmws_gpu_vm_unmap_bo(vm, &shared, NULL, 0) == -EINVAL);
+      CHECK(msmws_gpu_vm_map_bo(vm, NULL, &shared) == -EINVAL);
+   }
    CHECK(msmws_gpu_vm_flush(vm) == 0);
    CHECK(msmws_gpu_vm_destroy(vm) == 0);
    CHECK(msmws_gpu_vm_destroy(NULL) == 0);
