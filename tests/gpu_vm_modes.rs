@@ -264,3 +264,67 @@ fn shared_buffers_in_set_iova_mode() {
         ..Default::default()
     });
 }
+
+#[test]
+fn submits_tell_the_buffer_cache_when_a_cached_buffer_went_idle() {
+    use msm_winsys::bo::{Bo, BoFlags};
+    use msm_winsys::iova::Fence;
+    use std::sync::Arc;
+    let sim = Sim::with_options(
+        "a750",
+        SimOptions {
+            clock: Clock::Manual,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let dev =
+        Arc::new(Device::new(Box::new(sim.open().unwrap()), ProbeOptions::default()).unwrap());
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let frame = ioctl::syncobj_create(k, false).unwrap();
+    // A private buffer used by a submit that signals frame:1, then released to the cache.
+    let bo = Bo::new(&dev, 64 << 10, BoFlags::WC).unwrap();
+    let handle = bo.handle();
+    bo.add_fence(Fence::Syncobj {
+        handle: frame,
+        point: 1,
+    });
+    let buf = vm.map_bo(k, &bo).unwrap();
+    vm.submit(
+        k,
+        0,
+        &[(buf.iova, 64)],
+        &[buf],
+        &[],
+        &[SyncPoint {
+            handle: frame,
+            point: 1,
+        }],
+    )
+    .unwrap();
+    vm.unmap_bo(
+        buf,
+        &[SyncPoint {
+            handle: frame,
+            point: 1,
+        }],
+    )
+    .unwrap();
+    drop(bo);
+    // Busy: a new buffer of that size does not come from the cache.
+    let hits = dev.bo_manager().cache_stats().hits;
+    let other = Bo::new(&dev, 64 << 10, BoFlags::WC).unwrap();
+    assert_eq!(dev.bo_manager().cache_stats().hits, hits);
+    assert_ne!(other.handle(), handle);
+    sim.gpu_run_until_idle();
+    vm.flush(k).unwrap(); // learns frame:1 with one query and tells the fence book
+    let again = Bo::new(&dev, 64 << 10, BoFlags::WC).unwrap();
+    assert_eq!(
+        dev.bo_manager().cache_stats().hits,
+        hits + 1,
+        "the idle buffer was reused"
+    );
+    assert_eq!(again.handle(), handle);
+    drop((again, other));
+}

@@ -18,12 +18,12 @@
 //! free, never rebuilt from every buffer per submit.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::op::BindOp;
 use super::vm::{BindError, BindVm};
 use crate::bo::Bo;
-use crate::iova::{AllocFlags, Fence, VaHeap};
+use crate::iova::{AllocFlags, Fence, Timelines, VaHeap};
 use crate::kernel::ioctl::{self, Fences, SyncPoint, TableCmd};
 use crate::kernel::{Kernel, KernelError};
 use crate::uapi::*;
@@ -95,6 +95,10 @@ struct Legacy {
 /// GPU memory of one device file, in whatever mode the probe chose.
 pub struct GpuVm {
     mode: VmMode,
+    /// The device's book of completed fences (what the buffer cache's idle check reads), and the
+    /// syncobjs this VM's submits signal: each flush learns how far they got, one query each.
+    fence_book: Arc<Timelines>,
+    watched: Mutex<Vec<u32>>,
     /// None in kernel-iova mode (the kernel picks addresses).
     heap: Option<VaHeap>,
     bind: Option<BindVm>,
@@ -133,6 +137,8 @@ impl GpuVm {
         };
         Ok(GpuVm {
             mode: info.mode,
+            fence_book: dev.bo_manager().timelines().clone(),
+            watched: Mutex::default(),
             heap,
             bind,
             legacy: Mutex::default(),
@@ -298,6 +304,22 @@ impl GpuVm {
         Ok(())
     }
 
+    /// Tells the device's fence book how far the timelines this VM's submits signal have got (one
+    /// SYNCOBJ_QUERY each, per flush, never per allocation), so the buffer cache sees a buffer
+    /// with those fences as idle. Binary syncobjs report no points and are not watched.
+    fn publish(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        // A syncobj the driver has destroyed since is simply no longer watched.
+        watched.retain(|&h| match ioctl::syncobj_query(k, h) {
+            Ok(point) => {
+                self.fence_book.signal_syncobj(h, point);
+                true
+            }
+            Err(_) => false,
+        });
+        Ok(())
+    }
+
     /// Legacy modes: closes the zombies whose users are done, learning that with one query per
     /// syncobj, and frees their addresses.
     fn reclaim(&self, k: &dyn Kernel) -> Result<(), BindError> {
@@ -360,6 +382,7 @@ impl GpuVm {
     }
 
     fn flush_with(&self, k: &dyn Kernel, all: bool) -> Result<(), BindError> {
+        self.publish(k)?;
         match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
                 let released = if all {
@@ -403,6 +426,14 @@ impl GpuVm {
         waits: &[SyncPoint],
         signals: &[SyncPoint],
     ) -> Result<u32, BindError> {
+        {
+            let mut w = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+            for p in signals.iter().filter(|p| p.point != 0) {
+                if !w.contains(&p.handle) {
+                    w.push(p.handle);
+                }
+            }
+        }
         if let Some(vm) = &self.bind {
             let ranges: Vec<(u64, u64)> = uses.iter().map(|b| (b.iova, b.size_B)).collect();
             return vm.submit(k, queue_id, cmds, &ranges, waits, signals);
