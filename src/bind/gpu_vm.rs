@@ -24,7 +24,7 @@ use super::op::BindOp;
 use super::vm::{BindError, BindVm};
 use crate::bo::Bo;
 use crate::iova::{AllocFlags, Fence, Timelines, VaHeap};
-use crate::kernel::ioctl::{self, Fences, SyncPoint, TableCmd};
+use crate::kernel::ioctl::{self, BoTable, Fences, SyncPoint, TableCmd};
 use crate::kernel::{Kernel, KernelError};
 use crate::uapi::*;
 use crate::{Device, Errno, VmMode};
@@ -55,33 +55,21 @@ struct Zombie {
 impl Legacy {
     /// Adds a buffer to the BO table (O(1)) and the address index.
     fn remember(&mut self, buf: GpuBuffer) {
-        self.index.insert(buf.handle, self.table.len());
-        self.table.push(drm_msm_gem_submit_bo {
-            flags: MSM_SUBMIT_BO_READ | MSM_SUBMIT_BO_WRITE,
-            handle: buf.handle,
-            presumed: buf.iova,
-        });
+        self.table.insert(buf.handle, buf.iova);
         self.by_iova.insert(buf.iova, buf);
     }
 
-    /// Takes a buffer out of the BO table (O(1): the last entry moves into its slot) and the
-    /// address index.
+    /// Takes a buffer out of the BO table (O(1)) and the address index.
     fn forget(&mut self, buf: &GpuBuffer) {
-        if let Some(i) = self.index.remove(&buf.handle) {
-            self.table.swap_remove(i);
-            if let Some(moved) = self.table.get(i).map(|b| b.handle) {
-                self.index.insert(moved, i);
-            }
-        }
+        self.table.remove(buf.handle);
         self.by_iova.remove(&buf.iova);
     }
 }
 
 #[derive(Debug, Default)]
 struct Legacy {
-    /// The BO table submits pass, and where each handle sits in it.
-    table: Vec<drm_msm_gem_submit_bo>,
-    index: HashMap<u32, usize>,
+    /// The BO table submits pass.
+    table: BoTable,
     /// Buffers by address, to turn a command's address into (table index, offset).
     by_iova: BTreeMap<u64, GpuBuffer>,
     zombies: Vec<Zombie>,
@@ -455,7 +443,10 @@ impl GpuVm {
                 }));
             };
             table_cmds.push(TableCmd {
-                bo_index: l.index[&buf.handle] as u32,
+                bo_index: l
+                    .table
+                    .index_of(buf.handle)
+                    .expect("live buffers are in the table"),
                 offset_B: (iova - buf.iova) as u32,
                 size_B,
             });

@@ -643,12 +643,59 @@ pub struct TableCmd {
     pub size_B: u32,
 }
 
-/// GEM_SUBMIT without VM_BIND: a BO table (already packed by the caller's table, which keeps it
-/// incrementally) and commands into it. `flags` adds `MSM_SUBMIT_NO_IMPLICIT` and the like.
+/// The BO table of legacy submits, kept packed as the kernel reads it so a submit passes it as
+/// is: O(1) to add and remove a buffer, never rebuilt per submit. Every entry is READ|WRITE
+/// (explicit sync is through syncobjs, as turnip does).
+#[derive(Debug, Default)]
+pub struct BoTable {
+    entries: Vec<drm_msm_gem_submit_bo>,
+    index: std::collections::HashMap<u32, u32>,
+}
+
+impl BoTable {
+    /// Adds `handle` (at GPU address `iova`, the kernel's `presumed`); returns its index.
+    pub fn insert(&mut self, handle: u32, iova: u64) -> u32 {
+        let at = self.entries.len() as u32;
+        self.index.insert(handle, at);
+        self.entries.push(drm_msm_gem_submit_bo {
+            flags: MSM_SUBMIT_BO_READ | MSM_SUBMIT_BO_WRITE,
+            handle,
+            presumed: iova,
+        });
+        at
+    }
+
+    /// Removes `handle`: the last entry moves into its slot.
+    pub fn remove(&mut self, handle: u32) {
+        let Some(i) = self.index.remove(&handle) else {
+            return;
+        };
+        self.entries.swap_remove(i as usize);
+        if let Some(moved) = self.entries.get(i as usize).map(|b| b.handle) {
+            self.index.insert(moved, i);
+        }
+    }
+
+    /// Where `handle` sits in the table.
+    pub fn index_of(&self, handle: u32) -> Option<u32> {
+        self.index.get(&handle).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// GEM_SUBMIT without VM_BIND: the BO table and commands into it. `flags` adds
+/// `MSM_SUBMIT_NO_IMPLICIT` and the like.
 pub fn submit_with_table(
     k: &dyn Kernel,
     queue_id: u32,
-    bos: &[drm_msm_gem_submit_bo],
+    table: &BoTable,
     cmds: &[TableCmd],
     flags: u32,
     fences: Fences<'_>,
@@ -663,5 +710,5 @@ pub fn submit_with_table(
             ..Default::default()
         })
         .collect();
-    gem_submit(k, queue_id, bos, &packed, flags, fences).map(|(seqno, _)| seqno)
+    gem_submit(k, queue_id, &table.entries, &packed, flags, fences).map(|(seqno, _)| seqno)
 }
