@@ -96,24 +96,73 @@ fn caller_can_refuse_vm_bind() {
     assert_eq!(d.info().mode, VmMode::UserspaceIova);
 }
 
+/// A device that answers only DRM_IOCTL_VERSION, as `name` UAPI `major.minor` (the model itself
+/// does not go below 1.6, so the probe's own floor is checked against this).
+#[derive(Debug)]
+struct VersionOnly {
+    name: &'static str,
+    minor: i32,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl msm_winsys::kernel::Kernel for VersionOnly {
+    unsafe fn ioctl(&self, request: u64, arg: *mut std::ffi::c_void) -> Result<(), Errno> {
+        if request != msm_winsys::uapi::DRM_IOCTL_VERSION {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: the probe passes a live drm_version for this request.
+        let v = unsafe { &mut *(arg as *mut msm_winsys::uapi::drm_version) };
+        v.version_major = 1;
+        v.version_minor = self.minor;
+        let n = (v.name_len as usize).min(self.name.len());
+        if n > 0 && !v.name.is_null() {
+            // SAFETY: the probe sized the buffer from the length we reported.
+            unsafe { std::ptr::copy_nonoverlapping(self.name.as_ptr(), v.name.cast(), n) };
+        }
+        v.name_len = self.name.len() as _;
+        Ok(())
+    }
+    fn map(&self, _: u64, _: usize) -> Result<memmap2::MmapMut, Errno> {
+        Err(Errno::EINVAL)
+    }
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+    fn reopen(&self) -> Result<Box<dyn msm_winsys::kernel::Kernel>, Errno> {
+        Err(Errno::ENODEV)
+    }
+    fn describe(&self) -> String {
+        format!("fake {} 1.{}", self.name, self.minor)
+    }
+}
+
+fn fake(name: &'static str, minor: i32) -> Box<VersionOnly> {
+    let fd = std::fs::File::open("/dev/null").unwrap().into();
+    Box::new(VersionOnly { name, minor, fd })
+}
+
 #[test]
-fn uapi_older_than_1_6_is_refused() {
-    assert!(
-        SimOptions {
-            uapi_minor: 5,
-            ..Default::default()
-        }
-        .uapi_minor
-            < 6
-    );
-    assert!(msm_winsys::sim::Sim::with_options(
-        "a618",
-        SimOptions {
-            uapi_minor: 5,
-            ..Default::default()
-        }
-    )
-    .is_err());
+fn uapi_older_than_1_6_is_enodev_with_a_sentence() {
+    let e = Device::new(fake("msm", 5), ProbeOptions::default()).unwrap_err();
+    assert_eq!(e.errno(), Errno::ENODEV);
+    assert!(e.to_string().contains("at least 1.6"), "{e}");
+}
+
+#[test]
+fn a_driver_other_than_msm_is_enodev() {
+    let e = Device::new(fake("i915", 13), ProbeOptions::default()).unwrap_err();
+    assert_eq!(e.errno(), Errno::ENODEV);
+    assert!(e.to_string().contains("\"i915\", not \"msm\""), "{e}");
+}
+
+#[test]
+fn the_model_does_not_go_below_uapi_1_6() {
+    let opts = SimOptions {
+        uapi_minor: 5,
+        ..Default::default()
+    };
+    assert!(msm_winsys::sim::Sim::with_options("a618", opts).is_err());
 }
 
 #[test]

@@ -602,11 +602,6 @@ impl BindVm {
         Ok(())
     }
 
-    /// Jobs planned but not yet sent (held back by the throttle).
-    pub fn backlog(&self) -> usize {
-        self.lock().backlog.len()
-    }
-
     /// Records a sent op in the mirror and in the map of who mapped what.
     fn commit(st: &mut State, op: &BindOp, q: Queue, point: u64) {
         st.mirror.apply(op);

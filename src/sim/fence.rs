@@ -149,11 +149,6 @@ impl Fence {
     }
 }
 
-/// Waits for every fence in `fences` until `deadline`.
-pub fn wait_all(fences: &[Arc<Fence>], deadline: Option<Instant>) -> Result<(), Errno> {
-    fences.iter().try_for_each(|f| f.wait(deadline))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

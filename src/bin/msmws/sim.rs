@@ -2,7 +2,9 @@
 //! per stdin line, exactly one JSON result line per request, in order.
 //!
 //! Every kernel request builds the real uAPI struct and goes through `Kernel::ioctl` on one model
-//! file, like any client; only the observations (`vmas`, `pt_pages`, `vm_log`, `devcoredump`,
+//! file, like any client. It packs the structs itself rather than through `kernel::ioctl`'s typed
+//! helpers on purpose: a script must be able to send what the helpers never would (a non-zero
+//! pad, unknown flags, a wrong pipe) and see the kernel's errno for it; only the observations (`vmas`, `pt_pages`, `vm_log`, `devcoredump`,
 //! `prealloc`) and the clock (`gpu_run`, `gpu_step`) use the model's debug API.
 //! The clock is deterministic (`Clock::Manual`): nothing runs until `gpu_run`.
 //!
