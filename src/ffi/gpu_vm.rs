@@ -65,6 +65,38 @@ fn points(p: &[msmws_sync_point]) -> Vec<SyncPoint> {
         .collect()
 }
 
+impl From<GpuBuffer> for msmws_gpu_buffer {
+    fn from(b: GpuBuffer) -> Self {
+        msmws_gpu_buffer {
+            handle: b.handle,
+            pad: 0,
+            iova: b.iova,
+            size_B: b.size_B,
+        }
+    }
+}
+
+/// The arguments of the two "give this address back after these users" calls.
+///
+/// # Safety
+/// Non-null pointers must be live for the call and `users` must hold `n_users` elements.
+unsafe fn release_args<'a>(
+    vm: *const msmws_gpu_vm,
+    buffer: *const msmws_gpu_buffer,
+    users: *const msmws_sync_point,
+    n_users: u32,
+) -> super::FfiResult<(&'a msmws_gpu_vm, GpuBuffer, Vec<SyncPoint>)> {
+    // SAFETY: guaranteed by the caller.
+    let (vm, b, users) = unsafe {
+        (
+            borrow(vm, "vm")?,
+            borrow(buffer, "buffer")?,
+            slice(users, n_users as usize, "users")?,
+        )
+    };
+    Ok((vm, to_buffer(b), points(users)))
+}
+
 fn to_buffer(b: &msmws_gpu_buffer) -> GpuBuffer {
     GpuBuffer {
         handle: b.handle,
@@ -112,14 +144,8 @@ pub extern "C" fn msmws_gpu_vm_create_buffer(
             return Err(FfiError::invalid("size_B is 0"));
         }
         let b = vm.vm.create_buffer(vm.dev.kernel(), size_B, flags)?;
-        let c = msmws_gpu_buffer {
-            handle: b.handle,
-            pad: 0,
-            iova: b.iova,
-            size_B: b.size_B,
-        };
         // SAFETY: checked non-null above.
-        unsafe { write_out(out, c) };
+        unsafe { write_out(out, b.into()) };
         Ok(())
     })
 }
@@ -137,12 +163,9 @@ pub extern "C" fn msmws_gpu_vm_free_buffer(
     shared: bool,
 ) -> c_int {
     boundary(|| {
-        // SAFETY: non-null pointers are live for the call (API contract).
-        let (vm, b) = unsafe { (borrow(vm, "vm")?, borrow(buffer, "buffer")?) };
-        // SAFETY: as above, `users` holds `n_users` elements.
-        let users = unsafe { slice(users, n_users as usize, "users") }?;
-        vm.vm
-            .free_buffer(vm.dev.kernel(), to_buffer(b), &points(users), shared)?;
+        // SAFETY: the API contract of this function is release_args's.
+        let (vm, b, users) = unsafe { release_args(vm, buffer, users, n_users) }?;
+        vm.vm.free_buffer(vm.dev.kernel(), b, &users, shared)?;
         Ok(())
     })
 }
@@ -164,14 +187,8 @@ pub extern "C" fn msmws_gpu_vm_map_bo(
         // SAFETY: non-null pointers are live objects of this library (API contract).
         let (vm, bo) = unsafe { (borrow(vm, "vm")?, borrow(bo, "bo")?) };
         let b = vm.vm.map_bo(vm.dev.kernel(), &bo.bo)?;
-        let c = msmws_gpu_buffer {
-            handle: b.handle,
-            pad: 0,
-            iova: b.iova,
-            size_B: b.size_B,
-        };
         // SAFETY: checked non-null above.
-        unsafe { write_out(out, c) };
+        unsafe { write_out(out, b.into()) };
         Ok(())
     })
 }
@@ -188,11 +205,9 @@ pub extern "C" fn msmws_gpu_vm_unmap_bo(
     n_users: u32,
 ) -> c_int {
     boundary(|| {
-        // SAFETY: non-null pointers are live for the call (API contract).
-        let (vm, b) = unsafe { (borrow(vm, "vm")?, borrow(buffer, "buffer")?) };
-        // SAFETY: as above, `users` holds `n_users` elements.
-        let users = unsafe { slice(users, n_users as usize, "users") }?;
-        vm.vm.unmap_bo(to_buffer(b), &points(users))?;
+        // SAFETY: the API contract of this function is release_args's.
+        let (vm, b, users) = unsafe { release_args(vm, buffer, users, n_users) }?;
+        vm.vm.unmap_bo(b, &users)?;
         Ok(())
     })
 }
