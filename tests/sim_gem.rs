@@ -7,6 +7,7 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use common::submit::Submit;
 use common::{abs_timeout, file, file_with, raw};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::{Clock, Injection, Sim, SimFile, SimOptions};
@@ -109,22 +110,12 @@ fn manual(profile: &str) -> SimFile {
 
 /// A legacy submit on queue 0 that reads `handle` (so the object is busy until the GPU runs it).
 fn busy_submit(f: &SimFile, handle: u32, write: bool) {
-    let bo = drm_msm_gem_submit_bo {
-        flags: if write {
-            MSM_SUBMIT_BO_WRITE
-        } else {
-            MSM_SUBMIT_BO_READ
-        },
-        handle,
-        presumed: 0,
+    let flags = if write {
+        MSM_SUBMIT_BO_WRITE
+    } else {
+        MSM_SUBMIT_BO_READ
     };
-    let mut s = drm_msm_gem_submit {
-        flags: MSM_PIPE_3D0,
-        nr_bos: 1,
-        bos: &bo as *const _ as u64,
-        ..Default::default()
-    };
-    raw(f, DRM_IOCTL_MSM_GEM_SUBMIT, &mut s).unwrap();
+    Submit::new().bo(handle, flags).run(f).unwrap();
 }
 
 // ---- GEM_NEW --------------------------------------------------------------------------------
@@ -705,18 +696,10 @@ fn busy_objects_are_not_purged() {
 fn submitting_a_dontneed_object_is_ebusy() {
     let f = file("a660");
     let (h, _) = dontneed_with_pages(&f);
-    let bo = drm_msm_gem_submit_bo {
-        flags: MSM_SUBMIT_BO_READ,
-        handle: h,
-        presumed: 0,
-    };
-    let mut s = drm_msm_gem_submit {
-        flags: MSM_PIPE_3D0,
-        nr_bos: 1,
-        bos: &bo as *const _ as u64,
-        ..Default::default()
-    };
-    assert_eq!(raw(&f, DRM_IOCTL_MSM_GEM_SUBMIT, &mut s), Err(Errno::EBUSY));
+    assert_eq!(
+        Submit::new().bo(h, MSM_SUBMIT_BO_READ).run(&f).err(),
+        Some(Errno::EBUSY)
+    );
 }
 
 // ---- CPU_PREP / CPU_FINI --------------------------------------------------------------------

@@ -8,6 +8,7 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use common::submit::Submit;
 use common::{abs_timeout, file, file_with, raw};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::{Clock, SimFile, SimOptions};
@@ -63,81 +64,6 @@ fn wait_fence(k: &dyn Kernel, queueid: u32, fence: u32, from_now_ns: i64) -> Res
         queueid,
     };
     raw(k, DRM_IOCTL_MSM_WAIT_FENCE, &mut a)
-}
-
-/// A submit builder over owned arrays (so the pointers stay valid for the call).
-#[derive(Default)]
-struct Submit {
-    arg: drm_msm_gem_submit,
-    bos: Vec<drm_msm_gem_submit_bo>,
-    cmds: Vec<drm_msm_gem_submit_cmd>,
-    in_syncobjs: Vec<drm_msm_syncobj>,
-    out_syncobjs: Vec<drm_msm_syncobj>,
-}
-
-impl Submit {
-    fn new() -> Submit {
-        Submit {
-            arg: drm_msm_gem_submit {
-                flags: MSM_PIPE_3D0,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-    fn bo(mut self, handle: u32, flags: u32) -> Submit {
-        self.bos.push(drm_msm_gem_submit_bo {
-            flags,
-            handle,
-            presumed: 0,
-        });
-        self
-    }
-    fn cmd(mut self, submit_idx: u32, submit_offset: u32, size: u32) -> Submit {
-        self.cmds.push(drm_msm_gem_submit_cmd {
-            r#type: MSM_SUBMIT_CMD_BUF,
-            submit_idx,
-            submit_offset,
-            size,
-            ..Default::default()
-        });
-        self
-    }
-    fn cmd_iova(mut self, iova: u64, size: u32) -> Submit {
-        let mut c = drm_msm_gem_submit_cmd {
-            r#type: MSM_SUBMIT_CMD_BUF,
-            size,
-            ..Default::default()
-        };
-        c.set_iova(iova);
-        self.cmds.push(c);
-        self
-    }
-    fn with(mut self, f: impl FnOnce(&mut drm_msm_gem_submit)) -> Submit {
-        f(&mut self.arg);
-        self
-    }
-    fn run(&mut self, k: &dyn Kernel) -> Result<drm_msm_gem_submit, Errno> {
-        let a = &mut self.arg;
-        a.nr_bos = self.bos.len() as u32;
-        a.bos = self.bos.as_ptr() as u64;
-        a.nr_cmds = self.cmds.len() as u32;
-        a.cmds = self.cmds.as_ptr() as u64;
-        if !self.in_syncobjs.is_empty() {
-            a.flags |= MSM_SUBMIT_SYNCOBJ_IN;
-            a.nr_in_syncobjs = self.in_syncobjs.len() as u32;
-            a.in_syncobjs = self.in_syncobjs.as_ptr() as u64;
-        }
-        if !self.out_syncobjs.is_empty() {
-            a.flags |= MSM_SUBMIT_SYNCOBJ_OUT;
-            a.nr_out_syncobjs = self.out_syncobjs.len() as u32;
-            a.out_syncobjs = self.out_syncobjs.as_ptr() as u64;
-        }
-        if a.syncobj_stride == 0 && (a.nr_in_syncobjs | a.nr_out_syncobjs) != 0 {
-            a.syncobj_stride = 16;
-        }
-        raw(k, DRM_IOCTL_MSM_GEM_SUBMIT, a).map(|()| *a)
-    }
 }
 
 fn syncobj_create(k: &dyn Kernel, flags: u32) -> u32 {
@@ -868,42 +794,12 @@ fn gpu_fault_counts_and_captures_a_devcoredump() {
     let f = manual("a660");
     ioctl::set_param_str(&f, MSM_PARAM_COMM, "deqp-vk").unwrap();
     let h = gem_new(&f, 4096);
-    let mut iova = 0u64;
-    {
-        let mut a = drm_msm_gem_info {
-            handle: h,
-            info: MSM_INFO_GET_IOVA,
-            ..Default::default()
-        };
-        raw(&f, DRM_IOCTL_MSM_GEM_INFO, &mut a).unwrap();
-        iova = a.value.max(iova);
-    }
+    let iova = ioctl::gem_info_value(&f, h, MSM_INFO_GET_IOVA, 0).unwrap();
     // A submit whose command is fine but which is declared to read an unmapped range.
-    let cmd = {
-        let mut c = drm_msm_gem_submit_cmd {
-            r#type: MSM_SUBMIT_CMD_BUF,
-            size: 64,
-            ..Default::default()
-        };
-        c.submit_idx = 0;
-        c
-    };
-    let bo = drm_msm_gem_submit_bo {
-        flags: MSM_SUBMIT_BO_READ,
-        handle: h,
-        presumed: 0,
-    };
-    let mut a = drm_msm_gem_submit {
-        flags: MSM_PIPE_3D0,
-        nr_bos: 1,
-        bos: &bo as *const _ as u64,
-        nr_cmds: 1,
-        cmds: &cmd as *const _ as u64,
-        ..Default::default()
-    };
+    let mut sub = Submit::new().bo(h, MSM_SUBMIT_BO_READ).cmd(0, 0, 64);
     let unmapped = iova + 0x10_0000;
-    // SAFETY: the arrays `bo` and `cmd` live across the call.
-    unsafe { f.submit_touching(&mut a, &[(unmapped, 256)]) }.unwrap();
+    // SAFETY: the builder owns the arrays the packed submit points at, across the call.
+    unsafe { f.submit_touching(sub.pack(), &[(unmapped, 256)]) }.unwrap();
     assert_eq!(ioctl::get_param(&f, MSM_PARAM_FAULTS).unwrap(), 0);
     f.sim().gpu_run_until_idle();
     assert_eq!(ioctl::get_param(&f, MSM_PARAM_FAULTS).unwrap(), 1);

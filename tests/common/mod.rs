@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod submit;
+
 use std::ffi::c_void;
 
 use msm_winsys::kernel::Kernel;
