@@ -99,3 +99,26 @@ proptest! {
         prop_assert_eq!(oracle(&flat), oracle(&pending));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The winsys sizes its jobs with its own copy of the kernel's preallocation rule; it must
+    /// agree with the model's, op list for op list, in any order.
+    #[test]
+    fn winsys_prealloc_count_agrees_with_the_model(ops in prop::collection::vec(op_strategy(), 0..40)) {
+        use msm_winsys::uapi::{MSM_VM_BIND_OP_MAP, MSM_VM_BIND_OP_MAP_NULL, MSM_VM_BIND_OP_UNMAP};
+        let shape: Vec<(u32, u64, u64)> = ops
+            .iter()
+            .map(|o| {
+                let op = match o.target {
+                    None => MSM_VM_BIND_OP_UNMAP,
+                    Some(Target::Null) => MSM_VM_BIND_OP_MAP_NULL,
+                    Some(Target::Bo { .. }) => MSM_VM_BIND_OP_MAP,
+                };
+                (op, o.iova, o.range_B)
+            })
+            .collect();
+        prop_assert_eq!(job_pages(&ops), msm_winsys::sim::vm_bind::prealloc_count(&shape) as u64);
+    }
+}
