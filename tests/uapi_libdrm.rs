@@ -2,7 +2,7 @@
 //! `/usr/include/libdrm/msm_drm.h`, compiled by the system C compiler with `_Static_assert`s whose
 //! expected values come from the Rust side (`size_of` / `offset_of!`).
 //!
-//! That header is an old copy of the kernel's (libdrm stopped updating it around Linux 4.15): it
+//! That header is an old copy of the kernel's (a Linux 4.x-era one, never updated since): it
 //! has no SET_PARAM or SUBMITQUEUE_QUERY request codes, no syncobj struct, and three structs were
 //! extended at the end since (`drm_msm_param` 16 -> 24 bytes, `drm_msm_gem_info` 16 -> 24,
 //! `drm_msm_gem_submit` 40 -> 72). For those three the test checks that the old layout is a prefix of ours, which is what lets
