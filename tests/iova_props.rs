@@ -3,18 +3,16 @@
 //!
 //! Checked after every step: never `NoSpace` while some hole holds the request; results aligned,
 //! inside one hole, not crossing the no-cross boundary, and at the lowest (bottom-up) or highest
-//! (top-down) valid start of the hole they came from (what `msm_winsys::iova` promises);
-//! fixed-address results (success, taken, deferred) as the model says; holes and free size equal
-//! the model's; every structural invariant. Allocations through the handle API (`alloc_handle`)
-//! are checked the same way and freed through their handles; a spent handle, or a free of a handle
-//! allocation by address, is refused and changes nothing. At the end: filling with pages leaves no hole, and
-//! freeing everything restores the single starting hole.
+//! (top-down) valid start among all holes: address-ordered first fit, what `msm_winsys::iova`
+//! promises; fixed-address results (success, taken, deferred) as the model says; holes and free
+//! size equal the model's; every structural invariant. At the end: filling with pages leaves no
+//! hole, and freeing everything restores the single starting hole.
 
 #![allow(non_snake_case)] // unit suffixes: `base_B`
 
 use std::collections::{BTreeMap, HashMap};
 
-use msm_winsys::iova::{AllocFlags, Fence, VaAlloc, VaError, VaHeap};
+use msm_winsys::iova::{AllocFlags, Fence, VaError, VaHeap};
 use proptest::prelude::*;
 
 const PAGE: u64 = 4096;
@@ -27,8 +25,6 @@ enum Op {
         top_down: bool,
         no_cross_log: Option<u32>,
         key: Option<u64>,
-        /// Through `alloc_handle` (when `key` is `None`): freed later by `free_handle`.
-        handle: bool,
     },
     AllocAddr {
         page: u64,
@@ -54,9 +50,9 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (1u64..48, 0u32..7, any::<bool>(), prop::option::of(2u32..9), prop::option::of(0u64..4), any::<bool>())
-            .prop_map(|(pages, align_log, top_down, no_cross_log, key, handle)| Op::Alloc {
-                pages, align_log, top_down, no_cross_log, key, handle
+        6 => (1u64..48, 0u32..7, any::<bool>(), prop::option::of(2u32..9), prop::option::of(0u64..4))
+            .prop_map(|(pages, align_log, top_down, no_cross_log, key)| Op::Alloc {
+                pages, align_log, top_down, no_cross_log, key
             }),
         2 => (0u64..1024, 1u64..32).prop_map(|(page, pages)| Op::AllocAddr { page, pages }),
         4 => any::<usize>().prop_map(|pick| Op::Free { pick }),
@@ -79,8 +75,6 @@ struct Deferred {
 struct Model {
     holes: BTreeMap<u128, u128>,
     live: Vec<(u128, u128)>,
-    /// Allocations made through `alloc_handle`, freed through `free_handle`.
-    held: Vec<VaAlloc>,
     deferred: Vec<Deferred>,
     keys: HashMap<u64, u128>,
     completed: [u32; 2],
@@ -156,7 +150,6 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut m = Model {
         holes: BTreeMap::from([(base, base + (heap_pages * PAGE) as u128)]),
         live: vec![],
-        held: vec![],
         deferred: vec![],
         keys: HashMap::new(),
         completed: [0; 2],
@@ -169,7 +162,6 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                 top_down,
                 no_cross_log,
                 key,
-                handle,
             } => {
                 let (size, align) = ((pages * PAGE) as u128, (PAGE << align_log) as u128);
                 let no_cross = no_cross_log.map(|l| l + 12);
@@ -179,14 +171,8 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                     AllocFlags::BOTTOM_UP
                 };
                 flags.no_cross_shift = no_cross.map(|k| k as u8);
-                let handle = handle && key.is_none();
-                let mut made = None;
                 let got = match key {
                     Some(k) => h.alloc_keyed(k, size as u64, align as u64, flags),
-                    None if handle => h.alloc_handle(size as u64, align as u64, flags).map(|x| {
-                        made = Some(x);
-                        x.iova
-                    }),
                     None => h.alloc(size as u64, align as u64, flags),
                 };
                 if no_cross.is_some_and(|k| size > 1 << k) {
@@ -205,10 +191,12 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                     m.live.push((d.addr, d.size));
                     continue;
                 }
-                let fits = m
+                let every: Vec<u128> = m
                     .holes
                     .iter()
-                    .any(|(&s, &e)| !starts(s, e, size, align, no_cross).is_empty());
+                    .flat_map(|(&s, &e)| starts(s, e, size, align, no_cross))
+                    .collect();
+                let fits = !every.is_empty();
                 match got {
                     Err(VaError::NoSpace { .. }) => {
                         prop_assert!(!fits, "NoSpace though a hole fits: {op:?}")
@@ -223,21 +211,11 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                         })?;
                         let all = starts(hs, he, size, align, no_cross);
                         prop_assert!(all.contains(&a), "{a:#x} misaligned or crossing: {op:?}");
-                        let want = if top_down { all.last() } else { all.first() };
-                        prop_assert_eq!(
-                            Some(&a),
-                            want,
-                            "not at the promised end of its hole: {:?}",
-                            op
-                        );
+                        // First fit: the lowest (highest) valid start of all holes.
+                        let want = if top_down { every.last() } else { every.first() };
+                        prop_assert_eq!(Some(&a), want, "not first fit: {:?}", op);
                         m.take(a, a + size);
-                        match made {
-                            Some(x) => {
-                                prop_assert_eq!(x.size_B as u128, size);
-                                m.held.push(x);
-                            }
-                            None => m.live.push((a, size)),
-                        }
+                        m.live.push((a, size));
                     }
                 }
             }
@@ -254,7 +232,6 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                     .live
                     .iter()
                     .copied()
-                    .chain(m.held.iter().map(|x| (x.iova as u128, x.size_B as u128)))
                     .any(|(s, z)| s < a + size && a < s + z)
                 {
                     prop_assert!(matches!(got, Err(VaError::AddressTaken { .. })), "{got:?}");
@@ -265,25 +242,17 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                     );
                 }
             }
-            Op::Free { pick } if !m.live.is_empty() || !m.held.is_empty() => {
-                let i = pick % (m.live.len() + m.held.len());
-                if i < m.live.len() {
-                    let (a, size) = m.live.swap_remove(i);
-                    prop_assert_eq!(h.free(a as u64, size as u64), Ok(()));
-                    m.add_hole(a, a + size);
-                } else {
-                    let x = m.held.swap_remove(i - m.live.len());
-                    prop_assert_eq!(h.free_handle(x), Ok(()));
-                    let (a, size) = (x.iova as u128, x.size_B as u128);
-                    m.add_hole(a, a + size);
-                    // The handle is spent: a second free is refused and changes nothing.
-                    let before = h.holes();
-                    prop_assert!(
-                        matches!(h.free_handle(x), Err(VaError::NotAllocated { .. })),
-                        "a spent handle was accepted"
-                    );
-                    prop_assert_eq!(h.holes(), before);
-                }
+            Op::Free { pick } if !m.live.is_empty() => {
+                let (a, size) = m.live.swap_remove(pick % m.live.len());
+                prop_assert_eq!(h.free(a as u64, size as u64), Ok(()));
+                m.add_hole(a, a + size);
+                // A second free is refused and changes nothing.
+                let before = h.holes();
+                prop_assert!(
+                    matches!(h.free(a as u64, size as u64), Err(VaError::NotAllocated { .. })),
+                    "a double free was accepted"
+                );
+                prop_assert_eq!(h.holes(), before);
             }
             Op::FreeAfter {
                 pick,
@@ -320,11 +289,15 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::BadFree { pick } => {
                 // A hole or a deferred range, or a live one with the wrong size: error, no change.
-                // Or a handle allocation freed by address (only its handle frees it).
+                // Or the tail of a live one.
                 let bad = match pick % 4 {
                     0 => m.holes.iter().next().map(|(&s, _)| (s, PAGE as u128)),
                     1 => m.deferred.first().map(|d| (d.addr, d.size)),
-                    2 => m.held.first().map(|x| (x.iova as u128, x.size_B as u128)),
+                    2 => m
+                        .live
+                        .iter()
+                        .find(|&&(_, z)| z > PAGE as u128)
+                        .map(|&(a, z)| (a + PAGE as u128, z - PAGE as u128)),
                     _ => m.live.first().map(|&(a, z)| (a, z + PAGE as u128)),
                 };
                 if let Some((a, z)) = bad {
@@ -360,9 +333,6 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
     // Free everything, deferred ones by signalling: the starting hole comes back.
     for &(a, z) in &m.live {
         prop_assert_eq!(h.free(a as u64, z as u64), Ok(()));
-    }
-    for &x in &m.held {
-        prop_assert_eq!(h.free_handle(x), Ok(()));
     }
     h.timelines().signal_queue(0, 1000);
     h.timelines().signal_queue(1, 1000);

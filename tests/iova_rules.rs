@@ -146,40 +146,6 @@ fn fixed_address_carves_any_part_of_a_hole() {
 }
 
 #[test]
-fn handle_allocation_is_freed_only_through_its_handle_and_only_once() {
-    let h = VaHeap::new(1 << 20, 64 * PAGE).unwrap();
-    let a = h
-        .alloc_handle(3 * PAGE, PAGE, AllocFlags::BOTTOM_UP)
-        .unwrap();
-    assert_eq!(a.iova, 1 << 20);
-    assert!(matches!(
-        h.free(a.iova, a.size_B),
-        Err(VaError::NotAllocated { .. })
-    ));
-    assert!(matches!(
-        h.alloc_addr(a.iova, PAGE),
-        Err(VaError::AddressTaken { .. })
-    ));
-    assert_eq!(h.free_handle(a), Ok(()));
-    assert!(matches!(
-        h.free_handle(a),
-        Err(VaError::NotAllocated { .. })
-    ));
-    // The same block handed out again does not answer to the old handle.
-    let b = h
-        .alloc_handle(3 * PAGE, PAGE, AllocFlags::BOTTOM_UP)
-        .unwrap();
-    assert_eq!(b.iova, a.iova);
-    assert!(matches!(
-        h.free_handle(a),
-        Err(VaError::NotAllocated { .. })
-    ));
-    assert_eq!(h.free_handle(b), Ok(()));
-    assert_eq!(h.holes(), vec![(1 << 20, 64 * PAGE)]);
-    ok(&h);
-}
-
-#[test]
 fn double_free_is_error_and_changes_nothing() {
     let h = VaHeap::new(0, GIB).unwrap();
     let a = h.alloc(MIB, PAGE, AllocFlags::BOTTOM_UP).unwrap();

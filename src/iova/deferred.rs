@@ -1,11 +1,13 @@
 //! Ranges freed "after fence F": who waits on what, and which ranges a re-import may take back.
 //!
 //! Owns: one min-queue of widened fence points per timeline, the fence and optional key of every
-//! deferred node. Takes no locks; it lives inside the heap's mutex and reads [`Timelines`] (a leaf
+//! deferred range. Takes no locks; it lives inside its arena's lock and reads [`Timelines`] (a leaf
 //! lock) only when the timelines' generation changed.
 //!
-//! Entries are never searched for: a node revived by a re-import or reused after a reclaim carries
-//! a new tag, so its stale queue entry is dropped when its point passes (lazy deletion).
+//! A deferred range is named by its first unit (it cannot move or merge while it waits). Queue
+//! entries are never searched for: a range revived by a re-import, or freed again at the same
+//! address after a reclaim, carries a new sequence number, so its stale queue entry is dropped when
+//! its point passes (lazy deletion).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -13,65 +15,70 @@ use std::collections::{BinaryHeap, HashMap};
 use super::fence::{Fence, Timeline, Timelines};
 
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct DeferInfo {
-    pub fence: Fence,
-    pub key: Option<u64>,
+struct DeferInfo {
+    fence: Fence,
+    key: Option<u64>,
+    seq: u64,
 }
 
-/// One timeline's waiting ranges: (widened point, node, tag), smallest point first.
-type PointQueue = BinaryHeap<Reverse<(u64, u32, u32)>>;
+/// One timeline's waiting ranges: (widened point, first unit, sequence number), smallest first.
+type PointQueue = BinaryHeap<Reverse<(u64, u64, u64)>>;
 
 #[derive(Default)]
 pub(crate) struct Deferred {
     queues: HashMap<Timeline, PointQueue>,
-    info: HashMap<u32, DeferInfo>,
-    by_key: HashMap<u64, u32>,
+    info: HashMap<u64, DeferInfo>,
+    by_key: HashMap<u64, u64>,
+    next_seq: u64,
     /// The timelines' generation when the queues were last compared with them.
     pub seen_generation: u64,
 }
 
 impl Deferred {
-    pub fn push(&mut self, fence: Fence, wide: u64, node: u32, tag: u32, key: Option<u64>) {
+    /// Parks the range starting at `start` until `fence` (widened: `wide`) signals.
+    pub fn push(&mut self, fence: Fence, wide: u64, start: u64, key: Option<u64>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.queues
             .entry(fence.timeline())
             .or_default()
-            .push(Reverse((wide, node, tag)));
+            .push(Reverse((wide, start, seq)));
         if let Some(k) = key {
-            if let Some(old) = self.by_key.insert(k, node) {
+            if let Some(old) = self.by_key.insert(k, start) {
                 // The key moved to a newer range; the older one just waits to be reclaimed.
                 if let Some(i) = self.info.get_mut(&old) {
                     i.key = None;
                 }
             }
         }
-        self.info.insert(node, DeferInfo { fence, key });
+        self.info.insert(start, DeferInfo { fence, key, seq });
     }
 
-    pub fn fence_of(&self, node: u32) -> Option<Fence> {
-        self.info.get(&node).map(|i| i.fence)
+    pub fn fence_of(&self, start: u64) -> Option<Fence> {
+        self.info.get(&start).map(|i| i.fence)
     }
 
-    /// The deferred node tagged with `key`, removed from the key map.
-    pub fn take_key(&mut self, key: u64) -> Option<u32> {
-        let node = self.by_key.remove(&key)?;
-        if let Some(i) = self.info.get_mut(&node) {
+    /// The deferred range tagged with `key`, removed from the key map.
+    pub fn take_key(&mut self, key: u64) -> Option<u64> {
+        let start = self.by_key.remove(&key)?;
+        if let Some(i) = self.info.get_mut(&start) {
             i.key = None;
         }
-        Some(node)
+        Some(start)
     }
 
-    /// Forgets `node`'s fence and key (it was reclaimed or revived); its queue entry goes stale.
-    pub fn forget(&mut self, node: u32) {
-        if let Some(DeferInfo { key: Some(k), .. }) = self.info.remove(&node) {
-            if self.by_key.get(&k) == Some(&node) {
+    /// Forgets the range at `start` (revived by a re-import); its queue entry goes stale.
+    pub fn forget(&mut self, start: u64) {
+        if let Some(DeferInfo { key: Some(k), .. }) = self.info.remove(&start) {
+            if self.by_key.get(&k) == Some(&start) {
                 self.by_key.remove(&k);
             }
         }
     }
 
-    /// Pops every entry whose fence has signalled according to `timelines`: (node, tag) pairs,
-    /// some of which may be stale.
-    pub fn due(&mut self, timelines: &Timelines) -> Vec<(u32, u32)> {
+    /// Pops and forgets every range whose fence has signalled according to `timelines`; returns
+    /// their first units.
+    pub fn due(&mut self, timelines: &Timelines) -> Vec<u64> {
         self.queues.retain(|_, q| !q.is_empty());
         let names: Vec<Timeline> = self.queues.keys().copied().collect();
         let done = timelines.completed_of(names.iter().copied());
@@ -79,13 +86,18 @@ impl Deferred {
         for (t, done) in names.iter().zip(done) {
             let Some(done) = done else { continue };
             let q = self.queues.get_mut(t).expect("listed above");
-            while let Some(&Reverse((wide, node, tag))) = q.peek() {
+            while let Some(&Reverse((wide, start, seq))) = q.peek() {
                 if wide > done {
                     break;
                 }
                 q.pop();
-                out.push((node, tag));
+                if self.info.get(&start).is_some_and(|i| i.seq == seq) {
+                    out.push(start);
+                }
             }
+        }
+        for &s in &out {
+            self.forget(s);
         }
         out
     }

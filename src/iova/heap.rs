@@ -63,22 +63,6 @@ impl AllocFlags {
     }
 }
 
-/// An allocation made by [`VaHeap::alloc_handle`]: its range plus the name of its block, so
-/// [`VaHeap::free_handle`] frees it in O(1) without looking the address up (as offset-allocator's
-/// `Allocation` does). Plain data: copying it does not duplicate the allocation, and a copy used
-/// after the first free is refused (`NotAllocated`). A handle names a block of the heap that made
-/// it; another heap refuses it unless it happens to hold the very same range under the same block
-/// name and tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VaAlloc {
-    /// First byte.
-    pub iova: u64,
-    /// Size as requested (before rounding to the granule).
-    pub size_B: u64,
-    node: u32,
-    tag: u32,
-}
-
 /// The default granule: 4 KiB pages.
 pub const PAGE_B: u64 = 4096;
 
@@ -188,42 +172,6 @@ impl VaHeap {
             .alloc(&req)
             .ok_or(VaError::NoSpace { size_B, align_B })?;
         Ok(start << self.granule_shift)
-    }
-
-    /// As [`Self::alloc`] (same placement and promises), but returns a [`VaAlloc`] that
-    /// [`Self::free_handle`] frees without the address lookup [`Self::free`] makes. Such an
-    /// allocation is freed only through its handle: [`Self::free`] and [`Self::free_after`] of its
-    /// range are `NotAllocated`.
-    pub fn alloc_handle(
-        &self,
-        size_B: u64,
-        align_B: u64,
-        flags: AllocFlags,
-    ) -> Result<VaAlloc, VaError> {
-        let req = self.request(size_B, align_B, flags)?;
-        let (start, node, tag) = self
-            .lock()
-            .alloc_handle(&req)
-            .ok_or(VaError::NoSpace { size_B, align_B })?;
-        Ok(VaAlloc {
-            iova: start << self.granule_shift,
-            size_B,
-            node,
-            tag,
-        })
-    }
-
-    /// Frees an allocation made by [`Self::alloc_handle`] on this heap: O(1), no lookup. A handle
-    /// already freed is `NotAllocated` and changes nothing.
-    pub fn free_handle(&self, a: VaAlloc) -> Result<(), VaError> {
-        let not = || VaError::NotAllocated {
-            iova: a.iova,
-            size_B: a.size_B,
-        };
-        let (start, units) = self.range_units(a.iova, a.size_B).ok_or_else(not)?;
-        self.lock()
-            .free_handle(start, units, a.node, a.tag)
-            .map_err(|_| not())
     }
 
     /// As [`Self::alloc`], but first gives back the range last freed with `key` (e.g. a dma-buf's

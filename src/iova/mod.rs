@@ -115,17 +115,15 @@
 //! of its (merged) hole, which the property test checks, would no longer hold without flushing
 //! every cache on every call.
 
-mod bins;
-mod blocks;
 mod deferred;
 mod error;
 mod fence;
 mod heap;
-mod live;
 mod lock;
 mod place;
 mod state;
+mod tree;
 
 pub use error::VaError;
 pub use fence::{Fence, FenceWait, Timelines};
-pub use heap::{AllocFlags, VaAlloc, VaHeap, PAGE_B};
+pub use heap::{AllocFlags, VaHeap, PAGE_B};

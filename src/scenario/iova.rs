@@ -8,11 +8,9 @@
 //! Workloads (deterministic, same stream for every allocator):
 //! - alloc+free pairs with 1k, 100k and 1M live allocations: sizes 4 KiB..64 MiB skewed to small
 //!   ones (2^k pages plus up to 2^k more, k = 15 u^4), alignment 4 KiB (75 %), 64 KiB (15 %) or
-//!   2 MiB (10 %), all bottom-up; a random live allocation is freed before each new one. Ours runs
-//!   twice: freeing by address (the C API's way; compared with the list) and through the handle
-//!   API (`alloc_handle` / `free_handle`; compared with offset-allocator, whose `free` takes a
-//!   handle too). offset-allocator gets the sizes only (it cannot align), so ours through the
-//!   handle API also runs the same sizes with every alignment 4 KiB, the like-for-like row;
+//!   2 MiB (10 %), all bottom-up; a random live allocation is freed before each new one, by
+//!   address (the C API's way). offset-allocator gets the sizes only (it cannot align), so ours
+//!   also runs the same sizes with every alignment 4 KiB, the like-for-like row;
 //! - fragmentation: a heap twice the live size, churned, then the largest free hole;
 //! - threads: the 100k pairs from one thread, then split over two threads on one heap.
 
@@ -22,7 +20,7 @@ use offset_allocator::{Allocation, Allocator};
 
 use super::list_heap::ListHeap;
 use super::{Effort, Outcome};
-use crate::iova::{AllocFlags, VaAlloc, VaHeap};
+use crate::iova::{AllocFlags, VaHeap};
 
 const PAGE: u64 = 4096;
 const MAX_PAGES: u32 = 16384; // 64 MiB
@@ -127,29 +125,6 @@ impl Subject for Ours<'_> {
     }
 }
 
-/// Ours through the handle API (`alloc_handle` / `free_handle`: no address lookup on free), the
-/// like-for-like comparison with offset-allocator, whose `free` also takes a handle.
-struct OursHandle<'a>(&'a VaHeap);
-
-impl Subject for OursHandle<'_> {
-    type Handle = VaAlloc;
-    fn alloc(&mut self, r: Req) -> Option<VaAlloc> {
-        self.0
-            .alloc_handle(
-                r.pages as u64 * PAGE,
-                r.align_pages as u64 * PAGE,
-                AllocFlags::BOTTOM_UP,
-            )
-            .ok()
-    }
-    fn free(&mut self, a: VaAlloc) {
-        self.0.free_handle(a).expect("freeing a live allocation");
-    }
-    fn largest_hole_pages(&self) -> u64 {
-        self.0.try_largest_hole().unwrap_or(0) / PAGE
-    }
-}
-
 impl Subject for ListHeap {
     type Handle = (u64, u64);
     fn alloc(&mut self, r: Req) -> Option<(u64, u64)> {
@@ -245,14 +220,11 @@ fn measure<S: Subject>(s: &mut S, w: &Workload, budget: Duration) -> Measure {
     }
 }
 
-/// Page-unit heaps of `pages` pages for ours (address API, then handle API), the list and
-/// offset-allocator (ours and the list start at 4 KiB).
-fn run_four(w: &Workload, pages: u32, budget: Duration, list_budget: Duration) -> [Measure; 4] {
+/// Page-unit heaps of `pages` pages for ours, the list and offset-allocator (ours and the list
+/// start at 4 KiB).
+fn run_three(w: &Workload, pages: u32, budget: Duration, list_budget: Duration) -> [Measure; 3] {
     let heap = VaHeap::new(PAGE, pages as u64 * PAGE).expect("benchmark heap");
     let ours = measure(&mut Ours(&heap), w, budget);
-    drop(heap);
-    let heap = VaHeap::new(PAGE, pages as u64 * PAGE).expect("benchmark heap");
-    let handle = measure(&mut OursHandle(&heap), w, budget);
     drop(heap);
     let list = measure(
         &mut ListHeap::new(PAGE, pages as u64 * PAGE),
@@ -265,7 +237,7 @@ fn run_four(w: &Workload, pages: u32, budget: Duration, list_budget: Duration) -
         w,
         budget,
     );
-    [ours, handle, list, offset]
+    [ours, list, offset]
 }
 
 /// Total nanoseconds per pair with the 100k workload on one thread and split over two.
@@ -347,11 +319,10 @@ pub fn run(effort: Effort) -> Outcome {
     let headers: Vec<String> = [
         "case",
         "ours (free by address)",
-        "ours (handle API)",
         "list (util_vma_heap)",
         "offset-allocator",
         "list / ours (address)",
-        "ours (handle) / offset",
+        "ours / offset",
     ]
     .map(String::from)
     .to_vec();
@@ -361,16 +332,15 @@ pub fn run(effort: Effort) -> Outcome {
     let mut size_only_rows = Vec::new();
     for (i, &(live, pairs)) in plan.sizes.iter().enumerate() {
         let w = Workload::new(1 + i as u64, live, pairs);
-        let [ours, handle, list, offset] = run_four(&w, u32::MAX, plan.budget, plan.list_budget);
+        let [ours, list, offset] = run_three(&w, u32::MAX, plan.budget, plan.list_budget);
         let speedup = ratio(list.ns_per_pair, ours.ns_per_pair);
-        let vs_offset = ratio(handle.ns_per_pair, offset.ns_per_pair);
+        let vs_offset = ratio(ours.ns_per_pair, offset.ns_per_pair);
         let plain = {
             let heap = VaHeap::new(PAGE, u32::MAX as u64 * PAGE).expect("benchmark heap");
-            measure(&mut OursHandle(&heap), &w.size_only(), plan.budget)
+            measure(&mut Ours(&heap), &w.size_only(), plan.budget)
         };
         size_only_rows.push(vec![
             format!("same, {live} live, all alignments 4 KiB (as offset-allocator is given)"),
-            String::new(),
             fmt_ns(&plain, live),
             String::new(),
             fmt_ns(&offset, live),
@@ -384,7 +354,6 @@ pub fn run(effort: Effort) -> Outcome {
         rows.push(vec![
             format!("ns per alloc+free pair, {live} live"),
             fmt_ns(&ours, live),
-            fmt_ns(&handle, live),
             format!("{} ({} pairs)", fmt_ns(&list, live), list.pairs),
             fmt_ns(&offset, live),
             fmt_ratio(speedup),
@@ -392,7 +361,7 @@ pub fn run(effort: Effort) -> Outcome {
         ]);
         json_sizes.push(serde_json::json!({
             "live": live,
-            "ns_per_pair": {"ours": ours.ns_per_pair, "ours_handle": handle.ns_per_pair, "ours_handle_align_4k": plain.ns_per_pair, "list": list.ns_per_pair, "offset_allocator": offset.ns_per_pair},
+            "ns_per_pair": {"ours": ours.ns_per_pair, "ours_align_4k": plain.ns_per_pair, "list": list.ns_per_pair, "offset_allocator": offset.ns_per_pair},
             "pairs": {"ours": ours.pairs, "list": list.pairs, "offset_allocator": offset.pairs},
             "fill_ns_per_alloc": {"ours": ours.ns_per_fill_alloc, "list": list.ns_per_fill_alloc, "offset_allocator": offset.ns_per_fill_alloc},
             "filled": {"ours": ours.filled, "list": list.filled, "offset_allocator": offset.filled},
@@ -404,7 +373,7 @@ pub fn run(effort: Effort) -> Outcome {
 
     let w = Workload::new(7, plan.frag.0, plan.frag.1);
     let pages = (w.fill_pages() * 2).min(u32::MAX as u64) as u32;
-    let [ours, _, list, offset] = run_four(&w, pages, Duration::MAX, Duration::MAX);
+    let [ours, list, offset] = run_three(&w, pages, Duration::MAX, Duration::MAX);
     let mib = |m: &Measure| {
         format!(
             "{} MiB ({} failed)",
@@ -418,7 +387,6 @@ pub fn run(effort: Effort) -> Outcome {
             plan.frag.1, plan.frag.0
         ),
         mib(&ours),
-        String::new(),
         mib(&list),
         format!("{} (bin floor)", mib(&offset)),
         format!(
@@ -439,7 +407,6 @@ pub fn run(effort: Effort) -> Outcome {
         String::new(),
         String::new(),
         String::new(),
-        String::new(),
         format!("2 threads: {:.2}x the throughput", one / two),
     ]);
 
@@ -448,7 +415,7 @@ pub fn run(effort: Effort) -> Outcome {
     let threads_ok = two <= one;
     let passed = speedup_ok && offset_ok && frag_ok && threads_ok;
     let summary = format!(
-        "list/ours at 100k live: {} (goal >= 50x){}; worst ours (handle API)/offset-allocator: {:.2}x (goal <= 1.5x){}; \
+        "list/ours at 100k live: {} (goal >= 50x){}; worst ours/offset-allocator: {:.2}x (goal <= 1.5x){}; \
          largest hole ours vs list: {} (goal: not smaller); 2 threads vs 1: {:.2}x throughput (goal >= 1x){}",
         fmt_ratio(speedup_100k),
         if speedup_ok { "" } else { " MISSED" },
