@@ -51,47 +51,207 @@ impl Block {
     pub fn is_free(&self) -> bool {
         self.state == State::Free
     }
-    /// The block's size if it is a hole, else 0: what the summaries take the maximum of.
-    fn hole(&self) -> u64 {
-        if self.is_free() {
-            self.units
-        } else {
-            0
-        }
-    }
 }
 
 const LEAF_CAP: usize = 32;
 const INNER_CAP: usize = 16;
-/// 32 * 16^14 blocks: more than a 2^64-unit heap can hold.
-const MAX_HEIGHT: usize = 15;
+/// 32 * 16^11 blocks: more than any heap can hold.
+const MAX_HEIGHT: usize = 12;
 const NIL: u32 = u32::MAX;
-const NO_BLOCK: Block = Block::new(0, 0, State::Used);
 
+/// Alignment levels the summaries track: 2^0, 2^3, ..., 2^15 units (4 KiB to 128 MiB with 4 KiB
+/// pages). For each, a subtree keeps the most units an allocation aligned to that level could take
+/// from one of its holes, so an aligned request skips subtrees whose holes are big enough but
+/// cannot hold it at that alignment (first fit would otherwise visit every small hole below the
+/// first fitting one, as util_vma_heap does). A request aligned between two levels uses the lower
+/// one: a bound that is never too small, so the search stays exact, only a little less pruned.
+const LEVELS: usize = 16;
+const LEVEL_BITS: u32 = 1;
+
+/// Largest unit count an allocation aligned to `2^(LEVEL_BITS * level)` fits in `[start, end)`.
+fn aligned_room(start: u64, end: u64, level: usize) -> u64 {
+    let mask = (1u64 << (LEVEL_BITS as usize * level)) - 1;
+    end.saturating_sub(start.saturating_add(mask) & !mask)
+}
+
+/// The level whose summary bounds a request aligned to `align` units.
+fn level_of(align: u64) -> usize {
+    ((align.trailing_zeros() / LEVEL_BITS) as usize).min(LEVELS - 1)
+}
+
+/// Room per alignment level: one child's entry is a cache line of its own, so refreshing it after
+/// a change touches one line, not one per level.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Rooms([u64; LEVELS]);
+
+const NO_ROOM: Rooms = Rooms([0; LEVELS]);
+
+impl Rooms {
+    fn same(&self, o: &Rooms) -> bool {
+        // By hand: the derived comparison of the array calls memcmp.
+        (0..LEVELS).all(|k| self.0[k] == o.0[k])
+    }
+}
+
+/// What a parent keeps of each child: its first unit and its holes' room per alignment level.
+#[derive(Clone, Copy)]
+struct Summary {
+    first: u64,
+    room: Rooms,
+}
+
+/// Blocks as parallel arrays so the summary scan and the key search vectorise. Slots past `len`
+/// hold `start = u64::MAX`, `units = 0`, `Used`.
 #[derive(Clone)]
 struct Leaf {
     len: usize,
     /// Neighbouring leaves in address order (`NIL` at the ends).
     prev: u32,
     next: u32,
-    b: [Block; LEAF_CAP],
+    start: [u64; LEAF_CAP],
+    units: [u64; LEAF_CAP],
+    state: [State; LEAF_CAP],
+    /// Room per level over this leaf's holes (kept up to date by every change).
+    room: Rooms,
 }
 
+/// A block's room per level (all 0 unless it is a hole).
+fn rooms(b: &Block) -> Rooms {
+    let mut r = NO_ROOM;
+    if b.is_free() {
+        for (k, x) in r.0.iter_mut().enumerate() {
+            *x = aligned_room(b.start, b.end(), k);
+        }
+    }
+    r
+}
+
+impl PartialEq for Summary {
+    fn eq(&self, o: &Summary) -> bool {
+        // By hand: the derived comparison of the array calls memcmp.
+        self.first == o.first && self.room.same(&o.room)
+    }
+}
+
+impl Leaf {
+    fn get(&self, i: usize) -> Block {
+        Block::new(self.start[i], self.units[i], self.state[i])
+    }
+    fn put(&mut self, i: usize, b: Block) {
+        self.start[i] = b.start;
+        self.units[i] = b.units;
+        self.state[i] = b.state;
+    }
+    /// Moves slots `from..len` to start at `to`, and clears the slots left behind past the new
+    /// end (when moving down).
+    fn shift(&mut self, from: usize, to: usize, new_len: usize) {
+        let len = self.len;
+        self.start.copy_within(from..len, to);
+        self.units.copy_within(from..len, to);
+        self.state.copy_within(from..len, to);
+        for i in new_len..len {
+            self.put(i, VACANT);
+        }
+        self.len = new_len;
+    }
+    fn summary(&self) -> Summary {
+        Summary {
+            first: self.start[0],
+            room: self.room,
+        }
+    }
+    fn recompute(&mut self) {
+        let mut room = NO_ROOM;
+        for i in 0..self.len {
+            if self.state[i] == State::Free {
+                let r = rooms(&self.get(i));
+                for k in 0..LEVELS {
+                    room.0[k] = room.0[k].max(r.0[k]);
+                }
+            }
+        }
+        self.room = room;
+    }
+}
+
+const VACANT: Block = Block::new(u64::MAX, 0, State::Used);
+
+/// Children's summaries as parallel arrays. Slots past `len`: `first = u64::MAX`, room 0.
 #[derive(Clone)]
 struct Inner {
     len: usize,
-    /// First unit of each child's subtree.
     first: [u64; INNER_CAP],
-    /// Largest hole in each child's subtree (0: none).
-    max: [u64; INNER_CAP],
+    room: [Rooms; INNER_CAP],
     child: [u32; INNER_CAP],
+    /// Largest room per level over the children (kept up to date by every change).
+    sum: Rooms,
 }
 
-/// A block's position: the descent path (inner node, child slot) from the root, then leaf and slot.
-/// Valid until the tree is next changed.
+impl Inner {
+    fn set(&mut self, i: usize, s: Summary) {
+        self.first[i] = s.first;
+        self.room[i] = s.room;
+    }
+    fn slot_summary(&self, i: usize) -> Summary {
+        Summary {
+            first: self.first[i],
+            room: self.room[i],
+        }
+    }
+    fn summary(&self) -> Summary {
+        Summary {
+            first: self.first[0],
+            room: self.sum,
+        }
+    }
+    fn recompute(&mut self) {
+        for k in 0..LEVELS {
+            self.sum.0[k] = self.level_max(k);
+        }
+    }
+    fn level_max(&self, k: usize) -> u64 {
+        self.room.iter().map(|r| r.0[k]).max().unwrap_or(0)
+    }
+    /// Child `i`'s summary changed from `old` to `new`: updates the slot and this node's sums,
+    /// rescanning a level only when its maximum may have shrunk.
+    fn update_slot(&mut self, i: usize, old: &Summary, new: &Summary) {
+        self.set(i, *new);
+        for k in 0..LEVELS {
+            if new.room.0[k] >= self.sum.0[k] {
+                self.sum.0[k] = new.room.0[k];
+            } else if old.room.0[k] == self.sum.0[k] {
+                self.sum.0[k] = self.level_max(k);
+            }
+        }
+    }
+    /// Moves slots `from..len` to start at `to`; clears what is left behind past the new end.
+    fn shift(&mut self, from: usize, to: usize, new_len: usize) {
+        let len = self.len;
+        self.first.copy_within(from..len, to);
+        self.room.copy_within(from..len, to);
+        self.child.copy_within(from..len, to);
+        for i in new_len..len {
+            self.first[i] = u64::MAX;
+            self.room[i] = NO_ROOM;
+            self.child[i] = NIL;
+        }
+        self.len = new_len;
+        self.recompute();
+    }
+    /// The child holding unit `key` (the last whose first unit is at or below it; 0 if none).
+    fn child_for(&self, key: u64) -> usize {
+        let below = self.first.iter().filter(|&&f| f <= key).count();
+        below.saturating_sub(1)
+    }
+}
+
+/// A block's position: the descent path (inner node and child slot per level, root first), then
+/// leaf and slot. Valid until the tree is next changed.
 #[derive(Clone, Copy)]
 pub(crate) struct Cursor {
-    path: [(u32, u8); MAX_HEIGHT],
+    node: [u32; MAX_HEIGHT],
+    child: [u8; MAX_HEIGHT],
     leaf: u32,
     slot: usize,
 }
@@ -99,7 +259,8 @@ pub(crate) struct Cursor {
 impl Cursor {
     const fn empty() -> Cursor {
         Cursor {
-            path: [(NIL, 0); MAX_HEIGHT],
+            node: [NIL; MAX_HEIGHT],
+            child: [0; MAX_HEIGHT],
             leaf: NIL,
             slot: 0,
         }
@@ -130,8 +291,9 @@ impl Tree {
             first_leaf: 0,
         };
         let l = t.new_leaf();
-        t.leaves[l as usize].b[0] = b;
+        t.leaves[l as usize].put(0, b);
         t.leaves[l as usize].len = 1;
+        t.leaves[l as usize].recompute();
         t.root = l;
         t.first_leaf = l;
         t
@@ -142,7 +304,10 @@ impl Tree {
             len: 0,
             prev: NIL,
             next: NIL,
-            b: [NO_BLOCK; LEAF_CAP],
+            start: [u64::MAX; LEAF_CAP],
+            units: [0; LEAF_CAP],
+            state: [State::Used; LEAF_CAP],
+            room: NO_ROOM,
         };
         match self.spare_leaves.pop() {
             Some(i) => {
@@ -159,9 +324,10 @@ impl Tree {
     fn new_inner(&mut self) -> u32 {
         let inner = Inner {
             len: 0,
-            first: [0; INNER_CAP],
-            max: [0; INNER_CAP],
+            first: [u64::MAX; INNER_CAP],
+            room: [NO_ROOM; INNER_CAP],
             child: [NIL; INNER_CAP],
+            sum: NO_ROOM,
         };
         match self.spare_inners.pop() {
             Some(i) => {
@@ -183,34 +349,31 @@ impl Tree {
         &self.inners[n as usize]
     }
 
-    /// (first unit, largest hole) of the subtree `node` at `level` (0: a leaf).
-    fn summary(&self, node: u32, level: usize) -> (u64, u64) {
+    /// The summary of `node` at `level` (0: a leaf).
+    fn summary(&self, node: u32, level: usize) -> Summary {
         if level == 0 {
-            let l = self.leaf(node);
-            let max = l.b[..l.len].iter().map(Block::hole).max().unwrap_or(0);
-            (l.b[0].start, max)
+            self.leaf(node).summary()
         } else {
-            let n = self.inner(node);
-            (n.first[0], n.max[..n.len].iter().copied().max().unwrap_or(0))
+            self.inner(node).summary()
         }
     }
 
     /// Recomputes inner `node`'s entry for child `i` (the child is at `level - 1`).
     fn refresh_slot(&mut self, node: u32, i: usize, level: usize) {
         let child = self.inner(node).child[i];
-        let (first, max) = self.summary(child, level - 1);
+        let s = self.summary(child, level - 1);
         let n = &mut self.inners[node as usize];
-        n.first[i] = first;
-        n.max[i] = max;
+        n.set(i, s);
+        n.recompute();
     }
 
-    /// The largest hole in units (0: none). O(1) in the tree's height.
+    /// The largest hole in units (0: none). O(1).
     pub fn largest_hole(&self) -> u64 {
-        self.summary(self.root, self.height).1
+        self.summary(self.root, self.height).room.0[0]
     }
 
     pub fn get(&self, c: &Cursor) -> Block {
-        self.leaf(c.leaf).b[c.slot]
+        self.leaf(c.leaf).get(c.slot)
     }
 
     /// The block holding unit `at`, which must be inside the tree's range.
@@ -219,13 +382,14 @@ impl Tree {
         let mut node = self.root;
         for d in 0..self.height {
             let n = self.inner(node);
-            let i = n.first[1..n.len].iter().take_while(|&&f| f <= at).count();
-            c.path[d] = (node, i as u8);
+            let i = n.child_for(at);
+            c.node[d] = node;
+            c.child[d] = i as u8;
             node = n.child[i];
         }
         let l = self.leaf(node);
         c.leaf = node;
-        c.slot = l.b[1..l.len].iter().take_while(|b| b.start <= at).count();
+        c.slot = l.start.iter().filter(|&&s| s <= at).count() - 1;
         c
     }
 
@@ -233,11 +397,11 @@ impl Tree {
     pub fn prev_block(&self, c: &Cursor) -> Option<Block> {
         let l = self.leaf(c.leaf);
         if c.slot > 0 {
-            return Some(l.b[c.slot - 1]);
+            return Some(l.get(c.slot - 1));
         }
         (l.prev != NIL).then(|| {
             let p = self.leaf(l.prev);
-            p.b[p.len - 1]
+            p.get(p.len - 1)
         })
     }
 
@@ -245,9 +409,9 @@ impl Tree {
     pub fn next_block(&self, c: &Cursor) -> Option<Block> {
         let l = self.leaf(c.leaf);
         if c.slot + 1 < l.len {
-            return Some(l.b[c.slot + 1]);
+            return Some(l.get(c.slot + 1));
         }
-        (l.next != NIL).then(|| self.leaf(l.next).b[0])
+        (l.next != NIL).then(|| self.leaf(l.next).get(0))
     }
 
     /// The blocks from the cursor's on, in address order.
@@ -258,7 +422,7 @@ impl Tree {
                 let l = self.leaf(leaf);
                 if slot < l.len {
                     slot += 1;
-                    return Some(l.b[slot - 1]);
+                    return Some(l.get(slot - 1));
                 }
                 leaf = l.next;
                 slot = 0;
@@ -278,38 +442,45 @@ impl Tree {
     /// the start in it; `None` if no hole holds it.
     pub fn find(&self, req: &Request) -> Option<(Cursor, u64)> {
         let mut c = Cursor::empty();
-        let at = self.find_in(self.root, self.height, req, &mut c)?;
+        let level = level_of(req.align);
+        let at = self.find_in(self.root, self.height, req, level, &mut c)?;
         Some((c, at))
     }
 
-    fn find_in(&self, node: u32, level: usize, req: &Request, c: &mut Cursor) -> Option<u64> {
-        if level == 0 {
+    fn find_in(
+        &self,
+        node: u32,
+        height: usize,
+        req: &Request,
+        level: usize,
+        c: &mut Cursor,
+    ) -> Option<u64> {
+        if height == 0 {
             let l = self.leaf(node);
             let fits = |slot: usize| {
-                let b = &l.b[slot];
-                if b.hole() < req.units {
+                if l.state[slot] != State::Free || l.units[slot] < req.units {
                     return None;
                 }
-                place(b.start, b.end(), req).map(|at| (slot, at))
+                place(l.start[slot], l.start[slot] + l.units[slot], req).map(|at| (slot, at))
             };
-            let found = if req.top_down {
+            let (slot, at) = if req.top_down {
                 (0..l.len).rev().find_map(fits)
             } else {
                 (0..l.len).find_map(fits)
-            };
-            let (slot, at) = found?;
+            }?;
             c.leaf = node;
             c.slot = slot;
             return Some(at);
         }
-        let d = self.height - level;
+        let d = self.height - height;
         let n = self.inner(node);
         let mut try_child = |i: usize| {
-            if n.max[i] < req.units {
+            if n.room[i].0[level] < req.units {
                 return None;
             }
-            c.path[d] = (node, i as u8);
-            self.find_in(n.child[i], level - 1, req, c)
+            c.node[d] = node;
+            c.child[d] = i as u8;
+            self.find_in(n.child[i], height - 1, req, level, c)
         };
         if req.top_down {
             (0..n.len).rev().find_map(&mut try_child)
@@ -320,63 +491,81 @@ impl Tree {
 
     /// Refreshes the summaries on the cursor's path after its leaf changed in place; stops where
     /// nothing changed.
-    fn refresh_path(&mut self, c: &Cursor) {
+    fn refresh_path(&mut self, c: &Cursor, mut old: Summary) {
+        let mut new = self.leaf(c.leaf).summary();
         for d in (0..self.height).rev() {
-            let (node, i) = c.path[d];
-            let i = usize::from(i);
-            let old = {
-                let n = self.inner(node);
-                (n.first[i], n.max[i])
-            };
-            self.refresh_slot(node, i, self.height - d);
-            let n = self.inner(node);
-            if (n.first[i], n.max[i]) == old {
+            if new == old {
                 break;
             }
+            let (node, i) = (c.node[d], usize::from(c.child[d]));
+            let n = &mut self.inners[node as usize];
+            let before = n.summary();
+            n.update_slot(usize::from(i), &old, &new);
+            old = before;
+            new = n.summary();
         }
     }
 
     /// Replaces the blocks from `before` blocks before the cursor's to `after` blocks after it
-    /// with `with` (1 to 3 blocks, in order; `with[0]` starts where the first replaced block did).
+    /// (`before`, `after` <= 1) with `with` (1 to 3 blocks, in order; `with[0]` starts where the
+    /// first replaced block did).
     pub fn replace(&mut self, c: &Cursor, before: usize, after: usize, with: &[Block]) {
-        debug_assert!(!with.is_empty() && with.len() <= 3);
+        debug_assert!(!with.is_empty() && with.len() <= 3 && before <= 1 && after <= 1);
         let len = self.leaf(c.leaf).len;
         let in_leaf = c.slot >= before && c.slot + after < len;
         let new_len = (len + with.len()).saturating_sub(before + after + 1);
         if !in_leaf || new_len > LEAF_CAP {
             let mut starts = [0u64; 3];
-            let mut b = self.prev_start_of(c, before);
-            for s in starts.iter_mut().take(before + after + 1) {
-                *s = b;
-                b = self.block_after_start(b);
+            let mut n = 0;
+            if before > 0 {
+                starts[n] = self.prev_block(c).expect("a block to merge with").start;
+                n += 1;
             }
-            self.replace_slow(&starts[..before + after + 1], with);
+            starts[n] = self.get(c).start;
+            n += 1;
+            if after > 0 {
+                starts[n] = self.next_block(c).expect("a block to merge with").start;
+                n += 1;
+            }
+            self.replace_slow(&starts[..n], with);
             return;
         }
         let (lo, hi) = (c.slot - before, c.slot + after + 1);
         let l = &mut self.leaves[c.leaf as usize];
-        l.b.copy_within(hi..len, lo + with.len());
-        l.b[lo..lo + with.len()].copy_from_slice(with);
-        l.len = new_len;
-        self.refresh_path(c);
-    }
-
-    /// Start of the block `k` (0..=1) blocks before the cursor's.
-    fn prev_start_of(&self, c: &Cursor, k: usize) -> u64 {
-        match k {
-            0 => self.get(c).start,
-            _ => self.prev_block(c).expect("a block to merge with").start,
+        let old = l.summary();
+        let mut lost = NO_ROOM; // the largest room among the replaced blocks
+        for i in lo..hi {
+            let r = rooms(&l.get(i));
+            for k in 0..LEVELS {
+                lost.0[k] = lost.0[k].max(r.0[k]);
+            }
         }
-    }
-
-    /// Start of the block right after the one starting at `start`.
-    fn block_after_start(&self, start: u64) -> u64 {
-        let c = self.locate(start);
-        self.next_block(&c).map_or(u64::MAX, |b| b.start)
+        l.shift(hi, lo + with.len(), new_len);
+        let mut added = NO_ROOM;
+        for (i, b) in with.iter().enumerate() {
+            l.put(lo + i, *b);
+            let r = rooms(b);
+            for k in 0..LEVELS {
+                added.0[k] = added.0[k].max(r.0[k]);
+            }
+        }
+        let mut shrunk = false;
+        for k in 0..LEVELS {
+            if added.0[k] >= l.room.0[k] {
+                l.room.0[k] = added.0[k];
+            } else {
+                shrunk |= lost.0[k] == l.room.0[k];
+            }
+        }
+        if shrunk {
+            l.recompute();
+        }
+        self.refresh_path(c, old);
     }
 
     /// [`Self::replace`] through the recursive operations: remove all but the first block,
     /// overwrite the first, insert the rest.
+    #[cold]
     fn replace_slow(&mut self, starts: &[u64], with: &[Block]) {
         for &s in &starts[1..] {
             self.remove(s);
@@ -388,25 +577,21 @@ impl Tree {
         }
     }
 
-    fn child_for(&self, node: u32, key: u64) -> usize {
-        let n = self.inner(node);
-        n.first[1..n.len].iter().take_while(|&&f| f <= key).count()
-    }
-
     /// Overwrites the block that starts at `b.start`.
-    fn set_rec(&mut self, node: u32, level: usize, b: Block) {
-        if level == 0 {
+    fn set_rec(&mut self, node: u32, height: usize, b: Block) {
+        if height == 0 {
             let l = &mut self.leaves[node as usize];
-            let slot = l.b[..l.len]
+            let slot = l.start[..l.len]
                 .iter()
-                .position(|x| x.start == b.start)
+                .position(|&x| x == b.start)
                 .expect("the block to overwrite exists");
-            l.b[slot] = b;
+            l.put(slot, b);
+            l.recompute();
             return;
         }
-        let i = self.child_for(node, b.start);
-        self.set_rec(self.inner(node).child[i], level - 1, b);
-        self.refresh_slot(node, i, level);
+        let i = self.inner(node).child_for(b.start);
+        self.set_rec(self.inner(node).child[i], height - 1, b);
+        self.refresh_slot(node, i, height);
     }
 
     /// Inserts a block that starts where no block starts now.
@@ -425,91 +610,84 @@ impl Tree {
     }
 
     /// Inserts `b` below `node`; returns the new right sibling if `node` had to split.
-    fn insert_rec(&mut self, node: u32, level: usize, b: Block) -> Option<u32> {
-        if level == 0 {
+    fn insert_rec(&mut self, node: u32, height: usize, b: Block) -> Option<u32> {
+        if height == 0 {
             return self.insert_in_leaf(node, b);
         }
-        let i = self.child_for(node, b.start);
-        let split = self.insert_rec(self.inner(node).child[i], level - 1, b);
-        self.refresh_slot(node, i, level);
+        let i = self.inner(node).child_for(b.start);
+        let split = self.insert_rec(self.inner(node).child[i], height - 1, b);
+        self.refresh_slot(node, i, height);
         let right = split?;
         if self.inner(node).len < INNER_CAP {
-            self.inner_insert(node, i + 1, right, level);
+            self.inner_insert(node, i + 1, right, height);
             return None;
         }
         // Split: the upper half moves to a new node, then the child goes into its half.
         let new = self.new_inner();
         let half = INNER_CAP / 2;
-        let (a, z) = (node as usize, new as usize);
-        let moved = {
-            let n = &self.inners[a];
-            (n.first, n.max, n.child)
-        };
+        let upper = self.inners[node as usize].clone();
         {
-            let m = &mut self.inners[z];
-            m.first[..half].copy_from_slice(&moved.0[half..]);
-            m.max[..half].copy_from_slice(&moved.1[half..]);
-            m.child[..half].copy_from_slice(&moved.2[half..]);
+            let m = &mut self.inners[new as usize];
+            m.first[..INNER_CAP - half].copy_from_slice(&upper.first[half..]);
+            m.room[..INNER_CAP - half].copy_from_slice(&upper.room[half..]);
+            m.child[..INNER_CAP - half].copy_from_slice(&upper.child[half..]);
             m.len = INNER_CAP - half;
+            m.recompute();
         }
-        self.inners[a].len = half;
-        if i + 1 <= half {
-            self.inner_insert(node, i + 1, right, level);
+        self.inners[node as usize].shift(INNER_CAP, INNER_CAP, half);
+        if i < half {
+            self.inner_insert(node, i + 1, right, height);
         } else {
-            self.inner_insert(new, i + 1 - half, right, level);
+            self.inner_insert(new, i + 1 - half, right, height);
         }
         Some(new)
     }
 
-    /// Puts `child` (a node at `level - 1`) into inner `node` at slot `at`; `node` has room.
-    fn inner_insert(&mut self, node: u32, at: usize, child: u32, level: usize) {
+    /// Puts `child` (a node at `height - 1`) into inner `node` at slot `at`; `node` has room.
+    fn inner_insert(&mut self, node: u32, at: usize, child: u32, height: usize) {
         let n = &mut self.inners[node as usize];
         let len = n.len;
-        n.first.copy_within(at..len, at + 1);
-        n.max.copy_within(at..len, at + 1);
-        n.child.copy_within(at..len, at + 1);
+        n.shift(at, at + 1, len + 1);
         n.child[at] = child;
-        n.len += 1;
-        self.refresh_slot(node, at, level);
+        self.refresh_slot(node, at, height);
     }
 
     fn insert_in_leaf(&mut self, leaf: u32, b: Block) -> Option<u32> {
-        let l = &mut self.leaves[leaf as usize];
-        let at = l.b[..l.len].iter().take_while(|x| x.start < b.start).count();
-        if l.len < LEAF_CAP {
-            let len = l.len;
-            l.b.copy_within(at..len, at + 1);
-            l.b[at] = b;
-            l.len += 1;
-            return None;
-        }
-        let new = self.new_leaf();
-        let half = LEAF_CAP / 2;
-        let upper: [Block; LEAF_CAP] = self.leaves[leaf as usize].b;
-        let next = self.leaves[leaf as usize].next;
-        {
-            let m = &mut self.leaves[new as usize];
-            m.b[..LEAF_CAP - half].copy_from_slice(&upper[half..]);
-            m.len = LEAF_CAP - half;
-            m.prev = leaf;
-            m.next = next;
-        }
-        if next != NIL {
-            self.leaves[next as usize].prev = new;
-        }
-        self.leaves[leaf as usize].next = new;
-        self.leaves[leaf as usize].len = half;
-        let (target, at) = if at <= half {
-            (leaf, at)
+        let l = &self.leaves[leaf as usize];
+        let at = l.start[..l.len].iter().take_while(|&&x| x < b.start).count();
+        let (target, at, split) = if l.len < LEAF_CAP {
+            (leaf, at, None)
         } else {
-            (new, at - half)
+            let new = self.new_leaf();
+            let half = LEAF_CAP / 2;
+            let upper = self.leaves[leaf as usize].clone();
+            let m = &mut self.leaves[new as usize];
+            m.start[..LEAF_CAP - half].copy_from_slice(&upper.start[half..]);
+            m.units[..LEAF_CAP - half].copy_from_slice(&upper.units[half..]);
+            m.state[..LEAF_CAP - half].copy_from_slice(&upper.state[half..]);
+            m.len = LEAF_CAP - half;
+            m.recompute();
+            m.prev = leaf;
+            m.next = upper.next;
+            if upper.next != NIL {
+                self.leaves[upper.next as usize].prev = new;
+            }
+            let l = &mut self.leaves[leaf as usize];
+            l.next = new;
+            l.shift(LEAF_CAP, LEAF_CAP, half);
+            l.recompute();
+            if at <= half {
+                (leaf, at, Some(new))
+            } else {
+                (new, at - half, Some(new))
+            }
         };
         let l = &mut self.leaves[target as usize];
         let len = l.len;
-        l.b.copy_within(at..len, at + 1);
-        l.b[at] = b;
-        l.len += 1;
-        Some(new)
+        l.shift(at, at + 1, len + 1);
+        l.put(at, b);
+        l.recompute();
+        split
     }
 
     /// Removes the block that starts at `start`. The tree keeps at least one block.
@@ -524,16 +702,16 @@ impl Tree {
     }
 
     /// Returns whether `node` is now empty (and was dropped).
-    fn remove_rec(&mut self, node: u32, level: usize, start: u64) -> bool {
-        if level == 0 {
+    fn remove_rec(&mut self, node: u32, height: usize, start: u64) -> bool {
+        if height == 0 {
             let l = &mut self.leaves[node as usize];
-            let slot = l.b[..l.len]
+            let slot = l.start[..l.len]
                 .iter()
-                .position(|x| x.start == start)
+                .position(|&x| x == start)
                 .expect("the block to remove exists");
             let len = l.len;
-            l.b.copy_within(slot + 1..len, slot);
-            l.len -= 1;
+            l.shift(slot + 1, slot, len - 1);
+            l.recompute();
             if l.len > 0 {
                 return false;
             }
@@ -549,17 +727,14 @@ impl Tree {
             self.spare_leaves.push(node);
             return true;
         }
-        let i = self.child_for(node, start);
-        if !self.remove_rec(self.inner(node).child[i], level - 1, start) {
-            self.refresh_slot(node, i, level);
+        let i = self.inner(node).child_for(start);
+        if !self.remove_rec(self.inner(node).child[i], height - 1, start) {
+            self.refresh_slot(node, i, height);
             return false;
         }
         let n = &mut self.inners[node as usize];
         let len = n.len;
-        n.first.copy_within(i + 1..len, i);
-        n.max.copy_within(i + 1..len, i);
-        n.child.copy_within(i + 1..len, i);
-        n.len -= 1;
+        n.shift(i + 1, i, len - 1);
         if n.len > 0 {
             return false;
         }
@@ -567,7 +742,7 @@ impl Tree {
         true
     }
 
-    /// Checks the summaries, key order and leaf links; for tests.
+    /// Checks the summaries, key order, vacant slots and leaf links; for tests.
     pub fn check(&self) -> Result<(), String> {
         let mut leaves = Vec::new();
         self.check_node(self.root, self.height, &mut leaves)?;
@@ -586,11 +761,15 @@ impl Tree {
         Ok(())
     }
 
-    fn check_node(&self, node: u32, level: usize, leaves: &mut Vec<u32>) -> Result<(), String> {
-        if level == 0 {
+    fn check_node(&self, node: u32, height: usize, leaves: &mut Vec<u32>) -> Result<(), String> {
+        if height == 0 {
             let l = self.leaf(node);
-            if l.len == 0 || l.b[..l.len].windows(2).any(|w| w[0].start >= w[1].start) {
-                return Err(format!("leaf {node} empty or unsorted"));
+            let sorted = l.start[..l.len].windows(2).all(|w| w[0] < w[1]);
+            let vacant = (l.len..LEAF_CAP).all(|i| l.get(i) == VACANT);
+            let mut fresh = l.clone();
+            fresh.recompute();
+            if l.len == 0 || !sorted || !vacant || !fresh.room.same(&l.room) {
+                return Err(format!("leaf {node} empty, unsorted or with stale slots"));
             }
             leaves.push(node);
             return Ok(());
@@ -599,14 +778,22 @@ impl Tree {
         if n.len == 0 || (node == self.root && n.len < 2) {
             return Err(format!("inner {node} has {} children", n.len));
         }
+        let vacant = (n.len..INNER_CAP).all(|i| {
+            n.first[i] == u64::MAX && n.child[i] == NIL && n.room[i].same(&NO_ROOM)
+        });
+        let mut fresh = n.clone();
+        fresh.recompute();
+        if !vacant || !fresh.sum.same(&n.sum) {
+            return Err(format!("inner {node} has stale slots or sums"));
+        }
         for i in 0..n.len {
-            if (n.first[i], n.max[i]) != self.summary(n.child[i], level - 1) {
+            if n.slot_summary(i) != self.summary(n.child[i], height - 1) {
                 return Err(format!("inner {node} slot {i}: stale summary"));
             }
             if i > 0 && n.first[i - 1] >= n.first[i] {
                 return Err(format!("inner {node} keys unsorted"));
             }
-            self.check_node(n.child[i], level - 1, leaves)?;
+            self.check_node(n.child[i], height - 1, leaves)?;
         }
         Ok(())
     }
