@@ -59,24 +59,45 @@ const INNER_CAP: usize = 16;
 const MAX_HEIGHT: usize = 12;
 const NIL: u32 = u32::MAX;
 
-/// Alignment levels the summaries track: 2^0, 2^3, ..., 2^15 units (4 KiB to 128 MiB with 4 KiB
-/// pages). For each, a subtree keeps the most units an allocation aligned to that level could take
-/// from one of its holes, so an aligned request skips subtrees whose holes are big enough but
-/// cannot hold it at that alignment (first fit would otherwise visit every small hole below the
-/// first fitting one, as util_vma_heap does). A request aligned between two levels uses the lower
-/// one: a bound that is never too small, so the search stays exact, only a little less pruned.
+/// Alignment levels a summary can track: 2^0 to 2^15 units (4 KiB to 128 MiB with 4 KiB pages).
+/// For a tracked level, a subtree keeps the most units an allocation aligned to it could take from
+/// one of its holes, so an aligned request skips subtrees whose holes are big enough but cannot
+/// hold it at that alignment (first fit would otherwise visit every small hole below the first
+/// fitting one, as util_vma_heap does). A request aligned above 2^15 uses the 2^15 bound: never
+/// too small, so the search stays exact, only less pruned.
 const LEVELS: usize = 16;
-const LEVEL_BITS: u32 = 1;
 
-/// Largest unit count an allocation aligned to `2^(LEVEL_BITS * level)` fits in `[start, end)`.
+/// Largest unit count an allocation aligned to `2^level` fits in `[start, end)`.
 fn aligned_room(start: u64, end: u64, level: usize) -> u64 {
-    let mask = (1u64 << (LEVEL_BITS as usize * level)) - 1;
+    let mask = (1u64 << level) - 1;
     end.saturating_sub(start.saturating_add(mask) & !mask)
 }
 
 /// The level whose summary bounds a request aligned to `align` units.
 fn level_of(align: u64) -> usize {
-    ((align.trailing_zeros() / LEVEL_BITS) as usize).min(LEVELS - 1)
+    (align.trailing_zeros() as usize).min(LEVELS - 1)
+}
+
+/// The levels a tree keeps summaries for: the ones it has been asked for (level 0, plain size,
+/// always). Keeping all 16 costs every update 16 times the work; a driver uses two or three
+/// alignments. Untracked levels hold 0 everywhere and are never read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Levels(u16);
+
+impl Levels {
+    fn has(self, k: usize) -> bool {
+        self.0 & (1 << k) != 0
+    }
+    fn iter(self) -> impl Iterator<Item = usize> {
+        let mut m = self.0;
+        std::iter::from_fn(move || {
+            (m != 0).then(|| {
+                let k = m.trailing_zeros() as usize;
+                m &= m - 1;
+                k
+            })
+        })
+    }
 }
 
 /// Room per alignment level: one child's entry is a cache line of its own, so refreshing it after
@@ -88,9 +109,14 @@ struct Rooms([u64; LEVELS]);
 const NO_ROOM: Rooms = Rooms([0; LEVELS]);
 
 impl Rooms {
-    fn same(&self, o: &Rooms) -> bool {
-        // By hand: the derived comparison of the array calls memcmp.
-        (0..LEVELS).all(|k| self.0[k] == o.0[k])
+    fn same(&self, o: &Rooms, lv: Levels) -> bool {
+        lv.iter().all(|k| self.0[k] == o.0[k])
+    }
+    /// Raises each tracked level to `o`'s.
+    fn raise(&mut self, o: &Rooms, lv: Levels) {
+        for k in lv.iter() {
+            self.0[k] = self.0[k].max(o.0[k]);
+        }
     }
 }
 
@@ -117,20 +143,19 @@ struct Leaf {
 }
 
 /// A block's room per level (all 0 unless it is a hole).
-fn rooms(b: &Block) -> Rooms {
+fn rooms(b: &Block, lv: Levels) -> Rooms {
     let mut r = NO_ROOM;
     if b.is_free() {
-        for (k, x) in r.0.iter_mut().enumerate() {
-            *x = aligned_room(b.start, b.end(), k);
+        for k in lv.iter() {
+            r.0[k] = aligned_room(b.start, b.end(), k);
         }
     }
     r
 }
 
-impl PartialEq for Summary {
-    fn eq(&self, o: &Summary) -> bool {
-        // By hand: the derived comparison of the array calls memcmp.
-        self.first == o.first && self.room.same(&o.room)
+impl Summary {
+    fn same(&self, o: &Summary, lv: Levels) -> bool {
+        self.first == o.first && self.room.same(&o.room, lv)
     }
 }
 
@@ -161,14 +186,11 @@ impl Leaf {
             room: self.room,
         }
     }
-    fn recompute(&mut self) {
+    fn recompute(&mut self, lv: Levels) {
         let mut room = NO_ROOM;
         for i in 0..self.len {
             if self.state[i] == State::Free {
-                let r = rooms(&self.get(i));
-                for k in 0..LEVELS {
-                    room.0[k] = room.0[k].max(r.0[k]);
-                }
+                room.raise(&rooms(&self.get(i), lv), lv);
             }
         }
         self.room = room;
@@ -205,8 +227,8 @@ impl Inner {
             room: self.sum,
         }
     }
-    fn recompute(&mut self) {
-        for k in 0..LEVELS {
+    fn recompute(&mut self, lv: Levels) {
+        for k in lv.iter() {
             self.sum.0[k] = self.level_max(k);
         }
     }
@@ -215,9 +237,9 @@ impl Inner {
     }
     /// Child `i`'s summary changed from `old` to `new`: updates the slot and this node's sums,
     /// rescanning a level only when its maximum may have shrunk.
-    fn update_slot(&mut self, i: usize, old: &Summary, new: &Summary) {
+    fn update_slot(&mut self, i: usize, old: &Summary, new: &Summary, lv: Levels) {
         self.set(i, *new);
-        for k in 0..LEVELS {
+        for k in lv.iter() {
             if new.room.0[k] >= self.sum.0[k] {
                 self.sum.0[k] = new.room.0[k];
             } else if old.room.0[k] == self.sum.0[k] {
@@ -226,7 +248,7 @@ impl Inner {
         }
     }
     /// Moves slots `from..len` to start at `to`; clears what is left behind past the new end.
-    fn shift(&mut self, from: usize, to: usize, new_len: usize) {
+    fn shift(&mut self, from: usize, to: usize, new_len: usize, lv: Levels) {
         let len = self.len;
         self.first.copy_within(from..len, to);
         self.room.copy_within(from..len, to);
@@ -237,7 +259,7 @@ impl Inner {
             self.child[i] = NIL;
         }
         self.len = new_len;
-        self.recompute();
+        self.recompute(lv);
     }
     /// The child holding unit `key` (the last whose first unit is at or below it; 0 if none).
     fn child_for(&self, key: u64) -> usize {
@@ -276,6 +298,8 @@ pub(crate) struct Tree {
     /// Inner levels above the leaves (0: the root is a leaf).
     height: usize,
     first_leaf: u32,
+    /// The alignment levels summarised (see [`Levels`]).
+    levels: Levels,
 }
 
 impl Tree {
@@ -289,11 +313,12 @@ impl Tree {
             root: 0,
             height: 0,
             first_leaf: 0,
+            levels: Levels(1),
         };
         let l = t.new_leaf();
         t.leaves[l as usize].put(0, b);
         t.leaves[l as usize].len = 1;
-        t.leaves[l as usize].recompute();
+        t.leaves[l as usize].recompute(t.levels);
         t.root = l;
         t.first_leaf = l;
         t
@@ -364,7 +389,7 @@ impl Tree {
         let s = self.summary(child, level - 1);
         let n = &mut self.inners[node as usize];
         n.set(i, s);
-        n.recompute();
+        n.recompute(self.levels);
     }
 
     /// The largest hole in units (0: none). O(1).
@@ -440,9 +465,12 @@ impl Tree {
 
     /// The hole where `req` fits at the lowest address (bottom-up) or the highest (top-down), and
     /// the start in it; `None` if no hole holds it.
-    pub fn find(&self, req: &Request) -> Option<(Cursor, u64)> {
+    pub fn find(&mut self, req: &Request) -> Option<(Cursor, u64)> {
         let mut c = Cursor::empty();
         let level = level_of(req.align);
+        if !self.levels.has(level) {
+            self.track(level);
+        }
         let at = self.find_in(self.root, self.height, req, level, &mut c)?;
         Some((c, at))
     }
@@ -489,18 +517,38 @@ impl Tree {
         }
     }
 
+    /// Starts keeping summaries for alignment `level`: one O(n) pass, at most once per level.
+    #[cold]
+    fn track(&mut self, level: usize) {
+        self.levels.0 |= 1 << level;
+        self.rebuild(self.root, self.height);
+    }
+
+    fn rebuild(&mut self, node: u32, height: usize) {
+        if height == 0 {
+            self.leaves[node as usize].recompute(self.levels);
+            return;
+        }
+        for i in 0..self.inner(node).len {
+            self.rebuild(self.inner(node).child[i], height - 1);
+            let s = self.summary(self.inner(node).child[i], height - 1);
+            self.inners[node as usize].set(i, s);
+        }
+        self.inners[node as usize].recompute(self.levels);
+    }
+
     /// Refreshes the summaries on the cursor's path after its leaf changed in place; stops where
     /// nothing changed.
     fn refresh_path(&mut self, c: &Cursor, mut old: Summary) {
         let mut new = self.leaf(c.leaf).summary();
         for d in (0..self.height).rev() {
-            if new == old {
+            if new.same(&old, self.levels) {
                 break;
             }
             let (node, i) = (c.node[d], usize::from(c.child[d]));
             let n = &mut self.inners[node as usize];
             let before = n.summary();
-            n.update_slot(usize::from(i), &old, &new);
+            n.update_slot(i, &old, &new, self.levels);
             old = before;
             new = n.summary();
         }
@@ -533,24 +581,19 @@ impl Tree {
         let (lo, hi) = (c.slot - before, c.slot + after + 1);
         let l = &mut self.leaves[c.leaf as usize];
         let old = l.summary();
+        let lv = self.levels;
         let mut lost = NO_ROOM; // the largest room among the replaced blocks
         for i in lo..hi {
-            let r = rooms(&l.get(i));
-            for k in 0..LEVELS {
-                lost.0[k] = lost.0[k].max(r.0[k]);
-            }
+            lost.raise(&rooms(&l.get(i), lv), lv);
         }
         l.shift(hi, lo + with.len(), new_len);
         let mut added = NO_ROOM;
         for (i, b) in with.iter().enumerate() {
             l.put(lo + i, *b);
-            let r = rooms(b);
-            for k in 0..LEVELS {
-                added.0[k] = added.0[k].max(r.0[k]);
-            }
+            added.raise(&rooms(b, lv), lv);
         }
         let mut shrunk = false;
-        for k in 0..LEVELS {
+        for k in lv.iter() {
             if added.0[k] >= l.room.0[k] {
                 l.room.0[k] = added.0[k];
             } else {
@@ -558,7 +601,7 @@ impl Tree {
             }
         }
         if shrunk {
-            l.recompute();
+            l.recompute(lv);
         }
         self.refresh_path(c, old);
     }
@@ -586,7 +629,7 @@ impl Tree {
                 .position(|&x| x == b.start)
                 .expect("the block to overwrite exists");
             l.put(slot, b);
-            l.recompute();
+            l.recompute(self.levels);
             return;
         }
         let i = self.inner(node).child_for(b.start);
@@ -632,9 +675,9 @@ impl Tree {
             m.room[..INNER_CAP - half].copy_from_slice(&upper.room[half..]);
             m.child[..INNER_CAP - half].copy_from_slice(&upper.child[half..]);
             m.len = INNER_CAP - half;
-            m.recompute();
+            m.recompute(self.levels);
         }
-        self.inners[node as usize].shift(INNER_CAP, INNER_CAP, half);
+        self.inners[node as usize].shift(INNER_CAP, INNER_CAP, half, self.levels);
         if i < half {
             self.inner_insert(node, i + 1, right, height);
         } else {
@@ -647,7 +690,7 @@ impl Tree {
     fn inner_insert(&mut self, node: u32, at: usize, child: u32, height: usize) {
         let n = &mut self.inners[node as usize];
         let len = n.len;
-        n.shift(at, at + 1, len + 1);
+        n.shift(at, at + 1, len + 1, self.levels);
         n.child[at] = child;
         self.refresh_slot(node, at, height);
     }
@@ -666,7 +709,7 @@ impl Tree {
             m.units[..LEAF_CAP - half].copy_from_slice(&upper.units[half..]);
             m.state[..LEAF_CAP - half].copy_from_slice(&upper.state[half..]);
             m.len = LEAF_CAP - half;
-            m.recompute();
+            m.recompute(self.levels);
             m.prev = leaf;
             m.next = upper.next;
             if upper.next != NIL {
@@ -675,7 +718,7 @@ impl Tree {
             let l = &mut self.leaves[leaf as usize];
             l.next = new;
             l.shift(LEAF_CAP, LEAF_CAP, half);
-            l.recompute();
+            l.recompute(self.levels);
             if at <= half {
                 (leaf, at, Some(new))
             } else {
@@ -686,7 +729,7 @@ impl Tree {
         let len = l.len;
         l.shift(at, at + 1, len + 1);
         l.put(at, b);
-        l.recompute();
+        l.recompute(self.levels);
         split
     }
 
@@ -711,7 +754,7 @@ impl Tree {
                 .expect("the block to remove exists");
             let len = l.len;
             l.shift(slot + 1, slot, len - 1);
-            l.recompute();
+            l.recompute(self.levels);
             if l.len > 0 {
                 return false;
             }
@@ -734,7 +777,7 @@ impl Tree {
         }
         let n = &mut self.inners[node as usize];
         let len = n.len;
-        n.shift(i + 1, i, len - 1);
+        n.shift(i + 1, i, len - 1, self.levels);
         if n.len > 0 {
             return false;
         }
@@ -767,8 +810,9 @@ impl Tree {
             let sorted = l.start[..l.len].windows(2).all(|w| w[0] < w[1]);
             let vacant = (l.len..LEAF_CAP).all(|i| l.get(i) == VACANT);
             let mut fresh = l.clone();
-            fresh.recompute();
-            if l.len == 0 || !sorted || !vacant || !fresh.room.same(&l.room) {
+            fresh.recompute(self.levels);
+            let untracked_zero = (0..LEVELS).all(|k| self.levels.has(k) || l.room.0[k] == 0);
+            if l.len == 0 || !sorted || !vacant || !fresh.room.same(&l.room, Levels(u16::MAX)) || !untracked_zero {
                 return Err(format!("leaf {node} empty, unsorted or with stale slots"));
             }
             leaves.push(node);
@@ -779,15 +823,16 @@ impl Tree {
             return Err(format!("inner {node} has {} children", n.len));
         }
         let vacant = (n.len..INNER_CAP).all(|i| {
-            n.first[i] == u64::MAX && n.child[i] == NIL && n.room[i].same(&NO_ROOM)
+            n.first[i] == u64::MAX && n.child[i] == NIL && n.room[i].same(&NO_ROOM, Levels(u16::MAX))
         });
         let mut fresh = n.clone();
-        fresh.recompute();
-        if !vacant || !fresh.sum.same(&n.sum) {
+        fresh.recompute(self.levels);
+        if !vacant || !fresh.sum.same(&n.sum, Levels(u16::MAX)) {
             return Err(format!("inner {node} has stale slots or sums"));
         }
         for i in 0..n.len {
-            if n.slot_summary(i) != self.summary(n.child[i], height - 1) {
+            let want = self.summary(n.child[i], height - 1);
+            if !n.slot_summary(i).same(&want, Levels(u16::MAX)) {
                 return Err(format!("inner {node} slot {i}: stale summary"));
             }
             if i > 0 && n.first[i - 1] >= n.first[i] {
