@@ -59,63 +59,72 @@ const INNER_CAP: usize = 16;
 const MAX_HEIGHT: usize = 12;
 const NIL: u32 = u32::MAX;
 
-/// Alignment levels a summary can track: 2^0 to 2^15 units (4 KiB to 128 MiB with 4 KiB pages).
-/// For a tracked level, a subtree keeps the most units an allocation aligned to it could take from
-/// one of its holes, so an aligned request skips subtrees whose holes are big enough but cannot
-/// hold it at that alignment (first fit would otherwise visit every small hole below the first
-/// fitting one, as util_vma_heap does). A request aligned above 2^15 uses the 2^15 bound: never
-/// too small, so the search stays exact, only less pruned.
-const LEVELS: usize = 16;
+/// How many alignment levels a tree summarises. For a summarised level (alignment `2^level`
+/// units), a subtree keeps the most units an allocation so aligned could take from one of its
+/// holes, so an aligned request skips subtrees whose holes are big enough but cannot hold it at
+/// that alignment (first fit would otherwise visit every small hole below the first fitting one,
+/// as util_vma_heap does). Level 0 (plain size) always; the others are the first alignments the
+/// heap is asked for (a driver uses two or three: 4 KiB pages, 64 KiB, 2 MiB). A request at any
+/// other alignment uses the largest summarised level below its own: a bound that is never too
+/// small, so the search stays exact, only less pruned. Summarising every level instead would cost
+/// every update work per level whether used or not (measured 2-3x slower with 16 levels).
+const SLOTS: usize = 4;
 
 /// Largest unit count an allocation aligned to `2^level` fits in `[start, end)`.
-fn aligned_room(start: u64, end: u64, level: usize) -> u64 {
+fn aligned_room(start: u64, end: u64, level: u8) -> u64 {
     let mask = (1u64 << level) - 1;
     end.saturating_sub(start.saturating_add(mask) & !mask)
 }
 
-/// The level whose summary bounds a request aligned to `align` units.
-fn level_of(align: u64) -> usize {
-    (align.trailing_zeros() as usize).min(LEVELS - 1)
+/// The alignment level of `align` units (a power of two).
+fn level_of(align: u64) -> u8 {
+    align.trailing_zeros() as u8
 }
 
-/// The levels a tree keeps summaries for: the ones it has been asked for (level 0, plain size,
-/// always). Keeping all 16 costs every update 16 times the work; a driver uses two or three
-/// alignments. Untracked levels hold 0 everywhere and are never read.
+/// Which alignment level each summary slot holds; slot 0 is level 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Levels(u16);
+struct Levels {
+    n: usize,
+    level: [u8; SLOTS],
+}
 
 impl Levels {
-    fn has(self, k: usize) -> bool {
-        self.0 & (1 << k) != 0
+    const PLAIN: Levels = Levels {
+        n: 1,
+        level: [0; SLOTS],
+    };
+
+    fn iter(self) -> std::ops::Range<usize> {
+        0..self.n
     }
-    fn iter(self) -> impl Iterator<Item = usize> {
-        let mut m = self.0;
-        std::iter::from_fn(move || {
-            (m != 0).then(|| {
-                let k = m.trailing_zeros() as usize;
-                m &= m - 1;
-                k
-            })
-        })
+
+    /// The slot whose level is the largest at or below `level`.
+    fn slot_for(self, level: u8) -> usize {
+        (0..self.n)
+            .filter(|&j| self.level[j] <= level)
+            .max_by_key(|&j| self.level[j])
+            .unwrap_or(0)
     }
 }
 
-/// Room per alignment level: one child's entry is a cache line of its own, so refreshing it after
-/// a change touches one line, not one per level.
+/// Room per summarised level, by slot (see [`Levels`]).
 #[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct Rooms([u64; LEVELS]);
+struct Rooms([u64; SLOTS]);
 
-const NO_ROOM: Rooms = Rooms([0; LEVELS]);
+const NO_ROOM: Rooms = Rooms([0; SLOTS]);
 
 impl Rooms {
     fn same(&self, o: &Rooms, lv: Levels) -> bool {
-        lv.iter().all(|k| self.0[k] == o.0[k])
+        lv.iter().all(|j| self.0[j] == o.0[j])
     }
-    /// Raises each tracked level to `o`'s.
+    /// Every slot equal, summarised or not (for the checks: the others must stay 0).
+    fn same_all(&self, o: &Rooms) -> bool {
+        (0..SLOTS).all(|j| self.0[j] == o.0[j])
+    }
+    /// Raises each summarised slot to `o`'s.
     fn raise(&mut self, o: &Rooms, lv: Levels) {
-        for k in lv.iter() {
-            self.0[k] = self.0[k].max(o.0[k]);
+        for j in lv.iter() {
+            self.0[j] = self.0[j].max(o.0[j]);
         }
     }
 }
@@ -146,8 +155,8 @@ struct Leaf {
 fn rooms(b: &Block, lv: Levels) -> Rooms {
     let mut r = NO_ROOM;
     if b.is_free() {
-        for k in lv.iter() {
-            r.0[k] = aligned_room(b.start, b.end(), k);
+        for j in lv.iter() {
+            r.0[j] = aligned_room(b.start, b.end(), lv.level[j]);
         }
     }
     r
@@ -313,7 +322,7 @@ impl Tree {
             root: 0,
             height: 0,
             first_leaf: 0,
-            levels: Levels(1),
+            levels: Levels::PLAIN,
         };
         let l = t.new_leaf();
         t.leaves[l as usize].put(0, b);
@@ -468,10 +477,12 @@ impl Tree {
     pub fn find(&mut self, req: &Request) -> Option<(Cursor, u64)> {
         let mut c = Cursor::empty();
         let level = level_of(req.align);
-        if !self.levels.has(level) {
+        let mut slot = self.levels.slot_for(level);
+        if self.levels.level[slot] != level && self.levels.n < SLOTS {
             self.track(level);
+            slot = self.levels.n - 1;
         }
-        let at = self.find_in(self.root, self.height, req, level, &mut c)?;
+        let at = self.find_in(self.root, self.height, req, slot, &mut c)?;
         Some((c, at))
     }
 
@@ -480,7 +491,7 @@ impl Tree {
         node: u32,
         height: usize,
         req: &Request,
-        level: usize,
+        slot: usize,
         c: &mut Cursor,
     ) -> Option<u64> {
         if height == 0 {
@@ -503,12 +514,12 @@ impl Tree {
         let d = self.height - height;
         let n = self.inner(node);
         let mut try_child = |i: usize| {
-            if n.room[i].0[level] < req.units {
+            if n.room[i].0[slot] < req.units {
                 return None;
             }
             c.node[d] = node;
             c.child[d] = i as u8;
-            self.find_in(n.child[i], height - 1, req, level, c)
+            self.find_in(n.child[i], height - 1, req, slot, c)
         };
         if req.top_down {
             (0..n.len).rev().find_map(&mut try_child)
@@ -519,8 +530,9 @@ impl Tree {
 
     /// Starts keeping summaries for alignment `level`: one O(n) pass, at most once per level.
     #[cold]
-    fn track(&mut self, level: usize) {
-        self.levels.0 |= 1 << level;
+    fn track(&mut self, level: u8) {
+        self.levels.level[self.levels.n] = level;
+        self.levels.n += 1;
         self.rebuild(self.root, self.height);
     }
 
@@ -811,8 +823,7 @@ impl Tree {
             let vacant = (l.len..LEAF_CAP).all(|i| l.get(i) == VACANT);
             let mut fresh = l.clone();
             fresh.recompute(self.levels);
-            let untracked_zero = (0..LEVELS).all(|k| self.levels.has(k) || l.room.0[k] == 0);
-            if l.len == 0 || !sorted || !vacant || !fresh.room.same(&l.room, Levels(u16::MAX)) || !untracked_zero {
+            if l.len == 0 || !sorted || !vacant || !fresh.room.same_all(&l.room) {
                 return Err(format!("leaf {node} empty, unsorted or with stale slots"));
             }
             leaves.push(node);
@@ -823,16 +834,17 @@ impl Tree {
             return Err(format!("inner {node} has {} children", n.len));
         }
         let vacant = (n.len..INNER_CAP).all(|i| {
-            n.first[i] == u64::MAX && n.child[i] == NIL && n.room[i].same(&NO_ROOM, Levels(u16::MAX))
+            n.first[i] == u64::MAX && n.child[i] == NIL && n.room[i].same_all(&NO_ROOM)
         });
         let mut fresh = n.clone();
         fresh.recompute(self.levels);
-        if !vacant || !fresh.sum.same(&n.sum, Levels(u16::MAX)) {
+        if !vacant || !fresh.sum.same_all(&n.sum) {
             return Err(format!("inner {node} has stale slots or sums"));
         }
         for i in 0..n.len {
             let want = self.summary(n.child[i], height - 1);
-            if !n.slot_summary(i).same(&want, Levels(u16::MAX)) {
+            let got = n.slot_summary(i);
+            if got.first != want.first || !got.room.same_all(&want.room) {
                 return Err(format!("inner {node} slot {i}: stale summary"));
             }
             if i > 0 && n.first[i - 1] >= n.first[i] {
