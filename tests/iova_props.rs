@@ -6,13 +6,15 @@
 //! (top-down) valid start among all holes: address-ordered first fit, what `msm_winsys::iova`
 //! promises; fixed-address results (success, taken, deferred) as the model says; holes and free
 //! size equal the model's; every structural invariant. At the end: filling with pages leaves no
-//! hole, and freeing everything restores the single starting hole.
+//! hole, and freeing everything restores the single starting hole. Every case runs on a heap split
+//! into 1 to 4 arenas: used from one thread, placement must not depend on the split.
 
 #![allow(non_snake_case)] // unit suffixes: `base_B`
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use msm_winsys::iova::{AllocFlags, Fence, VaError, VaHeap};
+use msm_winsys::iova::{AllocFlags, Fence, Timelines, VaError, VaHeap};
 use proptest::prelude::*;
 
 const PAGE: u64 = 4096;
@@ -144,8 +146,9 @@ fn starts(s: u128, e: u128, size: u128, align: u128, no_cross: Option<u32>) -> V
     out
 }
 
-fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
-    let h = VaHeap::new(base_B, heap_pages * PAGE).unwrap();
+fn run(base_B: u64, heap_pages: u64, arenas: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    let timelines = Arc::new(Timelines::new());
+    let h = VaHeap::with_options(base_B, heap_pages * PAGE, PAGE, timelines, arenas).unwrap();
     let base = base_B as u128;
     let mut m = Model {
         holes: BTreeMap::from([(base, base + (heap_pages * PAGE) as u128)]),
@@ -212,7 +215,11 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                         let all = starts(hs, he, size, align, no_cross);
                         prop_assert!(all.contains(&a), "{a:#x} misaligned or crossing: {op:?}");
                         // First fit: the lowest (highest) valid start of all holes.
-                        let want = if top_down { every.last() } else { every.first() };
+                        let want = if top_down {
+                            every.last()
+                        } else {
+                            every.first()
+                        };
                         prop_assert_eq!(Some(&a), want, "not first fit: {:?}", op);
                         m.take(a, a + size);
                         m.live.push((a, size));
@@ -249,7 +256,10 @@ fn run(base_B: u64, heap_pages: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                 // A second free is refused and changes nothing.
                 let before = h.holes();
                 prop_assert!(
-                    matches!(h.free(a as u64, size as u64), Err(VaError::NotAllocated { .. })),
+                    matches!(
+                        h.free(a as u64, size as u64),
+                        Err(VaError::NotAllocated { .. })
+                    ),
                     "a double free was accepted"
                 );
                 prop_assert_eq!(h.holes(), before);
@@ -347,18 +357,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn heap_matches_the_reference_model(heap_pages in 64u64..1024, ops in prop::collection::vec(op(), 1..120)) {
-        run(16 << 20, heap_pages, &ops)?;
+    fn heap_matches_the_reference_model(heap_pages in 64u64..1024, arenas in 1usize..=4, ops in prop::collection::vec(op(), 1..120)) {
+        run(16 << 20, heap_pages, arenas, &ops)?;
     }
 
     #[test]
-    fn heap_at_the_bottom_of_the_full_range_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
+    fn heap_at_the_bottom_of_the_full_range_matches_the_model(arenas in 1usize..=4, ops in prop::collection::vec(op(), 1..80)) {
         // Mesa's test heap starts at 4096.
-        run(4096, 1023, &ops)?;
+        run(4096, 1023, arenas, &ops)?;
     }
 
     #[test]
-    fn heap_ending_at_2_pow_64_matches_the_model(heap_pages in 64u64..1024, ops in prop::collection::vec(op(), 1..80)) {
-        run(0u64.wrapping_sub(heap_pages * PAGE), heap_pages, &ops)?;
+    fn heap_ending_at_2_pow_64_matches_the_model(heap_pages in 64u64..1024, arenas in 1usize..=4, ops in prop::collection::vec(op(), 1..80)) {
+        run(0u64.wrapping_sub(heap_pages * PAGE), heap_pages, arenas, &ops)?;
     }
 }

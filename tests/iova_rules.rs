@@ -534,3 +534,140 @@ fn two_threads_allocate_and_free_at_once() {
     }
     assert_eq!(h.holes(), vec![(GIB, 64 * GIB)]);
 }
+
+fn arena_heap(start: u64, size: u64, arenas: usize) -> VaHeap {
+    VaHeap::with_options(start, size, PAGE, Arc::new(Timelines::new()), arenas).unwrap()
+}
+
+#[test]
+fn a_request_only_the_whole_heap_holds_spans_every_arena() {
+    let h = arena_heap(MIB, 16 * PAGE, 4);
+    assert_eq!(h.arena_count(), 4);
+    assert_eq!(h.alloc(16 * PAGE, PAGE, AllocFlags::BOTTOM_UP), Ok(MIB));
+    assert!(h.holes().is_empty());
+    ok(&h);
+    h.free(MIB, 16 * PAGE).unwrap();
+    assert_eq!(h.holes(), vec![(MIB, 16 * PAGE)]);
+    ok(&h);
+    // The same top-down, and a fixed range across three arenas.
+    assert_eq!(h.alloc(16 * PAGE, PAGE, AllocFlags::TOP_DOWN), Ok(MIB));
+    h.free(MIB, 16 * PAGE).unwrap();
+    h.alloc_addr(MIB + 3 * PAGE, 10 * PAGE).unwrap();
+    assert_eq!(
+        h.holes(),
+        vec![(MIB, 3 * PAGE), (MIB + 13 * PAGE, 3 * PAGE)]
+    );
+    ok(&h);
+}
+
+#[test]
+fn single_threaded_placement_does_not_depend_on_the_arenas() {
+    // First fit over the whole heap, whatever the split: the same addresses with 1 and 4 arenas.
+    let one = arena_heap(0, 256 * PAGE, 1);
+    let four = arena_heap(0, 256 * PAGE, 4);
+    let mut live = Vec::new();
+    let mut x = 99u64;
+    for i in 0..4000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if i % 3 == 2 && !live.is_empty() {
+            let (a, s) = live.swap_remove((x % live.len() as u64) as usize);
+            one.free(a, s).unwrap();
+            four.free(a, s).unwrap();
+            continue;
+        }
+        let size = PAGE * (1 + x % 24);
+        let align = PAGE << (x % 4);
+        let flags = if x % 5 == 0 {
+            AllocFlags::TOP_DOWN
+        } else {
+            AllocFlags::BOTTOM_UP
+        };
+        let (a, b) = (
+            one.alloc(size, align, flags),
+            four.alloc(size, align, flags),
+        );
+        assert_eq!(a, b, "request {i}");
+        if let Ok(a) = a {
+            live.push((a, size));
+        }
+    }
+    ok(&one);
+    ok(&four);
+    assert_eq!(one.holes(), four.holes());
+}
+
+#[test]
+fn fixed_range_across_arenas_reports_what_is_in_the_way() {
+    let h = arena_heap(0, 64 * PAGE, 2);
+    // A live page in arena 1 and a deferred one in arena 0, both inside the fixed range.
+    h.alloc_addr(40 * PAGE, PAGE).unwrap();
+    assert!(matches!(
+        h.alloc_addr(30 * PAGE, 20 * PAGE),
+        Err(VaError::AddressTaken { .. })
+    ));
+    h.free(40 * PAGE, PAGE).unwrap();
+    h.alloc_addr(20 * PAGE, PAGE).unwrap();
+    h.free_after(20 * PAGE, PAGE, queue(1, 5), None).unwrap();
+    match h.alloc_addr(10 * PAGE, 40 * PAGE) {
+        Err(VaError::AddressDeferred { fences, .. }) => assert_eq!(fences, vec![queue(1, 5)]),
+        other => panic!("{other:?}"),
+    }
+    ok(&h);
+    h.timelines().signal_queue(1, 5);
+    h.alloc_addr(10 * PAGE, 40 * PAGE).unwrap();
+    ok(&h);
+    assert_eq!(h.holes(), vec![(0, 10 * PAGE), (50 * PAGE, 14 * PAGE)]);
+}
+
+#[test]
+fn threads_free_each_others_allocations_in_a_nearly_full_heap() {
+    // Two threads, each in its own arena, allocating until the heap is full and freeing what the
+    // other made: routing, cross-arena frees and boundary moves under contention.
+    let h = Arc::new(arena_heap(0, 4096 * PAGE, 2));
+    let shared = Arc::new(std::sync::Mutex::new(Vec::<(u64, u64)>::new()));
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (h, shared) = (h.clone(), shared.clone());
+            std::thread::spawn(move || {
+                let mut x = 7 + t;
+                for _ in 0..20_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let size = PAGE * (1 + x % 64);
+                    match h.alloc(size, PAGE, AllocFlags::BOTTOM_UP) {
+                        Ok(a) => shared.lock().unwrap().push((a, size)),
+                        Err(VaError::NoSpace { .. }) => {}
+                        Err(e) => panic!("{e:?}"),
+                    }
+                    let victim = {
+                        let mut s = shared.lock().unwrap();
+                        (x % 2 == 0 && !s.is_empty()).then(|| {
+                            let i = (x as usize / 2) % s.len();
+                            s.swap_remove(i)
+                        })
+                    };
+                    if let Some((a, s)) = victim {
+                        h.free(a, s).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    ok(&h);
+    let mut all = shared.lock().unwrap().clone();
+    all.sort();
+    for w in all.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0, "overlap {:x?}", w);
+    }
+    for (a, s) in all {
+        h.free(a, s).unwrap();
+    }
+    assert_eq!(h.holes(), vec![(0, 4096 * PAGE)]);
+    ok(&h);
+}

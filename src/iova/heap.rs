@@ -1,18 +1,17 @@
 //! [`VaHeap`]: the thread-safe, byte-addressed face of the allocator.
 //!
-//! Owns: argument checking, byte <-> granule-unit conversion and the lock. Locks: `VaHeap::state`
-//! (a [`SpinLock`] around [`HeapState`], see `lock.rs` for why not a mutex); while it is held only
-//! [`Timelines`]' leaf mutex may be taken.
-//! It is never held while waiting for a fence ([`FenceWait`] is called with no lock held).
+//! Owns: argument checking and byte <-> granule-unit conversion. Locks: those of its [`Arenas`]
+//! (see `arenas.rs` for their order); none is held while waiting for a fence ([`FenceWait`] is
+//! called with no lock held).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::arenas::{Arenas, MAX_ARENAS};
 use super::error::VaError;
 use super::fence::{Fence, FenceWait, Timelines};
-use super::lock::{SpinGuard, SpinLock};
 use super::place::Request;
-use super::state::{FixedMiss, HeapState};
+use super::state::FixedMiss;
 use crate::Errno;
 
 /// Per-call placement options.
@@ -68,7 +67,7 @@ pub const PAGE_B: u64 = 4096;
 
 /// A GPU address range allocator over any range of the 64-bit space. `Send + Sync`.
 pub struct VaHeap {
-    state: SpinLock<HeapState>,
+    arenas: Arenas,
     timelines: Arc<Timelines>,
     granule_shift: u32,
     start_B: u64,
@@ -76,18 +75,29 @@ pub struct VaHeap {
 }
 
 impl VaHeap {
-    /// A heap over `[start_B, start_B + size_B)` with 4 KiB pages and its own [`Timelines`].
+    /// A heap over `[start_B, start_B + size_B)` with 4 KiB pages, its own [`Timelines`] and one
+    /// arena per CPU (up to 4; see [`Self::with_options`]).
     pub fn new(start_B: u64, size_B: u64) -> Result<VaHeap, VaError> {
-        VaHeap::with_options(start_B, size_B, PAGE_B, Arc::new(Timelines::new()))
+        VaHeap::with_options(
+            start_B,
+            size_B,
+            PAGE_B,
+            Arc::new(Timelines::new()),
+            default_arenas(),
+        )
     }
 
     /// A heap with granule `granule_B` (a power of two, at least 2): every address and size is a
     /// multiple of it, sizes are rounded up to it. `timelines` may be shared with other heaps.
+    /// `arenas` (1 to 4) is how many parts the range is split into so that threads allocate in
+    /// parallel (see the module docs: a single-threaded user gets the same placement with any
+    /// number; with 1, every call takes the one lock).
     pub fn with_options(
         start_B: u64,
         size_B: u64,
         granule_B: u64,
         timelines: Arc<Timelines>,
+        arenas: usize,
     ) -> Result<VaHeap, VaError> {
         let bad = |why: String| Err(VaError::InvalidArgument(why));
         if granule_B < 2 || !granule_B.is_power_of_two() {
@@ -105,18 +115,17 @@ impl VaHeap {
             return bad(format!("heap [{start_B:#x}, +{size_B:#x}) goes past 2^64"));
         }
         let shift = granule_B.trailing_zeros();
+        if !(1..=MAX_ARENAS).contains(&arenas) {
+            return bad(format!("{arenas} arenas: 1 to {MAX_ARENAS} are possible"));
+        }
         let (start, end) = (start_B >> shift, (end_B >> shift) as u64);
         Ok(VaHeap {
-            state: SpinLock::new(HeapState::new(start, end, timelines.clone())),
+            arenas: Arenas::new(start, end, arenas, &timelines),
             timelines,
             granule_shift: shift,
             start_B,
             end_B,
         })
-    }
-
-    fn lock(&self) -> SpinGuard<'_, HeapState> {
-        self.state.lock()
     }
 
     fn units(&self, size_B: u64) -> Result<u64, VaError> {
@@ -168,7 +177,7 @@ impl VaHeap {
     pub fn alloc(&self, size_B: u64, align_B: u64, flags: AllocFlags) -> Result<u64, VaError> {
         let req = self.request(size_B, align_B, flags)?;
         let start = self
-            .lock()
+            .arenas
             .alloc(&req)
             .ok_or(VaError::NoSpace { size_B, align_B })?;
         Ok(start << self.granule_shift)
@@ -186,7 +195,7 @@ impl VaHeap {
     ) -> Result<u64, VaError> {
         let req = self.request(size_B, align_B, flags)?;
         let start = self
-            .lock()
+            .arenas
             .alloc_keyed(key, &req)
             .ok_or(VaError::NoSpace { size_B, align_B })?;
         Ok(start << self.granule_shift)
@@ -200,7 +209,7 @@ impl VaHeap {
                 "[{iova:#x}, +{size_B:#x}) is empty, not granule-aligned or outside the heap"
             ))
         })?;
-        match self.lock().alloc_addr(start, units) {
+        match self.arenas.alloc_addr(start, units) {
             Ok(()) => Ok(()),
             Err(FixedMiss::Taken) => Err(VaError::AddressTaken { iova, size_B }),
             Err(FixedMiss::Deferred(fences)) => Err(VaError::AddressDeferred {
@@ -250,7 +259,7 @@ impl VaHeap {
         let (start, units) = self
             .range_units(iova, size_B)
             .ok_or(VaError::NotAllocated { iova, size_B })?;
-        self.lock()
+        self.arenas
             .free(start, units)
             .map_err(|_| VaError::NotAllocated { iova, size_B })
     }
@@ -267,9 +276,14 @@ impl VaHeap {
         let (start, units) = self
             .range_units(iova, size_B)
             .ok_or(VaError::NotAllocated { iova, size_B })?;
-        self.lock()
+        self.arenas
             .free_after(start, units, fence, key)
             .map_err(|_| VaError::NotAllocated { iova, size_B })
+    }
+
+    /// How many arenas the range is split into.
+    pub fn arena_count(&self) -> usize {
+        self.arenas.count()
     }
 
     /// The completed-fence book this heap reads; the device publishes to it.
@@ -279,27 +293,27 @@ impl VaHeap {
 
     /// Bytes in holes (deferred ranges not included). O(1).
     pub fn free_size(&self) -> u64 {
-        self.lock().free_units() << self.granule_shift
+        self.arenas.free_units() << self.granule_shift
     }
 
     /// Bytes waiting on fences. O(1).
     pub fn deferred_size(&self) -> u64 {
-        self.lock().deferred_units() << self.granule_shift
+        self.arenas.deferred_units() << self.granule_shift
     }
 
     /// Turns ranges whose fences have signalled into holes now (every call does it anyway).
     pub fn reclaim(&self) {
-        self.lock().reclaim()
+        self.arenas.reclaim()
     }
 
     /// Holes as `(iova, size_B)` in address order. O(n), takes the lock: for tests and tools.
     pub fn holes(&self) -> Vec<(u64, u64)> {
-        self.in_bytes(self.lock().holes())
+        self.in_bytes(self.arenas.holes())
     }
 
     /// Deferred ranges as `(iova, size_B)` in address order. O(n): for tests and tools.
     pub fn deferred_ranges(&self) -> Vec<(u64, u64)> {
-        self.in_bytes(self.lock().deferred_ranges())
+        self.in_bytes(self.arenas.deferred_ranges())
     }
 
     fn in_bytes(&self, ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
@@ -309,15 +323,23 @@ impl VaHeap {
 
     /// The largest hole in bytes, or `None` when the heap is busy (a debug read: never blocks).
     pub fn try_largest_hole(&self) -> Option<u64> {
-        let s = self.state.try_lock()?;
-        Some(s.largest_hole() << self.granule_shift)
+        Some(self.arenas.try_largest_hole()? << self.granule_shift)
     }
 
     /// Checks every structural invariant (for tests). O(n log n).
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        self.lock().check()
+        let g = self.granule_shift;
+        let end = (self.end_B >> g) as u64;
+        self.arenas.check(self.start_B >> g, end)
     }
+}
+
+/// One arena per CPU, at most [`MAX_ARENAS`].
+fn default_arenas() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_ARENAS)
 }
 
 const _: () = {

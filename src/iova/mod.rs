@@ -115,6 +115,7 @@
 //! of its (merged) hole, which the property test checks, would no longer hold without flushing
 //! every cache on every call.
 
+mod arenas;
 mod deferred;
 mod error;
 mod fence;

@@ -649,6 +649,56 @@ impl Tree {
         self.refresh_slot(node, i, height);
     }
 
+    /// The first block.
+    pub fn first(&self) -> Block {
+        self.leaf(self.first_leaf).get(0)
+    }
+
+    /// The last block.
+    pub fn last(&self) -> Block {
+        let mut node = self.root;
+        for _ in 0..self.height {
+            let n = self.inner(node);
+            node = n.child[n.len - 1];
+        }
+        let l = self.leaf(node);
+        l.get(l.len - 1)
+    }
+
+    /// Replaces the first block with `b`, which may start elsewhere (below the second block).
+    pub fn set_first(&mut self, b: Block) {
+        let old = self.first();
+        if old.start == b.start {
+            self.set_rec(self.root, self.height, b);
+        } else {
+            self.insert(b);
+            self.remove(old.start);
+        }
+    }
+
+    /// Replaces the last block with `b`, which starts where it did.
+    pub fn set_last(&mut self, b: Block) {
+        debug_assert_eq!(self.last().start, b.start);
+        self.set_rec(self.root, self.height, b);
+    }
+
+    /// Puts a block before the first one.
+    pub fn insert_first(&mut self, b: Block) {
+        debug_assert!(b.end() == self.first().start);
+        self.insert(b);
+    }
+
+    /// Removes the block starting at `start`; the tree must keep at least one.
+    pub fn remove_block(&mut self, start: u64) {
+        self.remove(start);
+    }
+
+    /// Appends a block after the last one.
+    pub fn push_last(&mut self, b: Block) {
+        debug_assert!(self.last().end() == b.start);
+        self.insert(b);
+    }
+
     /// Inserts a block that starts where no block starts now.
     fn insert(&mut self, b: Block) {
         if let Some(right) = self.insert_rec(self.root, self.height, b) {
@@ -709,7 +759,10 @@ impl Tree {
 
     fn insert_in_leaf(&mut self, leaf: u32, b: Block) -> Option<u32> {
         let l = &self.leaves[leaf as usize];
-        let at = l.start[..l.len].iter().take_while(|&&x| x < b.start).count();
+        let at = l.start[..l.len]
+            .iter()
+            .take_while(|&&x| x < b.start)
+            .count();
         let (target, at, split) = if l.len < LEAF_CAP {
             (leaf, at, None)
         } else {
@@ -833,9 +886,8 @@ impl Tree {
         if n.len == 0 || (node == self.root && n.len < 2) {
             return Err(format!("inner {node} has {} children", n.len));
         }
-        let vacant = (n.len..INNER_CAP).all(|i| {
-            n.first[i] == u64::MAX && n.child[i] == NIL && n.room[i].same_all(&NO_ROOM)
-        });
+        let vacant = (n.len..INNER_CAP)
+            .all(|i| n.first[i] == u64::MAX && n.child[i] == NIL && n.room[i].same_all(&NO_ROOM));
         let mut fresh = n.clone();
         fresh.recompute(self.levels);
         if !vacant || !fresh.sum.same_all(&n.sum) {

@@ -1,0 +1,339 @@
+//! The heap's address range split into arenas, one lock each, so threads allocate in parallel.
+//!
+//! Owns: [`Arenas`]: the arenas ([`HeapState`] behind a [`SpinLock`] each), the routing hints
+//! (first unit of each arena) and which arena each thread starts in. Locks: arena locks, always
+//! taken in increasing arena order when more than one is held; a thread holding one never waits
+//! for a lower one. `Arenas::homes` (a mutex) is taken with no arena lock held, once per thread and
+//! heap. [`Timelines`] (a leaf) is read under an arena lock.
+//!
+//! # Why arenas
+//! One lock around the whole heap cannot let two threads allocate faster than one: the work is
+//! all inside it, and every hand-over moves the tree's hot cache lines between cores (measured
+//! 0.54-0.92x the one-thread throughput with two threads). Here each thread starts in its own
+//! arena (the first thread to use the heap in arena 0, the bottom; the next in arena 1; ...), so
+//! two threads touch different trees and different locks.
+//!
+//! # What stays exact
+//! Arenas split the range at movable boundaries; a boundary only ever moves across free space, so
+//! every allocation lies inside one arena, and a hole may be cut in two by a boundary. A request
+//! tries its thread's arena, then every arena in address order (top-down: from the top), and
+//! between two arenas the hole that spans their boundary, if any (all arenas locked: the boundary
+//! then moves so the allocation ends up inside one arena). So:
+//! - `NoSpace` only if no hole holds the request, counting holes across boundaries (when no other
+//!   thread changes the heap meanwhile);
+//! - a thread whose arena is arena 0 (any single-threaded user) gets exactly util_vma_heap's first
+//!   fit over the whole heap: the lowest valid address of all holes; top-down requests always get
+//!   the highest valid address of all holes;
+//! - another thread gets first fit inside its arena, then as above.
+//!
+//! Fixed-address requests and frees go to the arena holding the address (routing reads the
+//! boundaries without a lock and checks them under the arena's lock); a fixed range across a
+//! boundary locks all arenas and moves the boundary.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+
+use super::fence::{Fence, Timelines};
+use super::lock::{SpinGuard, SpinLock};
+use super::place::{place, Request};
+use super::state::{FixedMiss, HeapState, NotLive};
+
+/// At most this many arenas per heap.
+pub(crate) const MAX_ARENAS: usize = 4;
+
+static NEXT_HEAP_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The last (heap id, home arena) this thread looked up: the common case costs no lock.
+    static LAST_HOME: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+}
+
+pub(crate) struct Arenas {
+    arenas: Box<[SpinLock<HeapState>]>,
+    /// First unit of each arena: a routing hint, exact only under that arena's lock.
+    bounds: Box<[AtomicU64]>,
+    homes: Mutex<HashMap<ThreadId, usize>>,
+    id: u64,
+}
+
+type Guards<'a> = Vec<SpinGuard<'a, HeapState>>;
+
+impl Arenas {
+    /// `count` arenas (at least 1) splitting units `[start, end)` evenly.
+    pub fn new(start: u64, end: u64, count: usize, timelines: &Arc<Timelines>) -> Arenas {
+        let n = u128::from(end - start);
+        let count = count.clamp(1, MAX_ARENAS).min((end - start) as usize);
+        let cut = |j: usize| start + (n * j as u128 / count as u128) as u64;
+        Arenas {
+            arenas: (0..count)
+                .map(|j| SpinLock::new(HeapState::new(cut(j), cut(j + 1), timelines.clone())))
+                .collect(),
+            bounds: (0..count).map(|j| AtomicU64::new(cut(j))).collect(),
+            homes: Mutex::new(HashMap::new()),
+            id: NEXT_HEAP_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.arenas.len()
+    }
+
+    /// This thread's arena: the n-th thread to use the heap gets arena n mod count.
+    fn home(&self) -> usize {
+        let (id, home) = LAST_HOME.get();
+        if id == self.id {
+            return home;
+        }
+        let home = {
+            let mut homes = self.homes.lock().unwrap_or_else(|e| e.into_inner());
+            let n = homes.len();
+            *homes
+                .entry(std::thread::current().id())
+                .or_insert(n % self.arenas.len())
+        };
+        LAST_HOME.set((self.id, home));
+        home
+    }
+
+    fn lock_all(&self) -> Guards<'_> {
+        self.arenas.iter().map(|a| a.lock()).collect()
+    }
+
+    /// Runs `f` on the arena that holds unit `at` (inside the heap), under its lock.
+    fn at<R>(&self, at: u64, f: impl FnOnce(&mut HeapState) -> R) -> R {
+        loop {
+            let i = self
+                .bounds
+                .iter()
+                .rposition(|b| b.load(Ordering::Relaxed) <= at)
+                .unwrap_or(0);
+            let mut g = self.arenas[i].lock();
+            if g.holds(at) {
+                return f(&mut g);
+            }
+            // A boundary moved since the hint was read; it only moves under both arenas' locks.
+        }
+    }
+
+    pub fn alloc(&self, req: &Request) -> Option<u64> {
+        let k = self.arenas.len();
+        if k == 1 {
+            return self.arenas[0].lock().alloc(req);
+        }
+        if req.top_down {
+            for i in (0..k).rev() {
+                if let Some(at) = self.arenas[i].lock().alloc(req) {
+                    return Some(at);
+                }
+                if i > 0 {
+                    if let Some(at) = self.alloc_across(req, i - 1) {
+                        return Some(at);
+                    }
+                }
+            }
+            return None;
+        }
+        let home = self.home();
+        if let Some(at) = self.arenas[home].lock().alloc(req) {
+            return Some(at);
+        }
+        for i in 0..k {
+            if i != home {
+                if let Some(at) = self.arenas[i].lock().alloc(req) {
+                    return Some(at);
+                }
+            }
+            if i + 1 < k {
+                if let Some(at) = self.alloc_across(req, i) {
+                    return Some(at);
+                }
+            }
+        }
+        None
+    }
+
+    /// Allocates in the hole that spans the boundary above arena `i`, if there is one and it
+    /// holds `req`. Locks every arena.
+    #[cold]
+    fn alloc_across(&self, req: &Request, i: usize) -> Option<u64> {
+        let mut g = self.lock_all();
+        let (s, e) = run_across(&g, i)?;
+        let at = place(s, e, req)?;
+        let a = self.claim(&mut g, at, at + req.units);
+        let done = g[a].alloc_addr(at, req.units);
+        debug_assert!(done.is_ok(), "a claimed range is one hole");
+        Some(at)
+    }
+
+    /// Moves boundaries so that `[lo, hi)`, free in every arena it touches, lies inside the arena
+    /// holding `lo`; returns that arena.
+    fn claim(&self, g: &mut Guards<'_>, lo: u64, hi: u64) -> usize {
+        let a = (0..g.len())
+            .rposition(|j| g[j].holds(lo))
+            .expect("an arena holds the range");
+        for j in a..g.len() {
+            let (s, e) = g[j].range();
+            let want = if j == a {
+                (s, e.max(hi))
+            } else {
+                (s.max(hi), e.max(hi))
+            };
+            if want != (s, e) {
+                g[j].set_range(want.0, want.1);
+                self.bounds[j].store(want.0, Ordering::Relaxed);
+            }
+        }
+        a
+    }
+
+    pub fn alloc_keyed(&self, key: u64, req: &Request) -> Option<u64> {
+        for a in self.arenas.iter() {
+            let mut g = a.lock();
+            if g.range().0 == g.range().1 {
+                continue;
+            }
+            if let Some(at) = g.revive_keyed(key, req) {
+                return Some(at);
+            }
+        }
+        self.alloc(req)
+    }
+
+    /// `[start, start + units)` exactly; the range is inside the heap.
+    pub fn alloc_addr(&self, start: u64, units: u64) -> Result<(), FixedMiss> {
+        let end = start + units;
+        let inside = self.at(start, |s| {
+            (end <= s.range().1).then(|| s.alloc_addr(start, units))
+        });
+        if let Some(r) = inside {
+            return r;
+        }
+        // Across a boundary: every arena it touches must hold only holes there.
+        let mut g = self.lock_all();
+        for s in g.iter_mut() {
+            s.reclaim();
+        }
+        let mut fences = Vec::new();
+        for s in g.iter() {
+            s.blockers(start, end, &mut fences)?;
+        }
+        if !fences.is_empty() {
+            return Err(FixedMiss::Deferred(fences));
+        }
+        let a = self.claim(&mut g, start, end);
+        g[a].alloc_addr(start, units)
+    }
+
+    pub fn free(&self, start: u64, units: u64) -> Result<(), NotLive> {
+        self.at(start, |s| s.free(start, units))
+    }
+
+    pub fn free_after(
+        &self,
+        start: u64,
+        units: u64,
+        fence: Fence,
+        key: Option<u64>,
+    ) -> Result<(), NotLive> {
+        self.at(start, |s| s.free_after(start, units, fence, key))
+    }
+
+    pub fn reclaim(&self) {
+        for a in self.arenas.iter() {
+            a.lock().reclaim();
+        }
+    }
+
+    pub fn free_units(&self) -> u64 {
+        self.arenas.iter().map(|a| a.lock().free_units()).sum()
+    }
+
+    pub fn deferred_units(&self) -> u64 {
+        self.arenas.iter().map(|a| a.lock().deferred_units()).sum()
+    }
+
+    /// Holes in address order, those cut by a boundary joined.
+    pub fn holes(&self) -> Vec<(u64, u64)> {
+        let g = self.lock_all();
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (s, u) in g.iter().flat_map(|s| s.holes()) {
+            match out.last_mut() {
+                Some((ps, pu)) if *ps + *pu == s => *pu += u,
+                _ => out.push((s, u)),
+            }
+        }
+        out
+    }
+
+    pub fn deferred_ranges(&self) -> Vec<(u64, u64)> {
+        let g = self.lock_all();
+        g.iter().flat_map(|s| s.deferred_ranges()).collect()
+    }
+
+    /// The largest hole (joined across boundaries), or `None` if an arena is busy.
+    pub fn try_largest_hole(&self) -> Option<u64> {
+        let g: Guards<'_> = self
+            .arenas
+            .iter()
+            .map(|a| a.try_lock())
+            .collect::<Option<_>>()?;
+        let inside = g.iter().map(|s| s.largest_hole()).max().unwrap_or(0);
+        let across = (0..g.len() - 1)
+            .filter_map(|i| run_across(&g, i))
+            .map(|(s, e)| e - s)
+            .max()
+            .unwrap_or(0);
+        Some(inside.max(across))
+    }
+
+    pub fn check(&self, start: u64, end: u64) -> Result<(), String> {
+        let g = self.lock_all();
+        let mut at = start;
+        for (j, s) in g.iter().enumerate() {
+            s.check()?;
+            let (lo, hi) = s.range();
+            if lo != at || self.bounds[j].load(Ordering::Relaxed) != lo {
+                return Err(format!("arena {j} starts at {lo}, expected {at}"));
+            }
+            at = hi;
+        }
+        if at != end {
+            return Err(format!("arenas end at {at}, heap at {end}"));
+        }
+        Ok(())
+    }
+}
+
+/// The hole spanning the boundary above arena `i` (through arenas that are all free), as
+/// `[start, end)` in units, if there is free space on both sides of it.
+fn run_across(g: &Guards<'_>, i: usize) -> Option<(u64, u64)> {
+    let b = g[i].range().1;
+    let mut s = b;
+    for a in g[..=i].iter().rev() {
+        if a.range().0 == a.range().1 {
+            continue;
+        }
+        if let Some((hs, _)) = a.tail_hole() {
+            s = hs;
+        }
+        if !a.all_free() {
+            break;
+        }
+    }
+    let mut e = b;
+    for a in g[i + 1..].iter() {
+        if a.range().0 == a.range().1 {
+            continue;
+        }
+        if let Some((_, he)) = a.lead_hole() {
+            e = he;
+        }
+        if !a.all_free() {
+            break;
+        }
+    }
+    (s < b && b < e).then_some((s, e))
+}
