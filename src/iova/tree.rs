@@ -121,12 +121,6 @@ impl Rooms {
     fn same_all(&self, o: &Rooms) -> bool {
         (0..SLOTS).all(|j| self.0[j] == o.0[j])
     }
-    /// Raises each summarised slot to `o`'s.
-    fn raise(&mut self, o: &Rooms, lv: Levels) {
-        for j in lv.iter() {
-            self.0[j] = self.0[j].max(o.0[j]);
-        }
-    }
 }
 
 /// What a parent keeps of each child: its first unit and its holes' room per alignment level.
@@ -149,17 +143,6 @@ struct Leaf {
     state: [State; LEAF_CAP],
     /// Room per level over this leaf's holes (kept up to date by every change).
     room: Rooms,
-}
-
-/// A block's room per level (all 0 unless it is a hole).
-fn rooms(b: &Block, lv: Levels) -> Rooms {
-    let mut r = NO_ROOM;
-    if b.is_free() {
-        for j in lv.iter() {
-            r.0[j] = aligned_room(b.start, b.end(), lv.level[j]);
-        }
-    }
-    r
 }
 
 impl Summary {
@@ -196,13 +179,26 @@ impl Leaf {
         }
     }
     fn recompute(&mut self, lv: Levels) {
-        let mut room = NO_ROOM;
+        self.rescan(lv, (1 << lv.n) - 1);
+    }
+    /// Recomputes the rooms of the slots in mask `stale`, in one pass over the holes.
+    fn rescan(&mut self, lv: Levels, stale: u32) {
+        let mut best = NO_ROOM;
         for i in 0..self.len {
-            if self.state[i] == State::Free {
-                room.raise(&rooms(&self.get(i), lv), lv);
+            if self.state[i] != State::Free {
+                continue;
+            }
+            let (start, units) = (self.start[i], self.units[i]);
+            for j in lv.iter().filter(|j| stale & (1 << j) != 0) {
+                // A hole's room is at most its size: skip those that cannot beat `best`.
+                if units > best.0[j] {
+                    best.0[j] = best.0[j].max(aligned_room(start, start + units, lv.level[j]));
+                }
             }
         }
-        self.room = room;
+        for j in lv.iter().filter(|j| stale & (1 << j) != 0) {
+            self.room.0[j] = best.0[j];
+        }
     }
 }
 
@@ -213,7 +209,8 @@ const VACANT: Block = Block::new(u64::MAX, 0, State::Used);
 struct Inner {
     len: usize,
     first: [u64; INNER_CAP],
-    room: [Rooms; INNER_CAP],
+    /// By slot, then child: a search scans one slot over the children (two cache lines).
+    room: [[u64; INNER_CAP]; SLOTS],
     child: [u32; INNER_CAP],
     /// Largest room per level over the children (kept up to date by every change).
     sum: Rooms,
@@ -222,12 +219,14 @@ struct Inner {
 impl Inner {
     fn set(&mut self, i: usize, s: Summary) {
         self.first[i] = s.first;
-        self.room[i] = s.room;
+        for j in 0..SLOTS {
+            self.room[j][i] = s.room.0[j];
+        }
     }
     fn slot_summary(&self, i: usize) -> Summary {
         Summary {
             first: self.first[i],
-            room: self.room[i],
+            room: self.child_rooms(i),
         }
     }
     fn summary(&self) -> Summary {
@@ -236,13 +235,20 @@ impl Inner {
             room: self.sum,
         }
     }
+    fn child_rooms(&self, i: usize) -> Rooms {
+        let mut r = NO_ROOM;
+        for j in 0..SLOTS {
+            r.0[j] = self.room[j][i];
+        }
+        r
+    }
     fn recompute(&mut self, lv: Levels) {
         for k in lv.iter() {
             self.sum.0[k] = self.level_max(k);
         }
     }
     fn level_max(&self, k: usize) -> u64 {
-        self.room.iter().map(|r| r.0[k]).max().unwrap_or(0)
+        self.room[k].iter().copied().max().unwrap_or(0)
     }
     /// Child `i`'s summary changed from `old` to `new`: updates the slot and this node's sums,
     /// rescanning a level only when its maximum may have shrunk.
@@ -260,11 +266,15 @@ impl Inner {
     fn shift(&mut self, from: usize, to: usize, new_len: usize, lv: Levels) {
         let len = self.len;
         self.first.copy_within(from..len, to);
-        self.room.copy_within(from..len, to);
+        for j in 0..SLOTS {
+            self.room[j].copy_within(from..len, to);
+        }
         self.child.copy_within(from..len, to);
         for i in new_len..len {
             self.first[i] = u64::MAX;
-            self.room[i] = NO_ROOM;
+            for j in 0..SLOTS {
+                self.room[j][i] = 0;
+            }
             self.child[i] = NIL;
         }
         self.len = new_len;
@@ -272,8 +282,9 @@ impl Inner {
     }
     /// The child holding unit `key` (the last whose first unit is at or below it; 0 if none).
     fn child_for(&self, key: u64) -> usize {
-        let below = self.first.iter().filter(|&&f| f <= key).count();
-        below.saturating_sub(1)
+        self.first[..self.len]
+            .partition_point(|&f| f <= key)
+            .saturating_sub(1)
     }
 }
 
@@ -359,7 +370,7 @@ impl Tree {
         let inner = Inner {
             len: 0,
             first: [u64::MAX; INNER_CAP],
-            room: [NO_ROOM; INNER_CAP],
+            room: [[0; INNER_CAP]; SLOTS],
             child: [NIL; INNER_CAP],
             sum: NO_ROOM,
         };
@@ -423,7 +434,7 @@ impl Tree {
         }
         let l = self.leaf(node);
         c.leaf = node;
-        c.slot = l.start.iter().filter(|&&s| s <= at).count() - 1;
+        c.slot = l.start[..l.len].partition_point(|&s| s <= at) - 1;
         c
     }
 
@@ -514,7 +525,7 @@ impl Tree {
         let d = self.height - height;
         let n = self.inner(node);
         let mut try_child = |i: usize| {
-            if n.room[i].0[slot] < req.units {
+            if n.room[slot][i] < req.units {
                 return None;
             }
             c.node[d] = node;
@@ -593,27 +604,39 @@ impl Tree {
         let (lo, hi) = (c.slot - before, c.slot + after + 1);
         let l = &mut self.leaves[c.leaf as usize];
         let old = l.summary();
-        let lv = self.levels;
-        let mut lost = NO_ROOM; // the largest room among the replaced blocks
-        for i in lo..hi {
-            lost.raise(&rooms(&l.get(i), lv), lv);
+        let mut removed = [VACANT; 3];
+        for (r, i) in removed.iter_mut().zip(lo..hi) {
+            *r = l.get(i);
         }
         l.shift(hi, lo + with.len(), new_len);
-        let mut added = NO_ROOM;
         for (i, b) in with.iter().enumerate() {
             l.put(lo + i, *b);
-            added.raise(&rooms(b, lv), lv);
         }
-        let mut shrunk = false;
-        for k in lv.iter() {
-            if added.0[k] >= l.room.0[k] {
-                l.room.0[k] = added.0[k];
-            } else {
-                shrunk |= lost.0[k] == l.room.0[k];
+        // Each level's room grows to the best new hole, or is rescanned if the hole that gave it
+        // is gone. A block's room never exceeds its size, so most rooms need not be computed.
+        let lv = self.levels;
+        let mut stale = 0u32; // slots to rescan
+        for j in lv.iter() {
+            let (cur, level) = (l.room.0[j], lv.level[j]);
+            let room = |b: &Block| aligned_room(b.start, b.end(), level);
+            let added = with
+                .iter()
+                .filter(|b| b.is_free() && b.units > cur)
+                .map(room)
+                .max()
+                .unwrap_or(0);
+            if added > cur {
+                l.room.0[j] = added;
+            } else if cur > 0
+                && removed[..hi - lo]
+                    .iter()
+                    .any(|b| b.is_free() && b.units >= cur && room(b) == cur)
+            {
+                stale |= 1 << j;
             }
         }
-        if shrunk {
-            l.recompute(lv);
+        if stale != 0 {
+            l.rescan(lv, stale);
         }
         self.refresh_path(c, old);
     }
@@ -734,7 +757,9 @@ impl Tree {
         {
             let m = &mut self.inners[new as usize];
             m.first[..INNER_CAP - half].copy_from_slice(&upper.first[half..]);
-            m.room[..INNER_CAP - half].copy_from_slice(&upper.room[half..]);
+            for j in 0..SLOTS {
+                m.room[j][..INNER_CAP - half].copy_from_slice(&upper.room[j][half..]);
+            }
             m.child[..INNER_CAP - half].copy_from_slice(&upper.child[half..]);
             m.len = INNER_CAP - half;
             m.recompute(self.levels);
@@ -887,7 +912,7 @@ impl Tree {
             return Err(format!("inner {node} has {} children", n.len));
         }
         let vacant = (n.len..INNER_CAP)
-            .all(|i| n.first[i] == u64::MAX && n.child[i] == NIL && n.room[i].same_all(&NO_ROOM));
+            .all(|i| n.first[i] == u64::MAX && n.child[i] == NIL && n.child_rooms(i).same_all(&NO_ROOM));
         let mut fresh = n.clone();
         fresh.recompute(self.levels);
         if !vacant || !fresh.sum.same_all(&n.sum) {

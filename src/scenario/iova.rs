@@ -449,6 +449,37 @@ pub fn run(effort: Effort) -> Outcome {
 mod tests {
     use super::*;
 
+    /// The addresses ours hands out, and their order, are util_vma_heap's (bottom-up first fit):
+    /// the benchmark's workload on both, request for request, including the alignments.
+    #[test]
+    fn ours_places_every_request_where_the_list_does() {
+        let w = Workload::new(5, 2_000, 20_000);
+        let pages = (w.fill_pages() * 2) as u32;
+        let heap = VaHeap::new(PAGE, pages as u64 * PAGE).unwrap();
+        let mut list = ListHeap::new(PAGE, pages as u64 * PAGE);
+        let (mut a, b) = (Ours(&heap), &mut list);
+        let (mut live_a, mut live_b) = (Vec::new(), Vec::new());
+        for r in &w.fill {
+            let (x, y) = (a.alloc(*r), Subject::alloc(b, *r));
+            assert_eq!(x, y);
+            live_a.extend(x);
+            live_b.extend(y);
+        }
+        for &(pick, r) in &w.churn {
+            let i = pick as usize % live_a.len();
+            a.free(live_a.swap_remove(i));
+            Subject::free(b, live_b.swap_remove(i));
+            let (x, y) = (a.alloc(r), Subject::alloc(b, r));
+            assert_eq!(x, y);
+            live_a.extend(x);
+            live_b.extend(y);
+        }
+        let mut list_holes = list.holes();
+        list_holes.sort();
+        assert_eq!(heap.holes(), list_holes);
+        heap.check_invariants().unwrap();
+    }
+
     #[test]
     fn quick_run_measures_every_allocator() {
         let o = run(Effort::Quick);
