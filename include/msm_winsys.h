@@ -65,9 +65,8 @@
 // version-1 fields.
 #define MSMWS_METADATA_NEWER_VERSION 2
 
-// `flags` bit of `msmws_va_heap_alloc`: place the range at the top of the hole it takes, taking
-// holes from the largest size class (bottom-up, the default, takes the smallest class that fits
-// and the bottom of the hole).
+// `flags` bit of `msmws_va_heap_alloc`: the highest valid address of all holes (bottom-up, the
+// default, gives the lowest, util_vma_heap's first fit).
 #define MSMWS_VA_HEAP_ALLOC_TOP_DOWN 1
 
 // `flags` bits 8..15 of `msmws_va_heap_alloc`: never cross a multiple of `1 << shift` bytes,
@@ -475,8 +474,8 @@ void msmws_va_heap_destroy(struct msmws_va_heap *heap);
 // means 4 KiB) and writes the address to `*addr_out`.
 //
 // `flags`: `MSMWS_VA_HEAP_ALLOC_TOP_DOWN` and/or a no-cross shift (see
-// `MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET`), per call. O(1) while a hole of `size + align - 1` bytes
-// exists. Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, bad alignment or flags,
+// `MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET`), per call. The lowest valid address of all holes
+// (top-down: the highest), as util_vma_heap's first fit, in O(log n). Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, bad alignment or flags,
 // no-cross boundary smaller than `size`) or -ENOSPC (no hole holds it); `*addr_out` is written
 // only on success.
 int msmws_va_heap_alloc(const struct msmws_va_heap *heap,
@@ -491,7 +490,7 @@ int msmws_va_heap_alloc(const struct msmws_va_heap *heap,
 // after a fence that has not signalled).
 int msmws_va_heap_alloc_addr(const struct msmws_va_heap *heap, uint64_t addr, uint64_t size);
 
-// Frees an allocation, given with the address and size it was allocated with. O(1).
+// Frees an allocation, given with the address and size it was allocated with. O(log n).
 // Thread-safe. Returns 0, -EINVAL (NULL heap) or -ENOENT (not a live allocation of exactly this
 // address and size: never allocated, freed twice, or freed after a fence); failures change
 // nothing.
@@ -512,7 +511,7 @@ int msmws_va_heap_free_after(const struct msmws_va_heap *heap,
 // on the heap's next call. Thread-safe. Returns 0 or -EINVAL (NULL heap).
 int msmws_va_heap_signal_queue(const struct msmws_va_heap *heap, uint32_t queue_id, uint32_t seqno);
 
-// Bytes currently free (not allocated, not waiting on a fence). O(1). Thread-safe. Returns 0 for
+// Bytes currently free (not allocated, not waiting on a fence). O(arenas). Thread-safe. Returns 0 for
 // a NULL heap.
 uint64_t msmws_va_heap_free_size(const struct msmws_va_heap *heap);
 

@@ -221,7 +221,7 @@ fn full_range_heap_4096_to_2_pow_64() {
 
 #[test]
 fn never_fails_while_a_hole_fits_even_in_the_same_size_class() {
-    // Holes of 17 pages share a size class with 16-page ones; TLSF's rounded search skips it.
+    // Holes of 17 pages share a size class with 16-page ones: a TLSF's rounded search skips them.
     let h = VaHeap::new(0, 64 * PAGE).unwrap();
     h.alloc_addr(17 * PAGE, 47 * PAGE).unwrap();
     assert_eq!(h.alloc(17 * PAGE, PAGE, AllocFlags::BOTTOM_UP), Ok(0));

@@ -1,9 +1,11 @@
 //! C API of the standalone GPU address heap (`msmws_va_heap_*`), a drop-in for Mesa's
 //! `util_vma_heap` that any driver can use.
 //!
-//! Owns: the `msmws_va_heap` handle (a boxed [`VaHeap`]). Locks: the heap's own mutex (see
+//! Owns: the `msmws_va_heap` handle (a boxed [`VaHeap`]). Locks: the heap's arena locks (see
 //! `crate::iova`); every function here is safe to call from several threads on the same heap,
-//! except `msmws_va_heap_destroy`, which must be the last call on it.
+//! except `msmws_va_heap_destroy`, which must be the last call on it. A heap used from one thread
+//! places every request exactly where util_vma_heap would; from several, each thread starts in
+//! its own part of the range so they allocate in parallel.
 //!
 //! Errors (negative errno; `msmws_last_error_message()` says which and why):
 //! - `-EINVAL`: NULL pointer, zero size, alignment not a power of two, unknown flag bits, a no-cross
@@ -32,9 +34,8 @@ pub struct msmws_va_heap {
     inner: VaHeap,
 }
 
-/// `flags` bit of `msmws_va_heap_alloc`: place the range at the top of the hole it takes, taking
-/// holes from the largest size class (bottom-up, the default, takes the smallest class that fits
-/// and the bottom of the hole).
+/// `flags` bit of `msmws_va_heap_alloc`: the highest valid address of all holes (bottom-up, the
+/// default, gives the lowest, util_vma_heap's first fit).
 pub const MSMWS_VA_HEAP_ALLOC_TOP_DOWN: u32 = 1;
 /// `flags` bits 8..15 of `msmws_va_heap_alloc`: never cross a multiple of `1 << shift` bytes,
 /// written as `shift << MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET` (0 = no such rule; 12..=63 otherwise).
@@ -86,8 +87,8 @@ fn heap_ref<'a>(heap: *const msmws_va_heap) -> Result<&'a VaHeap, FfiError> {
 /// means 4 KiB) and writes the address to `*addr_out`.
 ///
 /// `flags`: `MSMWS_VA_HEAP_ALLOC_TOP_DOWN` and/or a no-cross shift (see
-/// `MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET`), per call. O(1) while a hole of `size + align - 1` bytes
-/// exists. Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, bad alignment or flags,
+/// `MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET`), per call. The lowest valid address of all holes
+/// (top-down: the highest), as util_vma_heap's first fit, in O(log n). Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, bad alignment or flags,
 /// no-cross boundary smaller than `size`) or -ENOSPC (no hole holds it); `*addr_out` is written
 /// only on success.
 #[no_mangle]
@@ -121,7 +122,7 @@ pub extern "C" fn msmws_va_heap_alloc_addr(
     boundary(|| Ok(heap_ref(heap)?.alloc_addr(addr, size)?))
 }
 
-/// Frees an allocation, given with the address and size it was allocated with. O(1).
+/// Frees an allocation, given with the address and size it was allocated with. O(log n).
 /// Thread-safe. Returns 0, -EINVAL (NULL heap) or -ENOENT (not a live allocation of exactly this
 /// address and size: never allocated, freed twice, or freed after a fence); failures change
 /// nothing.
@@ -165,7 +166,7 @@ pub extern "C" fn msmws_va_heap_signal_queue(
     })
 }
 
-/// Bytes currently free (not allocated, not waiting on a fence). O(1). Thread-safe. Returns 0 for
+/// Bytes currently free (not allocated, not waiting on a fence). O(arenas). Thread-safe. Returns 0 for
 /// a NULL heap.
 #[no_mangle]
 pub extern "C" fn msmws_va_heap_free_size(heap: *const msmws_va_heap) -> u64 {

@@ -173,7 +173,8 @@ impl VaHeap {
     }
 
     /// Allocates `size_B` bytes (rounded up to the granule) aligned to `align_B` (a power of two).
-    /// O(1) unless no hole of `size + slack` exists (see the module docs).
+    /// First fit: the lowest valid address of all holes (top-down: the highest), O(log n); see the
+    /// module docs for a heap used from several threads.
     pub fn alloc(&self, size_B: u64, align_B: u64, flags: AllocFlags) -> Result<u64, VaError> {
         let req = self.request(size_B, align_B, flags)?;
         let start = self
@@ -291,12 +292,12 @@ impl VaHeap {
         &self.timelines
     }
 
-    /// Bytes in holes (deferred ranges not included). O(1).
+    /// Bytes in holes (deferred ranges not included). O(arenas).
     pub fn free_size(&self) -> u64 {
         self.arenas.free_units() << self.granule_shift
     }
 
-    /// Bytes waiting on fences. O(1).
+    /// Bytes waiting on fences. O(arenas).
     pub fn deferred_size(&self) -> u64 {
         self.arenas.deferred_units() << self.granule_shift
     }

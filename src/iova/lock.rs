@@ -1,26 +1,17 @@
-//! The heap's lock: test-and-test-and-set with exponential backoff, then yielding the CPU.
+//! An arena's lock: test-and-test-and-set with exponential backoff, then yielding the CPU.
 //!
-//! Owns: [`SpinLock`]. It is the one lock of a heap (see `heap.rs` for what it protects).
+//! Owns: [`SpinLock`]. Each arena of a heap has one (see `arenas.rs` for the order they are taken
+//! in).
 //!
-//! Why not `std::sync::Mutex`: the heap's critical sections are 100-300 ns. Once a futex mutex
-//! has parked a waiter, every unlock is a FUTEX_WAKE syscall that costs more than the critical
-//! section. Here unlock is one release store; a waiter re-reads the lock (read-only, no cache-line
-//! ping-pong) after exponentially longer pauses, so the holder tends to run several calls in a row
-//! with the heap's cache lines on its core, and after at most `MAX_BACKOFF_SPINS` pauses per look
-//! (a few microseconds of overshoot at worst) it yields so a preempted holder can finish.
+//! Why not `std::sync::Mutex`: an arena's critical sections are a few hundred ns. Once a futex
+//! mutex has parked a waiter, every unlock is a FUTEX_WAKE syscall that costs more than the
+//! critical section. Here unlock is one release store; a waiter re-reads the lock (read-only, no
+//! cache-line ping-pong) after exponentially longer pauses, and after at most `MAX_BACKOFF_SPINS`
+//! pauses per look (a few microseconds of overshoot at worst) it yields so a preempted holder can
+//! finish. Threads mostly take different arenas' locks; contention is the exception (a free of
+//! another thread's allocation, a request that only fits outside the thread's arena).
 //!
-//! Measured (scenario `iova`, 100k live, 2 cores shared with other work): two threads give 0.4 to
-//! 1.0 times the total throughput of one with this lock, 0.3 to 1.1 times with the futex mutex;
-//! the spread is the machine's load. One lock cannot do better than one thread on a workload that
-//! is all critical section; see the module docs of `iova` for what would.
-//!
-//! Tried and not taken: a longer backoff lets the holder run longer streaks, trading a waiter's
-//! latency for throughput. Standalone loop (50k live and 1M pairs per thread, 2 threads vs the same
-//! work on one): cap 2^10 pauses (this one) 0.53-0.55x; 2^14 0.66-0.68x; start 64, cap 2^16
-//! 0.69-0.73x; cap 2^20 0.79-0.84x, but a waiter then looks at the lock only every few ms, far
-//! past a 100-300 ns critical section; yielding at once (cap 0) 0.41-0.43x. None reaches 1x.
-//!
-//! A panic while the lock is held releases it (the guard's drop); the heap's state is then as
+//! A panic while the lock is held releases it (the guard's drop); the arena's state is then as
 //! consistent as the last completed step, as with a poisoned mutex taken anyway.
 
 use std::cell::UnsafeCell;

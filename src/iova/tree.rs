@@ -911,8 +911,9 @@ impl Tree {
         if n.len == 0 || (node == self.root && n.len < 2) {
             return Err(format!("inner {node} has {} children", n.len));
         }
-        let vacant = (n.len..INNER_CAP)
-            .all(|i| n.first[i] == u64::MAX && n.child[i] == NIL && n.child_rooms(i).same_all(&NO_ROOM));
+        let vacant = (n.len..INNER_CAP).all(|i| {
+            n.first[i] == u64::MAX && n.child[i] == NIL && n.child_rooms(i).same_all(&NO_ROOM)
+        });
         let mut fresh = n.clone();
         fresh.recompute(self.levels);
         if !vacant || !fresh.sum.same_all(&n.sum) {
