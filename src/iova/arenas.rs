@@ -174,15 +174,15 @@ impl Arenas {
         let a = (0..g.len())
             .rposition(|j| g[j].holds(lo))
             .expect("an arena holds the range");
-        for j in a..g.len() {
-            let (s, e) = g[j].range();
+        for (j, arena) in g.iter_mut().enumerate().skip(a) {
+            let (s, e) = arena.range();
             let want = if j == a {
                 (s, e.max(hi))
             } else {
                 (s.max(hi), e.max(hi))
             };
             if want != (s, e) {
-                g[j].set_range(want.0, want.1);
+                arena.set_range(want.0, want.1);
                 self.bounds[j].store(want.0, Ordering::Relaxed);
             }
         }
