@@ -354,7 +354,7 @@ fn run(base_B: u64, heap_pages: u64, arenas: usize, ops: &[Op]) -> Result<(), Te
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
     fn heap_matches_the_reference_model(heap_pages in 64u64..1024, arenas in 1usize..=4, ops in prop::collection::vec(op(), 1..120)) {

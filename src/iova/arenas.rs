@@ -160,6 +160,9 @@ impl Arenas {
     #[cold]
     fn alloc_across(&self, req: &Request, i: usize) -> Option<u64> {
         let mut g = self.lock_all();
+        for s in g.iter_mut() {
+            s.reclaim();
+        }
         let (s, e) = run_across(&g, i)?;
         let at = place(s, e, req)?;
         let a = self.claim(&mut g, at, at + req.units);
@@ -189,14 +192,28 @@ impl Arenas {
         a
     }
 
+    /// The range last freed with `key`, if it still waits and fits `req`; else as [`Self::alloc`].
+    /// Keys are per arena, so the newest range with the key wins and the others forget it. Locks
+    /// every arena (an import, not a hot path).
     pub fn alloc_keyed(&self, key: u64, req: &Request) -> Option<u64> {
-        for a in self.arenas.iter() {
-            let mut g = a.lock();
-            if g.range().0 == g.range().1 {
-                continue;
+        {
+            let mut g = self.lock_all();
+            for s in g.iter_mut() {
+                s.reclaim();
             }
-            if let Some(at) = g.revive_keyed(key, req) {
-                return Some(at);
+            let newest = (0..g.len())
+                .filter_map(|j| Some((g[j].key_seq(key)?, j)))
+                .max()
+                .map(|(_, j)| j);
+            if let Some(n) = newest {
+                for (j, s) in g.iter_mut().enumerate() {
+                    if j != n {
+                        s.drop_key(key);
+                    }
+                }
+                if let Some(at) = g[n].revive_keyed(key, req) {
+                    return Some(at);
+                }
             }
         }
         self.alloc(req)
@@ -231,6 +248,8 @@ impl Arenas {
         self.at(start, |s| s.free(start, units))
     }
 
+    /// A range freed with a key supersedes older ranges freed with it in the other arenas (as one
+    /// arena's key map does by itself).
     pub fn free_after(
         &self,
         start: u64,
@@ -238,7 +257,19 @@ impl Arenas {
         fence: Fence,
         key: Option<u64>,
     ) -> Result<(), NotLive> {
-        self.at(start, |s| s.free_after(start, units, fence, key))
+        let seq = self.at(start, |s| {
+            s.free_after(start, units, fence, key)
+                .map(|()| key.and_then(|k| s.key_seq(k)))
+        })?;
+        if let (Some(k), Some(seq)) = (key, seq) {
+            for a in self.arenas.iter() {
+                let mut g = a.lock();
+                if g.key_seq(k).is_some_and(|other| other < seq) {
+                    g.drop_key(k);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn reclaim(&self) {

@@ -11,6 +11,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::fence::{Fence, Timeline, Timelines};
 
@@ -24,12 +25,15 @@ struct DeferInfo {
 /// One timeline's waiting ranges: (widened point, first unit, sequence number), smallest first.
 type PointQueue = BinaryHeap<Reverse<(u64, u64, u64)>>;
 
+/// Sequence numbers of deferred frees, process-wide so that the arenas of a heap can tell which of
+/// two ranges freed with the same key is the newer.
+static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
+
 #[derive(Default)]
 pub(crate) struct Deferred {
     queues: HashMap<Timeline, PointQueue>,
     info: HashMap<u64, DeferInfo>,
     by_key: HashMap<u64, u64>,
-    next_seq: u64,
     /// The timelines' generation when the queues were last compared with them.
     pub seen_generation: u64,
 }
@@ -37,8 +41,7 @@ pub(crate) struct Deferred {
 impl Deferred {
     /// Parks the range starting at `start` until `fence` (widened: `wide`) signals.
     pub fn push(&mut self, fence: Fence, wide: u64, start: u64, key: Option<u64>) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
         self.queues
             .entry(fence.timeline())
             .or_default()
@@ -56,6 +59,12 @@ impl Deferred {
 
     pub fn fence_of(&self, start: u64) -> Option<Fence> {
         self.info.get(&start).map(|i| i.fence)
+    }
+
+    /// When the range tagged with `key` was freed (a sequence number: larger is newer).
+    pub fn key_seq(&self, key: u64) -> Option<u64> {
+        let start = self.by_key.get(&key)?;
+        self.info.get(start).map(|i| i.seq)
     }
 
     /// The deferred range tagged with `key`, removed from the key map.

@@ -270,6 +270,16 @@ impl HeapState {
         }
     }
 
+    /// When the range tagged `key` in this arena was freed (larger is newer), if it still waits.
+    pub fn key_seq(&self, key: u64) -> Option<u64> {
+        self.deferred.key_seq(key)
+    }
+
+    /// Forgets `key` here: a newer range in another arena has it.
+    pub fn drop_key(&mut self, key: u64) {
+        self.deferred.take_key(key);
+    }
+
     /// Gives back the deferred range tagged `key` if this arena holds it, it still waits and it
     /// satisfies `req` (same size, aligned, not crossing). The key is forgotten either way.
     pub fn revive_keyed(&mut self, key: u64, req: &Request) -> Option<u64> {
