@@ -46,9 +46,15 @@ pub(crate) const MAX_ARENAS: usize = 4;
 
 static NEXT_HEAP_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Threads a heap remembers the arena of; past this, it forgets them all and counts afresh (a
+/// thread that comes back gets the next arena in turn), so a process that keeps making threads
+/// does not grow the map without bound.
+const MAX_HOMES: usize = 1024;
+
 thread_local! {
-    /// The last (heap id, home arena) this thread looked up: the common case costs no lock.
-    static LAST_HOME: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+    /// The last (heap id, home arena) pairs this thread looked up, newest first: the common case
+    /// costs no lock.
+    static HOMES: Cell<[(u64, usize); 4]> = const { Cell::new([(0, 0); 4]) };
 }
 
 pub(crate) struct Arenas {
@@ -83,18 +89,23 @@ impl Arenas {
 
     /// This thread's arena: the n-th thread to use the heap gets arena n mod count.
     fn home(&self) -> usize {
-        let (id, home) = LAST_HOME.get();
-        if id == self.id {
+        let mut cache = HOMES.get();
+        if let Some(&(_, home)) = cache.iter().find(|(id, _)| *id == self.id) {
             return home;
         }
         let home = {
             let mut homes = self.homes.lock().unwrap_or_else(|e| e.into_inner());
+            if homes.len() >= MAX_HOMES {
+                homes.clear();
+            }
             let n = homes.len();
             *homes
                 .entry(std::thread::current().id())
                 .or_insert(n % self.arenas.len())
         };
-        LAST_HOME.set((self.id, home));
+        cache.rotate_right(1);
+        cache[0] = (self.id, home);
+        HOMES.set(cache);
         home
     }
 
