@@ -81,12 +81,14 @@ test_no_cross_and_direction(void)
    CHECK(msmws_va_heap_alloc(heap, 3 * MIB, 4096, MSMWS_VA_HEAP_ALLOC_TOP_DOWN | NO_CROSS(22),
                              &addr) == 0);
    CHECK(addr == 5 * MIB);
-   /* Bottom-up takes the smallest hole that fits ([8 MiB, 9 MiB)), at its bottom. */
+   /* Bottom-up is util_vma_heap's first fit: the lowest address that fits, of all holes. */
+   CHECK(msmws_va_heap_alloc(heap, MIB, 4096, 0, &addr) == 0);
+   CHECK(addr == MIB);
+   CHECK(msmws_va_heap_alloc(heap, 4 * MIB, 4096, 0, &addr) == -ENOSPC);
+   CHECK(msmws_va_heap_alloc(heap, 3 * MIB, 4096, 0, &addr) == 0);
+   CHECK(addr == 2 * MIB);
    CHECK(msmws_va_heap_alloc(heap, MIB, 4096, 0, &addr) == 0);
    CHECK(addr == 8 * MIB);
-   CHECK(msmws_va_heap_alloc(heap, 5 * MIB, 4096, 0, &addr) == -ENOSPC);
-   CHECK(msmws_va_heap_alloc(heap, 4 * MIB, 4096, 0, &addr) == 0);
-   CHECK(addr == MIB);
    CHECK(msmws_va_heap_free_size(heap) == 0);
    msmws_va_heap_destroy(heap);
 }
