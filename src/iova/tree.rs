@@ -493,49 +493,72 @@ impl Tree {
             self.track(level);
             slot = self.levels.n - 1;
         }
-        let at = self.find_in(self.root, self.height, req, slot, &mut c)?;
-        Some((c, at))
-    }
-
-    fn find_in(
-        &self,
-        node: u32,
-        height: usize,
-        req: &Request,
-        slot: usize,
-        c: &mut Cursor,
-    ) -> Option<u64> {
-        if height == 0 {
-            let l = self.leaf(node);
-            let fits = |slot: usize| {
-                if l.state[slot] != State::Free || l.units[slot] < req.units {
-                    return None;
+        // Depth-first, leftmost (top-down: rightmost) child with room first; back up a level
+        // when a subtree had room by its summary but no hole that takes the request (no-cross, or
+        // an alignment bounded by a lower level's summary).
+        let mut d = 0;
+        let mut node = self.root;
+        let mut from = [None::<usize>; MAX_HEIGHT];
+        loop {
+            if d == self.height {
+                if let Some((i, at)) = self.fit_in_leaf(node, req) {
+                    c.leaf = node;
+                    c.slot = i;
+                    return Some((c, at));
                 }
-                place(l.start[slot], l.start[slot] + l.units[slot], req).map(|at| (slot, at))
-            };
-            let (slot, at) = if req.top_down {
-                (0..l.len).rev().find_map(fits)
-            } else {
-                (0..l.len).find_map(fits)
-            }?;
-            c.leaf = node;
-            c.slot = slot;
-            return Some(at);
-        }
-        let d = self.height - height;
-        let n = self.inner(node);
-        let mut try_child = |i: usize| {
-            if n.room[slot][i] < req.units {
+            } else if let Some(i) = self.child_with_room(node, slot, req, from[d]) {
+                c.node[d] = node;
+                c.child[d] = i as u8;
+                from[d] = Some(i);
+                node = self.inner(node).child[i];
+                d += 1;
+                if d < self.height {
+                    from[d] = None;
+                }
+                continue;
+            }
+            // Nothing below `node`: try the next child of its parent.
+            if d == 0 {
                 return None;
             }
-            c.node[d] = node;
-            c.child[d] = i as u8;
-            self.find_in(n.child[i], height - 1, req, slot, c)
+            d -= 1;
+            node = c.node[d];
+        }
+    }
+
+    /// The first child of `node` (top-down: the last) past `after` whose room at summary slot
+    /// `slot` can hold `req`.
+    fn child_with_room(
+        &self,
+        node: u32,
+        slot: usize,
+        req: &Request,
+        after: Option<usize>,
+    ) -> Option<usize> {
+        let n = self.inner(node);
+        let room = &n.room[slot];
+        if req.top_down {
+            let end = after.unwrap_or(n.len);
+            (0..end).rev().find(|&i| room[i] >= req.units)
+        } else {
+            let begin = after.map_or(0, |i| i + 1);
+            (begin..n.len).find(|&i| room[i] >= req.units)
+        }
+    }
+
+    /// The first hole of `leaf` (top-down: the last) that holds `req`, and where.
+    fn fit_in_leaf(&self, leaf: u32, req: &Request) -> Option<(usize, u64)> {
+        let l = self.leaf(leaf);
+        let fits = |i: usize| {
+            if l.state[i] != State::Free || l.units[i] < req.units {
+                return None;
+            }
+            place(l.start[i], l.start[i] + l.units[i], req).map(|at| (i, at))
         };
         if req.top_down {
-            (0..n.len).rev().find_map(&mut try_child)
+            (0..l.len).rev().find_map(fits)
         } else {
-            (0..n.len).find_map(&mut try_child)
+            (0..l.len).find_map(fits)
         }
     }
 
