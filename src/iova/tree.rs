@@ -183,21 +183,30 @@ impl Leaf {
     }
     /// Recomputes the rooms of the slots in mask `stale`, in one pass over the holes.
     fn rescan(&mut self, lv: Levels, stale: u32) {
-        let mut best = NO_ROOM;
+        let mut masks = [0u64; SLOTS]; // alignment mask of each stale slot
+        let mut slots = [0usize; SLOTS];
+        let mut n = 0;
+        for j in lv.iter().filter(|j| stale & (1 << j) != 0) {
+            (slots[n], masks[n]) = (j, (1u64 << lv.level[j]) - 1);
+            n += 1;
+        }
+        let mut best = [0u64; SLOTS];
         for i in 0..self.len {
             if self.state[i] != State::Free {
                 continue;
             }
             let (start, units) = (self.start[i], self.units[i]);
-            for j in lv.iter().filter(|j| stale & (1 << j) != 0) {
+            let end = start + units;
+            for k in 0..n {
                 // A hole's room is at most its size: skip those that cannot beat `best`.
-                if units > best.0[j] {
-                    best.0[j] = best.0[j].max(aligned_room(start, start + units, lv.level[j]));
+                if units > best[k] {
+                    let at = start.saturating_add(masks[k]) & !masks[k];
+                    best[k] = best[k].max(end.saturating_sub(at));
                 }
             }
         }
-        for j in lv.iter().filter(|j| stale & (1 << j) != 0) {
-            self.room.0[j] = best.0[j];
+        for k in 0..n {
+            self.room.0[slots[k]] = best[k];
         }
     }
 }
