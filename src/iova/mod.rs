@@ -39,20 +39,26 @@
 //!
 //! # Measured (scenario `iova`, `cargo bench --bench iova`, 2 cores shared with other work)
 //! ns per alloc+free pair at 1k / 100k / 1M live, the issue's mixed sizes and alignments, freed by
-//! address: ours 293 / 608 / 1362; the list (util_vma_heap's algorithm) 748 at 1k, 102 551 at 100k
-//! (169x ours), and it cannot fill 1M live within its budget; offset-allocator (O(1) TLSF, sizes
-//! only, no alignment, no lock) 39 / 66 / 182. Largest hole after the churn workload: equal to the
-//! list's (1.00x: the same placement, request for request, which a unit test checks). Two threads:
-//! 1.99x the throughput of one.
+//! address, medians of 3 runs: ours 306 / 721 / 1878; the list (util_vma_heap's algorithm) 744 at
+//! 1k, 102 700 at 100k (142x ours), and it cannot fill 1M live within its budget;
+//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 39 / 64 / 218. On a quieter
+//! run ours was 293 / 608 / 1362 against the same offset-allocator times: the ratios below move
+//! by 20 % with the machine's load. Largest hole after the churn workload: equal to the list's
+//! (1.00x: the same placement, request for request, which a unit test checks). Two threads:
+//! 1.5-2.0x the throughput of one.
 //!
-//! Issue 5's goal "within 1.5x of offset-allocator" is missed by design: 6-9x. First fit needs an
-//! address-ordered search; offset-allocator is a size-class table that places a request in any
-//! hole of a big enough class, which is why its fragmentation is worse (the previous TLSF version
-//! of this heap reached 1.9-2.7x offset-allocator's time but left a largest hole 0.95x the list's,
-//! missing the fragmentation goal, and could not make two threads faster than one). Where the time
-//! goes at 1k live (callgrind, ~3000 instructions per pair): the leaf rewrite and summary refresh
-//! after each change (~40 %), the descent to a free's block (~10 %), the first-fit search (~25 %),
-//! rescanning a leaf whose best hole was taken (~10 %).
+//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 7.8x / 11.3x / 9.0x (with every
+//! request at 4 KiB alignment, as offset-allocator is given: 5.9x / 9.4x / 7.5x). Exact first fit
+//! is an address-ordered search; offset-allocator takes any hole of a big enough size class,
+//! which is also why it fragments more. The TLSF this heap used before reached 1.9-2.7x
+//! offset-allocator's time but left a largest hole 0.95x the list's (the fragmentation goal) and
+//! could not make two threads faster than one; first fit meets both. Where the time goes at 1k
+//! live (callgrind, about 2 800 instructions per pair): rewriting the leaf and refreshing the
+//! summaries up the path after the carve and after the merge, 55 % (of which rescanning a leaf
+//! whose best hole was taken 11 %, shifting blocks 7 %, splits and cross-leaf merges 5 %); the
+//! first-fit descent 14 %; finding a free's block 10 %; locks, argument checks and the loop
+//! itself the rest. At 100k-1M live the leaves no longer fit in cache and each lookup waits for
+//! its leaf.
 //!
 //! # Tried and dropped (measured)
 //! - Summaries for all 16 alignment levels 2^0..2^15: 2-3x slower updates; every 8th level only
