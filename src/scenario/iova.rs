@@ -2,8 +2,8 @@
 //! in the same run: a list allocator with util_vma_heap's algorithm (`list_heap.rs`) and the
 //! offset-allocator crate (TLSF, size only, in 4 KiB-page units).
 //!
-//! Owns: the workloads and the table. Takes no locks itself; the heap's mutex is taken on every
-//! call of ours (the baselines run without one, so the comparison is conservative).
+//! Owns: the workloads and the table. Takes no locks itself; every call of ours takes an arena
+//! lock of the heap (the baselines run without one, so the comparison is conservative).
 //!
 //! Workloads (deterministic, same stream for every allocator):
 //! - alloc+free pairs with 1k, 100k and 1M live allocations: sizes 4 KiB..64 MiB skewed to small
@@ -12,7 +12,8 @@
 //!   address (the C API's way). offset-allocator gets the sizes only (it cannot align), so ours
 //!   also runs the same sizes with every alignment 4 KiB, the like-for-like row;
 //! - fragmentation: a heap twice the live size, churned, then the largest free hole;
-//! - threads: the 100k pairs from one thread, then split over two threads on one heap.
+//! - threads: the 100k pairs from one thread, then split over two threads on one heap (each
+//!   thread allocates in its own arena, see `iova::arenas`).
 
 use std::time::{Duration, Instant};
 
