@@ -231,7 +231,8 @@ impl VaHeap {
         waiter: &dyn FenceWait,
         timeout: Duration,
     ) -> Result<(), VaError> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock (`Duration::MAX`) means no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             let fences = match self.alloc_addr(iova, size_B) {
                 Err(VaError::AddressDeferred { fences, .. }) => fences,
@@ -241,7 +242,8 @@ impl VaHeap {
                 if self.timelines.is_signalled(fence) {
                     continue;
                 }
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left =
+                    deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
                 if left.is_zero() {
                     return Err(VaError::TimedOut { iova, size_B });
                 }
