@@ -491,9 +491,9 @@ int msmws_va_heap_alloc(const struct msmws_va_heap *heap,
 int msmws_va_heap_alloc_addr(const struct msmws_va_heap *heap, uint64_t addr, uint64_t size);
 
 // Frees an allocation, given with the address and size it was allocated with. O(log n).
-// Thread-safe. Returns 0, -EINVAL (NULL heap) or -ENOENT (not a live allocation of exactly this
-// address and size: never allocated, freed twice, or freed after a fence); failures change
-// nothing.
+// Thread-safe. Returns 0, -EINVAL (NULL heap) or -ENOENT (not a live allocation of this address
+// and size in 4 KiB pages: never allocated, freed twice, or freed after a fence); failures
+// change nothing.
 int msmws_va_heap_free(const struct msmws_va_heap *heap, uint64_t addr, uint64_t size);
 
 // Frees an allocation once seqno `seqno` of submitqueue `queue_id` has completed (compared with

@@ -15,8 +15,9 @@
 //! - `-EEXIST`: a fixed-address request overlaps a live allocation;
 //! - `-EBUSY`: a fixed-address request overlaps only ranges freed after a fence that has not
 //!   signalled yet (signal it, or wait for it, and retry);
-//! - `-ENOENT`: a free of a range that is not a live allocation of exactly that address and size
-//!   (never allocated, already freed, or freed after a fence).
+//! - `-ENOENT`: a free of a range that is not a live allocation of that address and size (sizes
+//!   compare in 4 KiB pages, as they are allocated): never allocated, already freed, or freed
+//!   after a fence.
 //!
 //! Every failing call changes nothing.
 
@@ -123,9 +124,9 @@ pub extern "C" fn msmws_va_heap_alloc_addr(
 }
 
 /// Frees an allocation, given with the address and size it was allocated with. O(log n).
-/// Thread-safe. Returns 0, -EINVAL (NULL heap) or -ENOENT (not a live allocation of exactly this
-/// address and size: never allocated, freed twice, or freed after a fence); failures change
-/// nothing.
+/// Thread-safe. Returns 0, -EINVAL (NULL heap) or -ENOENT (not a live allocation of this address
+/// and size in 4 KiB pages: never allocated, freed twice, or freed after a fence); failures
+/// change nothing.
 #[no_mangle]
 pub extern "C" fn msmws_va_heap_free(heap: *const msmws_va_heap, addr: u64, size: u64) -> c_int {
     boundary(|| Ok(heap_ref(heap)?.free(addr, size)?))

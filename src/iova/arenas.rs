@@ -1,17 +1,19 @@
 //! The heap's address range split into arenas, one lock each, so threads allocate in parallel.
 //!
 //! Owns: [`Arenas`]: the arenas ([`HeapState`] behind a [`SpinLock`] each), the routing hints
-//! (first unit of each arena) and which arena each thread starts in. Locks: arena locks, always
-//! taken in increasing arena order when more than one is held; a thread holding one never waits
-//! for a lower one. `Arenas::homes` (a mutex) is taken with no arena lock held, once per thread and
-//! heap. [`Timelines`] (a leaf) is read under an arena lock.
+//! (first unit of each arena), the first cuts, and which arena each thread allocates in. Locks:
+//! arena locks, always taken in increasing arena order when more than one is held; a thread
+//! holding one never waits for a lower one. `Arenas::homes` (a mutex) is taken with no arena lock
+//! held: once per thread and heap, and when a thread meets another in its arena. [`Timelines`] (a
+//! leaf) is read under an arena lock.
 //!
 //! # Why arenas
 //! One lock around the whole heap cannot let two threads allocate faster than one: the work is
 //! all inside it, and every hand-over moves the tree's hot cache lines between cores (measured
-//! 0.54-0.92x the one-thread throughput with two threads). Here each thread starts in its own
-//! arena (the first thread to use the heap in arena 0, the bottom; the next in arena 1; ...), so
-//! two threads touch different trees and different locks.
+//! 0.54-0.92x the one-thread throughput with two threads). Every thread starts in arena 0, the
+//! bottom of the heap. A thread that finds its arena's lock taken when it allocates (another
+//! thread is in there) moves to the arena with the fewest threads, if its own has at least two
+//! more; from then on the two touch different trees and different locks.
 //!
 //! # What stays exact
 //! Arenas split the range at movable boundaries; a boundary only ever moves across free space, so
@@ -21,14 +23,16 @@
 //! then moves so the allocation ends up inside one arena). So:
 //! - `NoSpace` only if no hole holds the request, counting holes across boundaries (when no other
 //!   thread changes the heap meanwhile);
-//! - a thread whose arena is arena 0 (any single-threaded user) gets exactly util_vma_heap's first
-//!   fit over the whole heap: the lowest valid address of all holes; top-down requests always get
-//!   the highest valid address of all holes;
-//! - another thread gets first fit inside its arena, then as above.
+//! - a thread in arena 0 (every thread until threads meet: a single-threaded user, or threads
+//!   that take turns) gets exactly util_vma_heap's first fit over the whole heap, the lowest valid
+//!   address of all holes; top-down requests always get the highest valid address of all holes;
+//! - a thread moved to another arena gets first fit inside it first, then as above.
 //!
-//! Fixed-address requests and frees go to the arena holding the address (routing reads the
-//! boundaries without a lock and checks them under the arena's lock); a fixed range across a
-//! boundary locks all arenas and moves the boundary.
+//! A free that leaves a hole against a boundary an allocation moved lets the boundary go back
+//! toward its first cut (all arenas locked, across free space only), so arenas emptied by a big
+//! allocation get their share back once it is freed. Fixed-address requests and frees go to the
+//! arena holding the address (routing reads the boundaries without a lock and checks them under
+//! the arena's lock); a fixed range across a boundary locks all arenas and moves the boundary.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -61,8 +65,17 @@ pub(crate) struct Arenas {
     arenas: Box<[SpinLock<HeapState>]>,
     /// First unit of each arena: a routing hint, exact only under that arena's lock.
     bounds: Box<[AtomicU64]>,
-    homes: Mutex<HashMap<ThreadId, usize>>,
+    /// First unit of each arena as first cut: where [`Arenas::rebalance`] moves boundaries back to.
+    cuts: Box<[u64]>,
+    homes: Mutex<Homes>,
     id: u64,
+}
+
+/// Which arena each thread allocates in, and how many threads each arena has.
+#[derive(Default)]
+struct Homes {
+    of: HashMap<ThreadId, usize>,
+    load: [usize; MAX_ARENAS],
 }
 
 type Guards<'a> = Vec<SpinGuard<'a, HeapState>>;
@@ -71,14 +84,16 @@ impl Arenas {
     /// `count` arenas (at least 1) splitting units `[start, end)` evenly.
     pub fn new(start: u64, end: u64, count: usize, timelines: &Arc<Timelines>) -> Arenas {
         let n = u128::from(end - start);
-        let count = count.clamp(1, MAX_ARENAS).min((end - start) as usize);
+        let units = usize::try_from(end - start).unwrap_or(usize::MAX);
+        let count = count.clamp(1, MAX_ARENAS).min(units);
         let cut = |j: usize| start + (n * j as u128 / count as u128) as u64;
         Arenas {
             arenas: (0..count)
                 .map(|j| SpinLock::new(HeapState::new(cut(j), cut(j + 1), timelines.clone())))
                 .collect(),
             bounds: (0..count).map(|j| AtomicU64::new(cut(j))).collect(),
-            homes: Mutex::new(HashMap::new()),
+            cuts: (0..count).map(cut).collect(),
+            homes: Mutex::new(Homes::default()),
             id: NEXT_HEAP_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -87,34 +102,75 @@ impl Arenas {
         self.arenas.len()
     }
 
-    /// This thread's arena: the n-th thread to use the heap gets arena n mod count.
+    /// This thread's arena: arena 0 until it meets another thread there ([`Self::contended`]).
     fn home(&self) -> usize {
-        let mut cache = HOMES.get();
+        let cache = HOMES.get();
         if let Some(&(_, home)) = cache.iter().find(|(id, _)| *id == self.id) {
             return home;
         }
         let home = {
-            let mut homes = self.homes.lock().unwrap_or_else(|e| e.into_inner());
-            if homes.len() >= MAX_HOMES {
-                homes.clear();
+            let mut h = self.homes.lock().unwrap_or_else(|e| e.into_inner());
+            if h.of.len() >= MAX_HOMES {
+                *h = Homes::default();
             }
-            let n = homes.len();
-            *homes
-                .entry(std::thread::current().id())
-                .or_insert(n % self.arenas.len())
+            let me = std::thread::current().id();
+            match h.of.get(&me) {
+                Some(&home) => home,
+                None => {
+                    h.of.insert(me, 0);
+                    h.load[0] += 1;
+                    0
+                }
+            }
         };
-        cache.rotate_right(1);
-        cache[0] = (self.id, home);
-        HOMES.set(cache);
+        self.remember_home(home);
         home
+    }
+
+    fn remember_home(&self, home: usize) {
+        let mut cache = HOMES.get();
+        match cache.iter().position(|(id, _)| *id == self.id) {
+            Some(i) => cache[i].1 = home,
+            None => {
+                cache.rotate_right(1);
+                cache[0] = (self.id, home);
+            }
+        }
+        HOMES.set(cache);
+    }
+
+    /// This thread found its arena `home` locked by another: if `home` has at least two threads
+    /// more than another arena, the thread moves to the arena with the fewest. Returns its arena
+    /// from now on.
+    #[cold]
+    fn contended(&self, home: usize) -> usize {
+        let k = self.arenas.len();
+        let new = {
+            let mut h = self.homes.lock().unwrap_or_else(|e| e.into_inner());
+            let (best, least) = (0..k)
+                .filter(|&j| j != home)
+                .map(|j| (j, h.load[j]))
+                .min_by_key(|&(_, load)| load)
+                .expect("two arenas or more");
+            if h.load[home] < least + 2 {
+                return home;
+            }
+            h.load[home] -= 1;
+            h.load[best] += 1;
+            h.of.insert(std::thread::current().id(), best);
+            best
+        };
+        self.remember_home(new);
+        new
     }
 
     fn lock_all(&self) -> Guards<'_> {
         self.arenas.iter().map(|a| a.lock()).collect()
     }
 
-    /// Runs `f` on the arena that holds unit `at` (inside the heap), under its lock.
-    fn at<R>(&self, at: u64, f: impl FnOnce(&mut HeapState) -> R) -> R {
+    /// Runs `f` on the arena that holds unit `at` (inside the heap), under its lock; `f` gets the
+    /// arena's index too.
+    fn at<R>(&self, at: u64, f: impl FnOnce(usize, &mut HeapState) -> R) -> R {
         loop {
             let i = self
                 .bounds
@@ -123,7 +179,7 @@ impl Arenas {
                 .unwrap_or(0);
             let mut g = self.arenas[i].lock();
             if g.holds(at) {
-                return f(&mut g);
+                return f(i, &mut g);
             }
             // A boundary moved since the hint was read; it only moves under both arenas' locks.
         }
@@ -147,10 +203,18 @@ impl Arenas {
             }
             return None;
         }
-        let home = self.home();
-        if let Some(at) = self.arenas[home].lock().alloc(req) {
+        let mut home = self.home();
+        let mut g = match self.arenas[home].try_lock() {
+            Some(g) => g,
+            None => {
+                home = self.contended(home);
+                self.arenas[home].lock()
+            }
+        };
+        if let Some(at) = g.alloc(req) {
             return Some(at);
         }
+        drop(g);
         for i in 0..k {
             if i != home {
                 if let Some(at) = self.arenas[i].lock().alloc(req) {
@@ -233,7 +297,7 @@ impl Arenas {
     /// `[start, start + units)` exactly; the range is inside the heap.
     pub fn alloc_addr(&self, start: u64, units: u64) -> Result<(), FixedMiss> {
         let end = start + units;
-        let inside = self.at(start, |s| {
+        let inside = self.at(start, |_, s| {
             (end <= s.range().1).then(|| s.alloc_addr(start, units))
         });
         if let Some(r) = inside {
@@ -256,7 +320,60 @@ impl Arenas {
     }
 
     pub fn free(&self, start: u64, units: u64) -> Result<(), NotLive> {
-        self.at(start, |s| s.free(start, units))
+        let helps = self.at(start, |j, s| {
+            let (hole_start, hole_end) = s.free(start, units)?;
+            Ok(self.hole_helps_rebalance(j, s.range(), hole_start, hole_end))
+        })?;
+        if helps {
+            self.rebalance();
+        }
+        Ok(())
+    }
+
+    /// Whether a hole `[hole_start, hole_end)` of arena `j` (range `lo..hi`) lets a boundary that
+    /// an earlier allocation moved go back toward its first cut.
+    fn hole_helps_rebalance(
+        &self,
+        j: usize,
+        (lo, hi): (u64, u64),
+        hole_start: u64,
+        hole_end: u64,
+    ) -> bool {
+        let k = self.arenas.len();
+        (j > 0 && hole_start == lo && lo < self.cuts[j])
+            || (j + 1 < k && hole_end == hi && hi > self.cuts[j + 1])
+    }
+
+    /// Moves every boundary back toward its first cut, across free space only, so that arenas an
+    /// allocation across boundaries emptied or shrank get their share back. Locks every arena.
+    #[cold]
+    fn rebalance(&self) {
+        let mut g = self.lock_all();
+        // One boundary's move can clear another's way (through an empty arena): a few passes.
+        for _ in 0..g.len() {
+            let mut moved = false;
+            for j in 1..g.len() {
+                let (b, cut) = (g[j].range().0, self.cuts[j]);
+                let to = if cut > b {
+                    // Arena j reaches below its cut: it gives back the bottom of its first hole.
+                    g[j].lead_hole().map_or(b, |(_, end)| cut.min(end))
+                } else {
+                    // Arena j - 1 reaches above its cut: it gives back the top of its last hole.
+                    g[j - 1].tail_hole().map_or(b, |(start, _)| cut.max(start))
+                };
+                if to != b {
+                    let below = g[j - 1].range().0;
+                    let above = g[j].range().1;
+                    g[j - 1].set_range(below, to);
+                    g[j].set_range(to, above);
+                    self.bounds[j].store(to, Ordering::Relaxed);
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
     }
 
     /// A range freed with a key supersedes older ranges freed with it in the other arenas (as one
@@ -268,7 +385,7 @@ impl Arenas {
         fence: Fence,
         key: Option<u64>,
     ) -> Result<(), NotLive> {
-        let seq = self.at(start, |s| {
+        let seq = self.at(start, |_, s| {
             s.free_after(start, units, fence, key)
                 .map(|()| key.and_then(|k| s.key_seq(k)))
         })?;
@@ -378,4 +495,59 @@ fn run_across(g: &Guards<'_>, i: usize) -> Option<(u64, u64)> {
         }
     }
     (s < b && b < e).then_some((s, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(units: u64, top_down: bool) -> Request {
+        Request {
+            units,
+            align: 1,
+            no_cross_shift: None,
+            top_down,
+        }
+    }
+
+    fn ranges(a: &Arenas) -> Vec<(u64, u64)> {
+        a.arenas.iter().map(|x| x.lock().range()).collect()
+    }
+
+    #[test]
+    fn boundaries_go_back_to_their_cuts_once_the_space_is_free_again() {
+        let a = Arenas::new(0, 64, 4, &Arc::new(Timelines::new()));
+        let cuts = vec![(0, 16), (16, 32), (32, 48), (48, 64)];
+        assert_eq!(ranges(&a), cuts);
+        // Across three boundaries: arena 0 takes [0, 40), arena 1 is left empty.
+        assert_eq!(a.alloc(&req(40, false)), Some(0));
+        assert_eq!(ranges(&a), vec![(0, 40), (40, 40), (40, 48), (48, 64)]);
+        a.check(0, 64).unwrap();
+        a.free(0, 40).unwrap();
+        assert_eq!(ranges(&a), cuts);
+        // The same from the top, with a live block below that stays where it is.
+        assert_eq!(a.alloc(&req(4, false)), Some(0));
+        assert_eq!(a.alloc(&req(20, true)), Some(44));
+        assert_eq!(ranges(&a), vec![(0, 16), (16, 32), (32, 64), (64, 64)]);
+        a.free(44, 20).unwrap();
+        assert_eq!(ranges(&a), cuts);
+        a.check(0, 64).unwrap();
+        assert_eq!(a.holes(), vec![(4, 60)]);
+    }
+
+    #[test]
+    fn a_thread_moves_to_another_arena_only_when_it_meets_another_in_its_own() {
+        let a = Arenas::new(0, 1 << 20, 2, &Arc::new(Timelines::new()));
+        // Alone, this thread allocates in arena 0, from the bottom.
+        assert_eq!(a.alloc(&req(1, false)), Some(0));
+        assert_eq!(a.home(), 0);
+        // A second thread that finds arena 0 busy moves to arena 1 and allocates there.
+        let busy = a.arenas[0].lock();
+        let at = std::thread::scope(|s| s.spawn(|| a.alloc(&req(1, false))).join().unwrap());
+        drop(busy);
+        assert_eq!(at, Some(1 << 19));
+        // This thread, now alone in arena 0, stays there even when it meets the other.
+        assert_eq!(a.contended(0), 0);
+        a.check(0, 1 << 20).unwrap();
+    }
 }

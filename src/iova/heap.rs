@@ -90,7 +90,7 @@ impl VaHeap {
     /// A heap with granule `granule_B` (a power of two, at least 2): every address and size is a
     /// multiple of it, sizes are rounded up to it. `timelines` may be shared with other heaps.
     /// `arenas` (1 to 4) is how many parts the range is split into so that threads allocate in
-    /// parallel (see the module docs: a single-threaded user gets the same placement with any
+    /// parallel (see the module docs: threads that never meet get the same placement with any
     /// number; with 1, every call takes the one lock).
     pub fn with_options(
         start_B: u64,
@@ -256,8 +256,9 @@ impl VaHeap {
         }
     }
 
-    /// Frees a live allocation, given exactly as allocated (same address, same size before
-    /// rounding to the granule). Anything else is `NotAllocated` and changes nothing.
+    /// Frees a live allocation, given as allocated: same address, and a size that rounds to the
+    /// same number of granules (the heap keeps sizes in granules). Anything else is
+    /// `NotAllocated` and changes nothing. O(log n).
     pub fn free(&self, iova: u64, size_B: u64) -> Result<(), VaError> {
         let (start, units) = self
             .range_units(iova, size_B)

@@ -22,8 +22,8 @@
 //!   with its neighbours in place; no separate live map.
 //! - `state.rs`: one arena: allocation, free, deferred free, fixed address over its tree.
 //! - `arenas.rs`: the heap's range split into arenas (one per CPU, at most 4), one lock each;
-//!   each thread starts in its own arena; boundaries move across free space when a request only
-//!   fits across them.
+//!   a thread moves out of arena 0 when it meets another there; boundaries move across free space
+//!   when a request only fits across them, and back when that space is free again.
 //! - `place.rs`: the exact lowest / highest valid start of a request in one hole.
 //!
 //! # What an allocation promises
@@ -31,8 +31,9 @@
 //!   directions; util_vma_heap's top-down no-cross path can return a crossing range, this cannot).
 //! - It fails with `NoSpace` only if no hole holds it (holes cut by an arena boundary count whole).
 //! - Bottom-up: the lowest valid address of all holes, util_vma_heap's first fit; top-down: the
-//!   highest. Exact for a heap used from one thread and for every top-down request; a second
-//!   thread gets first fit inside its own arena first (`arenas.rs`). The property tests check the
+//!   highest. Exact for every top-down request, and for bottom-up ones as long as threads have
+//!   not met in arena 0; a thread moved to another arena gets first fit inside it first
+//!   (`arenas.rs`). The property tests check the
 //!   exact address against a brute-force model, with 1 to 4 arenas.
 //! - Fixed address: O(log n); `AddressTaken` (live allocation in the way) is distinct from
 //!   `NoSpace`, and `AddressDeferred` says only deferred frees are in the way.

@@ -26,6 +26,7 @@ pub(crate) enum FixedMiss {
 }
 
 /// Why a free failed: the range is not a live allocation of that size.
+#[derive(Debug)]
 pub(crate) struct NotLive;
 
 pub(crate) struct HeapState {
@@ -108,12 +109,21 @@ impl HeapState {
             (self.start, self.end) = (lo, lo);
             return;
         }
-        let Some(tree) = self.tree.as_mut() else {
-            self.tree = Some(Tree::new(Block::new(lo, hi - lo, State::Free)));
+        if self.all_free() {
+            // One hole or none: whatever moved, the arena is one hole again. (Edge by edge, a
+            // range that moves both ways could otherwise remove the only block.)
+            let levels = self.tree.as_ref().map(Tree::tracked_levels);
+            let mut tree = Tree::new(Block::new(lo, hi - lo, State::Free));
+            if let Some(levels) = levels {
+                tree.track_levels(levels);
+            }
+            self.tree = Some(tree);
             self.free_units = hi - lo;
             (self.start, self.end) = (lo, hi);
             return;
-        };
+        }
+        // A block in use stays inside the new range, so neither edge removes the last block.
+        let tree = self.tree.as_mut().expect("an arena with blocks in use");
         // The top first: the bottom may then rekey a block that the top just resized.
         if hi > self.end {
             let last = tree.last();
@@ -189,8 +199,9 @@ impl HeapState {
         self.free_units -= units;
     }
 
-    /// Turns the block at `c` (live or deferred) into a hole merged with free neighbours.
-    fn release(&mut self, c: &Cursor) {
+    /// Turns the block at `c` (live or deferred) into a hole merged with free neighbours; returns
+    /// that hole as (first unit, end).
+    fn release(&mut self, c: &Cursor) -> (u64, u64) {
         let tree = self.tree_mut();
         let x = tree.get(c);
         let prev = tree.prev_block(c).filter(Block::is_free);
@@ -204,6 +215,7 @@ impl HeapState {
             &[Block::new(start, end - start, State::Free)],
         );
         self.free_units += x.units;
+        (start, end)
     }
 
     /// The live block at `start` with exactly `units` units.
@@ -219,11 +231,10 @@ impl HeapState {
         Ok(c)
     }
 
-    pub fn free(&mut self, start: u64, units: u64) -> Result<(), NotLive> {
-        self.reclaim();
+    /// Frees a live allocation; returns the hole it became part of, as (first unit, end).
+    pub fn free(&mut self, start: u64, units: u64) -> Result<(u64, u64), NotLive> {
         let c = self.live_at(start, units)?;
-        self.release(&c);
-        Ok(())
+        Ok(self.release(&c))
     }
 
     /// Frees `[start, +units)` once `fence` signalled; `key` lets a re-import take it back.
@@ -234,7 +245,6 @@ impl HeapState {
         fence: Fence,
         key: Option<u64>,
     ) -> Result<(), NotLive> {
-        self.reclaim();
         let c = self.live_at(start, units)?;
         let (wide, done) = self.timelines.widen(fence);
         if done.is_some_and(|d| wide <= d) {

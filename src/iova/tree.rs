@@ -571,6 +571,20 @@ impl Tree {
         }
     }
 
+    /// The alignment levels summarised, in slot order.
+    pub fn tracked_levels(&self) -> Vec<u8> {
+        self.levels.level[..self.levels.n].to_vec()
+    }
+
+    /// Summarises these alignment levels too (an arena rebuilt as one hole keeps its levels).
+    pub fn track_levels(&mut self, levels: Vec<u8>) {
+        for level in levels {
+            if level != 0 && self.levels.n < SLOTS {
+                self.track(level);
+            }
+        }
+    }
+
     /// Starts keeping summaries for alignment `level`: one O(n) pass, at most once per level.
     #[cold]
     fn track(&mut self, level: u8) {
