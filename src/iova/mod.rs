@@ -45,16 +45,15 @@
 //!
 //! # Measured (scenario `iova`, `cargo bench --bench iova`, 2 cores shared with other work)
 //! ns per alloc+free pair at 1k / 100k / 1M live, the issue's mixed sizes and alignments, freed by
-//! address, medians of 3 runs: ours 306 / 721 / 1878; the list (util_vma_heap's algorithm) 744 at
-//! 1k, 102 700 at 100k (142x ours), and it cannot fill 1M live within its budget;
-//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 39 / 64 / 218. On a quieter
-//! run ours was 293 / 608 / 1362 against the same offset-allocator times: the ratios below move
-//! by 20 % with the machine's load. Largest hole after the churn workload: equal to the list's
-//! (1.00x: the same placement, request for request, which a unit test checks). Two threads:
-//! 1.5-2.0x the throughput of one.
+//! address, medians of 3 runs: ours 313 / 737 / 1561; the list (util_vma_heap's algorithm) 765 at
+//! 1k, 103 077 at 100k (139x ours), and it cannot fill 1M live within its budget;
+//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 39 / 69 / 198. Ours moves
+//! by about 20 % between runs with the machine's load (293 / 608 / 1362 on a quieter one).
+//! Largest hole after the churn workload: equal to the list's (1.00x: the same placement, request
+//! for request, which a unit test checks). Two threads: 1.6x the throughput of one (1.5-2.0x).
 //!
-//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 7.8x / 11.3x / 9.0x (with every
-//! request at 4 KiB alignment, as offset-allocator is given: 5.9x / 9.4x / 7.5x). Exact first fit
+//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 8.1x / 10.6x / 8.5x (with every
+//! request at 4 KiB alignment, as offset-allocator is given: 6.1x / 8.9x / 7.5x). Exact first fit
 //! is an address-ordered search; offset-allocator takes any hole of a big enough size class,
 //! which is also why it fragments more. The TLSF this heap used before reached 1.9-2.7x
 //! offset-allocator's time but left a largest hole 0.95x the list's (the fragmentation goal) and
