@@ -1,20 +1,23 @@
 //! Every block of one address range (hole, live allocation or deferred free) in an address-ordered
-//! B+tree whose inner nodes keep, for each child, its first unit and the largest hole below it.
+//! B+tree whose inner nodes keep, for each child, its first unit and its "room": the most units an
+//! allocation could take from one of its holes, plain and at up to three alignments ([`Levels`]).
 //!
 //! Owns: [`Tree`], its leaf and inner-node pools. Takes no locks; it lives inside an arena's lock.
 //!
-//! Why this shape: the largest-hole summaries give exact address-ordered first fit (the lowest, or
-//! for top-down the highest, hole where the request fits) in O(log n) plus the holes that are big
-//! enough but fail alignment or no-cross, as Linux's drm_mm does with its augmented rbtree. A
-//! B+tree instead of a binary tree because a lookup then misses the cache about once (the leaf):
-//! the inner levels of a 1M-block tree are a few hundred KiB and stay cached, where an rbtree node
-//! per block costs a miss per level. The same descent finds the block holding an address, so the
-//! heap needs no separate live map: a free is checked against the block itself.
+//! Why this shape: the room summaries give exact address-ordered first fit (the lowest, or for
+//! top-down the highest, hole where the request fits) in O(log n), as Linux's drm_mm does with the
+//! largest hole in each subtree of its augmented rbtree; keeping room per alignment also skips the
+//! holes that are big enough but cannot hold an aligned request. A B+tree instead of a binary tree
+//! because a descent touches a handful of wide nodes instead of one node per level: with 32 blocks
+//! per leaf and 16 children per inner node, 2M blocks are 4 inner levels, and all but the last fit
+//! in a few hundred KiB. The same descent finds the block holding an address, so the heap needs no
+//! separate live map: a free is checked against the block itself.
 //!
 //! Hot operations (carve a hole, merge a freed block with its neighbours) rewrite one leaf in place
-//! and refresh the summaries along the descent path. Only when a leaf overflows, or the blocks to
-//! merge sit in two leaves, does an operation fall back to the recursive insert / remove by key,
-//! which splits full nodes and drops empty ones.
+//! and refresh the summaries along the descent path, stopping where nothing changed. Only when a
+//! leaf overflows, or the blocks to merge sit in two leaves, does an operation fall back to the
+//! recursive insert / remove by key, which splits full nodes and drops empty ones. Nodes are never
+//! merged: a tree keeps the height of the most blocks it ever held.
 
 use super::place::{place, Request};
 
