@@ -65,8 +65,9 @@ impl<T> SpinLock<T> {
         }
     }
 
-    /// The lock if it is free right now (debug reads that must not wait on a hot path). The guard
-    /// is built only on success: building one and dropping it would release another's lock.
+    /// The lock if it is free right now: how an allocation notices another thread in its arena,
+    /// and how debug reads avoid waiting. The guard is built only on success: building one and
+    /// dropping it would release another's lock.
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
         let free =
             !self.locked.load(Ordering::Relaxed) && !self.locked.swap(true, Ordering::Acquire);
