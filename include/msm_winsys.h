@@ -511,9 +511,14 @@ int msmws_va_heap_free_after(const struct msmws_va_heap *heap,
 // on the heap's next call. Thread-safe. Returns 0 or -EINVAL (NULL heap).
 int msmws_va_heap_signal_queue(const struct msmws_va_heap *heap, uint32_t queue_id, uint32_t seqno);
 
-// Bytes currently free (not allocated, not waiting on a fence). O(arenas). Thread-safe. Returns 0 for
-// a NULL heap.
+// Bytes currently free (not allocated, not waiting on a fence). O(arenas). Thread-safe. Returns
+// 0 for a NULL heap.
 uint64_t msmws_va_heap_free_size(const struct msmws_va_heap *heap);
+
+// The size in bytes of the largest free range, as util_vma_heap_get_max_free_continuous_size
+// (turnip's replay path allocates the whole of it). Deferred ranges whose fences have signalled
+// count as free. Thread-safe. Returns 0 for a NULL heap or a full one.
+uint64_t msmws_va_heap_largest_free(const struct msmws_va_heap *heap);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -672,3 +672,20 @@ fn threads_free_each_others_allocations_in_a_nearly_full_heap() {
     assert_eq!(h.holes(), vec![(0, 4096 * PAGE)]);
     ok(&h);
 }
+
+#[test]
+fn largest_hole_joins_holes_cut_by_arena_boundaries_and_counts_signalled_frees() {
+    let h = arena_heap(0, 64 * PAGE, 4);
+    assert_eq!(h.largest_hole(), 64 * PAGE);
+    h.alloc_addr(10 * PAGE, PAGE).unwrap();
+    h.alloc_addr(50 * PAGE, PAGE).unwrap();
+    // [11, 50) spans two boundaries (16 and 32, 48 pages).
+    assert_eq!(h.largest_hole(), 39 * PAGE);
+    h.free_after(50 * PAGE, PAGE, queue(2, 7), None).unwrap();
+    assert_eq!(h.largest_hole(), 39 * PAGE);
+    h.timelines().signal_queue(2, 7);
+    // No reclaim call in between: the query reclaims.
+    assert_eq!(h.largest_hole(), 53 * PAGE);
+    assert_eq!(h.try_largest_hole(), Some(53 * PAGE));
+    ok(&h);
+}

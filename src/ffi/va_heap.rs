@@ -167,13 +167,26 @@ pub extern "C" fn msmws_va_heap_signal_queue(
     })
 }
 
-/// Bytes currently free (not allocated, not waiting on a fence). O(arenas). Thread-safe. Returns 0 for
-/// a NULL heap.
+/// Bytes currently free (not allocated, not waiting on a fence). O(arenas). Thread-safe. Returns
+/// 0 for a NULL heap.
 #[no_mangle]
 pub extern "C" fn msmws_va_heap_free_size(heap: *const msmws_va_heap) -> u64 {
     let mut size_B = 0;
     boundary(|| {
         size_B = heap_ref(heap)?.free_size();
+        Ok(())
+    });
+    size_B
+}
+
+/// The size in bytes of the largest free range, as util_vma_heap_get_max_free_continuous_size
+/// (turnip's replay path allocates the whole of it). Deferred ranges whose fences have signalled
+/// count as free. Thread-safe. Returns 0 for a NULL heap or a full one.
+#[no_mangle]
+pub extern "C" fn msmws_va_heap_largest_free(heap: *const msmws_va_heap) -> u64 {
+    let mut size_B = 0;
+    boundary(|| {
+        size_B = heap_ref(heap)?.largest_hole();
         Ok(())
     });
     size_B

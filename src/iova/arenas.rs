@@ -439,13 +439,17 @@ impl Arenas {
             .iter()
             .map(|a| a.try_lock())
             .collect::<Option<_>>()?;
-        let inside = g.iter().map(|s| s.largest_hole()).max().unwrap_or(0);
-        let across = (0..g.len() - 1)
-            .filter_map(|i| run_across(&g, i))
-            .map(|(s, e)| e - s)
-            .max()
-            .unwrap_or(0);
-        Some(inside.max(across))
+        Some(largest_hole(&g))
+    }
+
+    /// The largest hole (joined across boundaries), after reclaiming signalled deferred frees.
+    /// Locks every arena.
+    pub fn largest_hole(&self) -> u64 {
+        let mut g = self.lock_all();
+        for s in g.iter_mut() {
+            s.reclaim();
+        }
+        largest_hole(&g)
     }
 
     pub fn check(&self, start: u64, end: u64) -> Result<(), String> {
@@ -464,6 +468,17 @@ impl Arenas {
         }
         Ok(())
     }
+}
+
+/// The largest hole of the locked arenas, holes cut by a boundary joined.
+fn largest_hole(g: &Guards<'_>) -> u64 {
+    let inside = g.iter().map(|s| s.largest_hole()).max().unwrap_or(0);
+    let across = (0..g.len() - 1)
+        .filter_map(|i| run_across(g, i))
+        .map(|(s, e)| e - s)
+        .max()
+        .unwrap_or(0);
+    inside.max(across)
 }
 
 /// The hole spanning the boundary above arena `i` (through arenas that are all free), as

@@ -325,6 +325,12 @@ impl VaHeap {
         ranges.into_iter().map(|(s, u)| (s << g, u << g)).collect()
     }
 
+    /// The largest hole in bytes (util_vma_heap_get_max_free_continuous_size), after turning
+    /// deferred frees whose fences signalled into holes. O(arenas) plus the reclaim.
+    pub fn largest_hole(&self) -> u64 {
+        self.arenas.largest_hole() << self.granule_shift
+    }
+
     /// The largest hole in bytes, or `None` when the heap is busy (a debug read: never blocks).
     pub fn try_largest_hole(&self) -> Option<u64> {
         Some(self.arenas.try_largest_hole()? << self.granule_shift)

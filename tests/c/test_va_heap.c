@@ -43,6 +43,7 @@ test_bad_input(void)
    CHECK(msmws_va_heap_free_after(NULL, 0, 4096, 0, 1) == -EINVAL);
    CHECK(msmws_va_heap_signal_queue(NULL, 0, 1) == -EINVAL);
    CHECK(msmws_va_heap_free_size(NULL) == 0);
+   CHECK(msmws_va_heap_largest_free(NULL) == 0);
    msmws_va_heap_destroy(NULL);
 
    CHECK(msmws_va_heap_create(GIB, GIB, &heap) == 0 && heap != NULL);
@@ -105,6 +106,12 @@ test_fixed_address(void)
    CHECK(msmws_va_heap_alloc_addr(heap, 0ull - GIB, 4096) == -EEXIST);
    CHECK(msmws_va_heap_alloc(heap, GIB, GIB, MSMWS_VA_HEAP_ALLOC_TOP_DOWN, &addr) == 0);
    CHECK(addr == 0ull - 2 * GIB);
+   /* The largest free range is everything below the two: [4096, 2^64 - 2 GiB). */
+   CHECK(msmws_va_heap_largest_free(heap) == 0ull - 2 * GIB - 4096);
+   /* turnip's replay takes the whole of it. */
+   CHECK(msmws_va_heap_alloc(heap, 0ull - 2 * GIB - 4096, 4096, 0, &addr) == 0 && addr == 4096);
+   CHECK(msmws_va_heap_largest_free(heap) == 0);
+   CHECK(msmws_va_heap_free(heap, 4096, 0ull - 2 * GIB - 4096) == 0);
    CHECK(msmws_va_heap_free(heap, 0ull - GIB, GIB) == 0);
    CHECK(msmws_va_heap_free(heap, addr, GIB) == 0);
    CHECK(msmws_va_heap_free_size(heap) == 0ull - 4096);
