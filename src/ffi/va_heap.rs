@@ -171,9 +171,14 @@ pub extern "C" fn msmws_va_heap_signal_queue(
 /// 0 for a NULL heap.
 #[no_mangle]
 pub extern "C" fn msmws_va_heap_free_size(heap: *const msmws_va_heap) -> u64 {
+    read_size(heap, VaHeap::free_size)
+}
+
+/// A size `read` reports of `heap`, or 0 for a NULL heap (the error is recorded).
+fn read_size(heap: *const msmws_va_heap, read: impl FnOnce(&VaHeap) -> u64) -> u64 {
     let mut size_B = 0;
     boundary(|| {
-        size_B = heap_ref(heap)?.free_size();
+        size_B = read(heap_ref(heap)?);
         Ok(())
     });
     size_B
@@ -184,10 +189,5 @@ pub extern "C" fn msmws_va_heap_free_size(heap: *const msmws_va_heap) -> u64 {
 /// count as free. Thread-safe. Returns 0 for a NULL heap or a full one.
 #[no_mangle]
 pub extern "C" fn msmws_va_heap_largest_free(heap: *const msmws_va_heap) -> u64 {
-    let mut size_B = 0;
-    boundary(|| {
-        size_B = heap_ref(heap)?.largest_hole();
-        Ok(())
-    });
-    size_B
+    read_size(heap, VaHeap::largest_hole)
 }
