@@ -7,7 +7,7 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use ash::vk;
-use common::{file_with, raw};
+use common::{file_with, raw, wc_bo};
 use msm_winsys::kernel::Kernel;
 use msm_winsys::metadata::{
     self, layout, BoMetadataError, Identity, ImageDesc, Imported, MetadataError,
@@ -20,16 +20,6 @@ const ID: Identity = Identity {
     chip_id: 0xffff_4305_1401,
     driver_id: 0x1234_5678_9abc_def0,
 };
-
-fn gem_new(k: &dyn Kernel, size: u64) -> u32 {
-    let mut a = drm_msm_gem_new {
-        size,
-        flags: MSM_BO_WC,
-        handle: 0,
-    };
-    raw(k, DRM_IOCTL_MSM_GEM_NEW, &mut a).unwrap();
-    a.handle
-}
 
 fn share(from: &dyn Kernel, handle: u32, to: &dyn Kernel) -> u32 {
     let mut e = drm_prime_handle {
@@ -54,7 +44,7 @@ fn export_image(exporter: &dyn Kernel) -> (u32, metadata::ImageLayout, u64) {
     let desc = ImageDesc::new_2d(vk::Format::R8G8B8A8_UNORM, 1920, 1080);
     let lay = metadata::plan(&desc, layout::DRM_FORMAT_MOD_QCOM_COMPRESSED).unwrap();
     let size_B = lay.size_B.next_multiple_of(4096);
-    let h = gem_new(exporter, size_B);
+    let h = wc_bo(exporter, size_B);
     let rec = metadata::encode(&ID, &desc, &lay).unwrap();
     metadata::store(exporter, h, &rec).unwrap();
     (h, lay, size_B)
@@ -75,7 +65,7 @@ fn gl_importer_reconstructs_the_vulkan_exporters_layout() {
 #[test]
 fn a_buffer_without_metadata_is_no_metadata() {
     let f = Sim::new("a750").unwrap().open().unwrap();
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     assert_eq!(
         metadata::load(&f, h, 4096, &ID),
         Err(BoMetadataError::Metadata(MetadataError::NoMetadata))
@@ -133,7 +123,7 @@ fn an_old_kernel_that_returned_nothing_is_no_metadata_not_garbage() {
 #[test]
 fn a_record_longer_than_128_bytes_is_refused_by_the_kernel() {
     let f = Sim::new("a750").unwrap().open().unwrap();
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let e = msm_winsys::kernel::ioctl::gem_set_metadata(&f, h, &[1u8; 129]).unwrap_err();
     assert_eq!(e.errno, Errno::EOVERFLOW);
 }
@@ -175,7 +165,7 @@ fn a_compositor_imports_an_exported_image_through_the_buffer_api() {
 #[test]
 fn the_legacy_form_serves_an_8_byte_reader_like_todays_freedreno() {
     let f = Sim::new("a750").unwrap().open().unwrap();
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let rec = metadata::Encoded::legacy(layout::DRM_FORMAT_MOD_QCOM_COMPRESSED);
     metadata::store(&f, h, &rec).unwrap();
     // freedreno's read: GET_METADATA into an 8-byte buffer.

@@ -6,7 +6,7 @@ mod common;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use common::{file, file_with, raw};
+use common::{file, file_with, gem_close, raw};
 use msm_winsys::kernel::Kernel;
 use msm_winsys::sim::display::{BYTES_1080P, CRTC_ID};
 use msm_winsys::sim::SimOptions;
@@ -58,15 +58,6 @@ fn flip_with(k: &dyn Kernel, crtc_id: u32, fb_id: u32, flags: u32) -> Result<(),
 
 fn flip(k: &dyn Kernel, fb_id: u32) -> Result<(), Errno> {
     flip_with(k, CRTC_ID, fb_id, 0)
-}
-
-fn close(k: &dyn Kernel, handle: u32) {
-    raw(
-        k,
-        DRM_IOCTL_GEM_CLOSE,
-        &mut drm_gem_close { handle, pad: 0 },
-    )
-    .unwrap();
 }
 
 fn export(k: &dyn Kernel, handle: u32) -> OwnedFd {
@@ -281,7 +272,7 @@ fn ping_pong(fix: bool, keep_handles: bool, n: usize) -> (u64, u64, u64) {
         .collect();
     if !keep_handles {
         for b in bos {
-            close(&f, b);
+            gem_close(&f, b).unwrap();
         }
     }
     for i in 0..n {
@@ -317,7 +308,7 @@ fn gem_close_of_the_last_reference_unmaps_at_once() {
     flip(&f, fa).unwrap();
     flip(&f, fb).unwrap();
     assert!(f.sim().display_mapped(&f, a), "the handle keeps it mapped");
-    close(&f, a);
+    gem_close(&f, a).unwrap();
     let s = f.sim().display_stats();
     assert_eq!((s.unmaps, s.mapped), (1, 1));
 }
@@ -330,7 +321,7 @@ fn a_dmabuf_keeps_the_mapping_and_its_close_is_noticed_at_the_next_flip() {
     let fa = addfb(&f, fb_cmd(a, W, H)).unwrap();
     let fb = addfb(&f, fb_cmd(b, W, H)).unwrap();
     let dmabuf = export(&f, a);
-    close(&f, a);
+    gem_close(&f, a).unwrap();
     flip(&f, fa).unwrap();
     flip(&f, fb).unwrap();
     assert_eq!(

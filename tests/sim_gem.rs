@@ -8,20 +8,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use common::submit::Submit;
-use common::{abs_timeout, file, file_with, raw};
+use common::{abs_timeout, file, file_with, gem_close, gem_new, raw};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::{Clock, Injection, Sim, SimFile, SimOptions};
 use msm_winsys::uapi::*;
 use msm_winsys::Errno;
-
-fn gem_new(k: &dyn Kernel, size: u64, flags: u32) -> Result<u32, Errno> {
-    let mut a = drm_msm_gem_new {
-        size,
-        flags,
-        handle: 0,
-    };
-    raw(k, DRM_IOCTL_MSM_GEM_NEW, &mut a).map(|()| a.handle)
-}
 
 fn info(
     k: &dyn Kernel,
@@ -43,14 +34,6 @@ fn info(
 fn info_value(k: &dyn Kernel, handle: u32, kind: u32, value: u64) -> Result<u64, Errno> {
     let (r, a) = info(k, handle, kind, value, 0);
     r.map(|()| a.value)
-}
-
-fn close(k: &dyn Kernel, handle: u32) -> Result<(), Errno> {
-    raw(
-        k,
-        DRM_IOCTL_GEM_CLOSE,
-        &mut drm_gem_close { handle, pad: 0 },
-    )
 }
 
 fn madvise(k: &dyn Kernel, handle: u32, madv: u32) -> Result<u32, Errno> {
@@ -182,7 +165,7 @@ fn handles_are_the_lowest_free_from_1() {
     let a = gem_new(&f, 4096, WC).unwrap();
     let b = gem_new(&f, 4096, WC).unwrap();
     assert_eq!((a, b), (1, 2));
-    close(&f, a).unwrap();
+    gem_close(&f, a).unwrap();
     assert_eq!(gem_new(&f, 4096, WC), Ok(1));
 }
 
@@ -190,15 +173,15 @@ fn handles_are_the_lowest_free_from_1() {
 
 #[test]
 fn gem_close_unknown_handle_is_einval() {
-    assert_eq!(close(&file("a750"), 7), Err(Errno::EINVAL));
+    assert_eq!(gem_close(&file("a750"), 7), Err(Errno::EINVAL));
 }
 
 #[test]
 fn gem_close_twice_is_einval() {
     let f = file("a750");
     let h = gem_new(&f, 4096, WC).unwrap();
-    assert_eq!(close(&f, h), Ok(()));
-    assert_eq!(close(&f, h), Err(Errno::EINVAL));
+    assert_eq!(gem_close(&f, h), Ok(()));
+    assert_eq!(gem_close(&f, h), Err(Errno::EINVAL));
 }
 
 #[test]
@@ -873,8 +856,8 @@ fn the_same_dma_buf_imported_twice_in_one_file_gives_the_same_handle() {
         "the exporter's own file gets its handle back"
     );
     // One reference per file: closing the handle once drops it.
-    close(&b, h1).unwrap();
-    assert_eq!(close(&b, h1), Err(Errno::EINVAL));
+    gem_close(&b, h1).unwrap();
+    assert_eq!(gem_close(&b, h1), Err(Errno::EINVAL));
 }
 
 #[test]
@@ -921,7 +904,7 @@ fn a_dma_buf_outlives_the_exporters_handle() {
     let o = info_value(&a, h, MSM_INFO_GET_OFFSET, 0).unwrap();
     a.map(o, 4096).unwrap()[0] = 42;
     let fd = export(&a, h, DRM_CLOEXEC | DRM_RDWR).unwrap();
-    close(&a, h).unwrap();
+    gem_close(&a, h).unwrap();
     let hb = import(&b, fd.as_raw_fd()).unwrap();
     let ob = info_value(&b, hb, MSM_INFO_GET_OFFSET, 0).unwrap();
     assert_eq!(b.map(ob, 4096).unwrap()[0], 42);
@@ -937,7 +920,7 @@ fn leak_report_lists_handles_and_open_dma_buf_fds() {
     let r = f.leak_report();
     assert_eq!(r.handles, vec![h]);
     assert_eq!(r.open_fds.len(), 1, "{r:?}");
-    close(&f, h).unwrap();
+    gem_close(&f, h).unwrap();
     drop(fd);
     assert!(f.close().is_empty());
 }

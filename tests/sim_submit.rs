@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use common::submit::Submit;
-use common::{abs_timeout, file, file_with, raw};
+use common::{abs_timeout, file, file_with, queue_new, raw, wc_bo};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::{Clock, SimFile, SimOptions};
 use msm_winsys::uapi::*;
@@ -23,21 +23,6 @@ fn manual(profile: &str) -> SimFile {
             ..Default::default()
         },
     )
-}
-
-fn gem_new(k: &dyn Kernel, size: u64) -> u32 {
-    let mut a = drm_msm_gem_new {
-        size,
-        flags: MSM_BO_WC,
-        handle: 0,
-    };
-    raw(k, DRM_IOCTL_MSM_GEM_NEW, &mut a).unwrap();
-    a.handle
-}
-
-fn queue_new(k: &dyn Kernel, flags: u32, prio: u32) -> Result<u32, Errno> {
-    let mut a = drm_msm_submitqueue { flags, prio, id: 0 };
-    raw(k, DRM_IOCTL_MSM_SUBMITQUEUE_NEW, &mut a).map(|()| a.id)
 }
 
 fn queue_close(k: &dyn Kernel, mut id: u32) -> Result<(), Errno> {
@@ -426,7 +411,7 @@ fn out_syncobj_gets_the_submit_fence() {
 #[test]
 fn bo_with_unknown_flag_is_einval() {
     let f = file("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     assert_eq!(
         Submit::new().bo(h, MSM_SUBMIT_BO_READ | 0x10).run(&f).err(),
         Some(Errno::EINVAL)
@@ -436,7 +421,7 @@ fn bo_with_unknown_flag_is_einval() {
 #[test]
 fn bo_neither_read_nor_write_is_einval() {
     let f = file("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     assert_eq!(
         Submit::new().bo(h, MSM_SUBMIT_BO_DUMP).run(&f).err(),
         Some(Errno::EINVAL)
@@ -457,7 +442,7 @@ fn bo_unknown_handle_is_einval() {
 #[test]
 fn bo_twice_in_the_table_is_ealready() {
     let f = file("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let r = Submit::new()
         .bo(h, MSM_SUBMIT_BO_READ)
         .bo(h, MSM_SUBMIT_BO_WRITE)
@@ -486,7 +471,7 @@ fn bo_table_from_unmapped_memory_is_efault() {
 #[test]
 fn cmd_with_unknown_type_is_einval() {
     let f = file("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let mut s = Submit::new().bo(h, MSM_SUBMIT_BO_READ).cmd(0, 0, 64);
     s.cmds[0].r#type = 4;
     assert_eq!(s.run(&f).err(), Some(Errno::EINVAL));
@@ -495,7 +480,7 @@ fn cmd_with_unknown_type_is_einval() {
 #[test]
 fn cmd_size_not_a_multiple_of_4_is_einval() {
     let f = file("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     assert_eq!(
         Submit::new()
             .bo(h, MSM_SUBMIT_BO_READ)
@@ -509,7 +494,7 @@ fn cmd_size_not_a_multiple_of_4_is_einval() {
 #[test]
 fn cmd_submit_idx_past_the_table_is_einval() {
     let f = file("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     assert_eq!(
         Submit::new()
             .bo(h, MSM_SUBMIT_BO_READ)
@@ -523,7 +508,7 @@ fn cmd_submit_idx_past_the_table_is_einval() {
 #[test]
 fn cmd_of_size_0_is_einval() {
     let f = file("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     assert_eq!(
         Submit::new()
             .bo(h, MSM_SUBMIT_BO_READ)
@@ -537,7 +522,7 @@ fn cmd_of_size_0_is_einval() {
 #[test]
 fn cmd_running_past_its_bo_is_einval() {
     let f = file("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     assert_eq!(
         Submit::new()
             .bo(h, MSM_SUBMIT_BO_READ)
@@ -551,7 +536,7 @@ fn cmd_running_past_its_bo_is_einval() {
 #[test]
 fn cmd_with_relocs_on_a6xx_is_einval() {
     let f = file("a618");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let mut s = Submit::new().bo(h, MSM_SUBMIT_BO_READ).cmd(0, 0, 64);
     s.cmds[0].nr_relocs = 1;
     assert_eq!(s.run(&f).err(), Some(Errno::EINVAL));
@@ -642,7 +627,7 @@ fn gpu_fault_in_vm_bind_mode_makes_the_vm_unusable_so_submit_is_epipe() {
 #[test]
 fn gpu_fault_in_legacy_mode_leaves_the_vm_usable() {
     let f = manual("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let mut s = Submit::new().bo(h, MSM_SUBMIT_BO_READ).cmd(0, 0, 64);
     s.run(&f).unwrap();
     f.sim().gpu_run_until_idle();
@@ -701,7 +686,7 @@ fn a_job_waits_for_its_in_fence_and_its_queue_order() {
 #[test]
 fn implicit_sync_orders_a_writer_after_a_reader_on_another_queue() {
     let f = manual("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let q1 = queue_new(&f, 0, 0).unwrap();
     let r = Submit::new().bo(h, MSM_SUBMIT_BO_READ).run(&f).unwrap();
     let w = Submit::new()
@@ -724,7 +709,7 @@ fn implicit_sync_orders_a_writer_after_a_reader_on_another_queue() {
 #[test]
 fn no_implicit_skips_implicit_sync() {
     let f = manual("a750");
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let q1 = queue_new(&f, 0, 0).unwrap();
     Submit::new().bo(h, MSM_SUBMIT_BO_WRITE).run(&f).unwrap();
     let w = Submit::new().bo(h, MSM_SUBMIT_BO_WRITE).with(|a| {
@@ -793,7 +778,7 @@ fn async_clock_survives_many_racing_submitters() {
 fn gpu_fault_counts_and_captures_a_devcoredump() {
     let f = manual("a660");
     ioctl::set_param_str(&f, MSM_PARAM_COMM, "deqp-vk").unwrap();
-    let h = gem_new(&f, 4096);
+    let h = wc_bo(&f, 4096);
     let iova = ioctl::gem_info_value(&f, h, MSM_INFO_GET_IOVA, 0).unwrap();
     // A submit whose command is fine but which is declared to read an unmapped range.
     let mut sub = Submit::new().bo(h, MSM_SUBMIT_BO_READ).cmd(0, 0, 64);

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{file, file_with, raw};
+use common::{file, file_with, monotonic_ns, raw, readable};
 use drm_sys::*;
 use msm_winsys::kernel::Kernel;
 use msm_winsys::sim::fence::{new_context, Fence};
@@ -78,16 +78,6 @@ fn attach_point(k: &dyn Kernel, h: u32, point: u64, fence: &Arc<Fence>) {
     fd_to_handle(k, fd.as_raw_fd(), h, flags, point).unwrap();
 }
 
-fn monotonic_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
 /// An absolute CLOCK_MONOTONIC timeout `ms` from now.
 fn in_ms(ms: i64) -> i64 {
     monotonic_ns() + ms * 1_000_000
@@ -155,17 +145,6 @@ fn timeline_signal(k: &dyn Kernel, h: u32, point: u64) -> Result<(), Errno> {
 fn transfer(k: &dyn Kernel, t: drm_syncobj_transfer) -> Result<(), Errno> {
     let mut t = t;
     raw(k, DRM_IOCTL_SYNCOBJ_TRANSFER, &mut t)
-}
-
-fn readable(fd: RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one pollfd we own, timeout 0.
-    unsafe { libc::poll(&mut p, 1, 0) };
-    p.revents & libc::POLLIN != 0
 }
 
 fn no_timelines() -> SimOptions {

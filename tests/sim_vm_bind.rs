@@ -9,7 +9,7 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use common::{file_with, raw};
+use common::{file_with, gem_close, queue_new, raw, wc_bo};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::vm::Pte;
 use msm_winsys::sim::{Clock, Injection, SimFile, SimOptions};
@@ -39,21 +39,6 @@ fn vb_file() -> SimFile {
     vb_file_with("a750", opts(8))
 }
 
-fn gem_new(k: &dyn Kernel, size: u64) -> u32 {
-    let mut a = drm_msm_gem_new {
-        size,
-        flags: MSM_BO_WC,
-        handle: 0,
-    };
-    raw(k, DRM_IOCTL_MSM_GEM_NEW, &mut a).unwrap();
-    a.handle
-}
-
-fn gem_close(k: &dyn Kernel, handle: u32) {
-    let mut a = drm_gem_close { handle, pad: 0 };
-    raw(k, DRM_IOCTL_GEM_CLOSE, &mut a).unwrap();
-}
-
 fn madvise(k: &dyn Kernel, handle: u32, madv: u32) {
     let mut a = drm_msm_gem_madvise {
         handle,
@@ -63,17 +48,8 @@ fn madvise(k: &dyn Kernel, handle: u32, madv: u32) {
     raw(k, DRM_IOCTL_MSM_GEM_MADVISE, &mut a).unwrap();
 }
 
-fn queue_new(k: &dyn Kernel, flags: u32) -> Result<u32, Errno> {
-    let mut a = drm_msm_submitqueue {
-        flags,
-        prio: 0,
-        id: 0,
-    };
-    raw(k, DRM_IOCTL_MSM_SUBMITQUEUE_NEW, &mut a).map(|()| a.id)
-}
-
 fn bind_queue(k: &dyn Kernel) -> u32 {
-    queue_new(k, MSM_SUBMITQUEUE_VM_BIND).unwrap()
+    queue_new(k, MSM_SUBMITQUEUE_VM_BIND, 0).unwrap()
 }
 
 fn syncobj_create(k: &dyn Kernel, flags: u32) -> u32 {
@@ -301,7 +277,7 @@ fn unknown_queue_is_enoent() {
 fn queue_without_the_vm_bind_flag_is_einval() {
     let f = vb_file();
     assert_eq!(bind(&f, 0, &[]), Err(Errno::EINVAL));
-    let plain = queue_new(&f, 0).unwrap();
+    let plain = queue_new(&f, 0, 0).unwrap();
     assert_eq!(bind(&f, plain, &[]), Err(Errno::EINVAL));
 }
 
@@ -415,7 +391,7 @@ fn syncobj_elements_are_read_with_at_most_16_bytes_of_stride() {
 fn every_op_rule_is_einval() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, 16 * PAGE);
+    let h = wc_bo(&f, 16 * PAGE);
     let end = VA + f.sim().profile().va_size_B();
     let cases: Vec<(&str, drm_msm_vm_bind_op)> = vec![
         ("unknown op flag", {
@@ -467,7 +443,7 @@ fn map_null_without_prr_is_einval() {
 fn every_op_is_checked_before_anything_changes() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, PAGE);
+    let h = wc_bo(&f, PAGE);
     let r = bind(&f, q, &[map(h, 0, VA, PAGE), map(h, 0, VA + 0x10, PAGE)]);
     assert_eq!(r, Err(Errno::EINVAL));
     assert!(f.vmas().is_empty());
@@ -495,7 +471,7 @@ fn bad_ops_pointer_is_efault() {
 fn one_op_is_inline_and_op_stride_and_pad_are_ignored() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, PAGE);
+    let h = wc_bo(&f, PAGE);
     let r = Bind::new(q, &[map(h, 0, VA, PAGE)])
         .with(|a| a.op_stride = 12345)
         .run(&f);
@@ -532,7 +508,7 @@ fn zero_ops_is_a_pure_sync_point() {
 fn range_zero_is_not_rejected() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, PAGE);
+    let h = wc_bo(&f, PAGE);
     assert_eq!(bind(&f, q, &[map(h, 0, VA, 0)]), Ok(()));
     assert_eq!(bind(&f, q, &[unmap(VA, 0)]), Ok(()));
     assert_eq!(bind(&f, q, &[map_null(VA, 0)]), Ok(()));
@@ -543,7 +519,7 @@ fn range_zero_is_not_rejected() {
 fn dontneed_or_purged_bo_is_ebusy() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, PAGE);
+    let h = wc_bo(&f, PAGE);
     madvise(&f, h, MSM_MADV_DONTNEED);
     assert_eq!(bind(&f, q, &[map(h, 0, VA, PAGE)]), Err(Errno::EBUSY));
     // Mapped once so it has pages, then purged.
@@ -561,7 +537,7 @@ fn dontneed_or_purged_bo_is_ebusy() {
 fn pin_failure_is_enomem_and_changes_nothing() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, PAGE);
+    let h = wc_bo(&f, PAGE);
     f.sim().inject(Injection {
         point: "VM_BIND:pin".into(),
         nth: 1,
@@ -597,7 +573,7 @@ fn prealloc_failure_is_enomem() {
 fn op_0_failing_fails_the_ioctl_only() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, PAGE);
+    let h = wc_bo(&f, PAGE);
     f.sim().inject(Injection {
         point: "VM_BIND:op0".into(),
         nth: 1,
@@ -614,7 +590,7 @@ fn op_0_failing_fails_the_ioctl_only() {
 fn a_later_op_failing_makes_the_vm_unusable() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, PAGE);
+    let h = wc_bo(&f, PAGE);
     f.sim().inject(Injection {
         point: "VM_BIND:op1".into(),
         nth: 1,
@@ -631,7 +607,7 @@ fn a_later_op_failing_makes_the_vm_unusable() {
 fn a_failed_job_makes_the_vm_unusable_and_queued_submits_run_empty() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let h = gem_new(&f, PAGE);
+    let h = wc_bo(&f, PAGE);
     f.sim().inject(Injection {
         point: "VM_BIND:job".into(),
         nth: 1,
@@ -665,8 +641,8 @@ fn a_gpu_fault_in_a_vm_bind_context_makes_vm_bind_epipe() {
 fn map_over_the_middle_keeps_prev_and_next_with_their_offsets() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, 16 * PAGE);
-    let b = gem_new(&f, 16 * PAGE);
+    let a = wc_bo(&f, 16 * PAGE);
+    let b = wc_bo(&f, 16 * PAGE);
     bind(&f, q, &[map(a, 2 * PAGE, VA, 8 * PAGE)]).unwrap();
     bind(&f, q, &[map(b, 0, VA + 3 * PAGE, 2 * PAGE)]).unwrap();
     assert_eq!(
@@ -687,7 +663,7 @@ fn map_over_the_middle_keeps_prev_and_next_with_their_offsets() {
 fn map_over_several_mappings_removes_or_trims_each() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, 16 * PAGE);
+    let a = wc_bo(&f, 16 * PAGE);
     let ops: Vec<_> = (0..4)
         .map(|i| map(a, i * PAGE, VA + i * 2 * PAGE, 2 * PAGE))
         .collect();
@@ -707,7 +683,7 @@ fn map_over_several_mappings_removes_or_trims_each() {
 fn adjacent_mappings_are_never_merged() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, 4 * PAGE);
+    let a = wc_bo(&f, 4 * PAGE);
     bind(&f, q, &[map(a, 0, VA, PAGE), map(a, PAGE, VA + PAGE, PAGE)]).unwrap();
     assert_eq!(
         tree(&f),
@@ -719,7 +695,7 @@ fn adjacent_mappings_are_never_merged() {
 fn remapping_the_identical_range_unmaps_then_maps() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, PAGE);
+    let a = wc_bo(&f, PAGE);
     bind(&f, q, &[map(a, 0, VA, PAGE)]).unwrap();
     bind(&f, q, &[map(a, 0, VA, PAGE)]).unwrap();
     f.sim().gpu_run_until_idle();
@@ -738,7 +714,7 @@ fn remapping_the_identical_range_unmaps_then_maps() {
 fn unmap_trims_or_removes_and_an_empty_range_does_nothing() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, 8 * PAGE);
+    let a = wc_bo(&f, 8 * PAGE);
     bind(&f, q, &[map(a, 0, VA, 8 * PAGE)]).unwrap();
     bind(&f, q, &[unmap(VA + 2 * PAGE, 2 * PAGE)]).unwrap();
     assert_eq!(
@@ -758,7 +734,7 @@ fn unmap_trims_or_removes_and_an_empty_range_does_nothing() {
 fn one_bo_can_be_mapped_at_several_addresses_and_in_part() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, 4 * PAGE);
+    let a = wc_bo(&f, 4 * PAGE);
     bind(
         &f,
         q,
@@ -798,10 +774,10 @@ fn map_null_maps_the_zero_page() {
 fn closing_the_gem_handle_does_not_unmap() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, PAGE);
+    let a = wc_bo(&f, PAGE);
     bind(&f, q, &[map(a, 0, VA, PAGE)]).unwrap();
     f.sim().gpu_run_until_idle();
-    gem_close(&f, a);
+    gem_close(&f, a).unwrap();
     let v = f.vmas();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].handle, None, "no handle left, the VMA holds the BO");
@@ -817,7 +793,7 @@ fn closing_the_gem_handle_does_not_unmap() {
 fn ops_change_the_tree_at_once_and_the_page_tables_when_the_job_runs() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, PAGE);
+    let a = wc_bo(&f, PAGE);
     let out = syncobj_create(&f, 0);
     let r = Bind::new(q, &[map(a, 0, VA, PAGE)])
         .with(|a| a.flags = MSM_VM_BIND_FENCE_FD_OUT)
@@ -1049,7 +1025,7 @@ fn the_log_is_off_by_default_and_capped_at_256_entries() {
 fn a_split_logs_the_unmapped_middle_with_the_queue_id() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, 8 * PAGE);
+    let a = wc_bo(&f, 8 * PAGE);
     bind(
         &f,
         q,
@@ -1070,7 +1046,7 @@ fn a_split_logs_the_unmapped_middle_with_the_queue_id() {
 fn file_close_waits_for_the_last_fence_then_closes_every_vma_on_queue_0() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, 4 * PAGE);
+    let a = wc_bo(&f, 4 * PAGE);
     bind(&f, q, &[map(a, 0, VA, 4 * PAGE), map_null(VA + MB2, PAGE)]).unwrap();
     f.sim().gpu_run_until_idle();
     submit_cmd(&f, VA).unwrap();
@@ -1103,7 +1079,7 @@ fn file_close_waits_for_the_last_fence_then_closes_every_vma_on_queue_0() {
 fn purge_unmaps_vm_bind_mappings_logged_as_purge_but_keeps_the_vma() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, PAGE);
+    let a = wc_bo(&f, PAGE);
     bind(&f, q, &[map(a, 0, VA, PAGE)]).unwrap();
     f.sim().gpu_run_until_idle();
     madvise(&f, a, MSM_MADV_DONTNEED);
@@ -1207,7 +1183,7 @@ fn after_a_failed_map_the_job_skips_later_maps_but_still_unmaps() {
 fn split_remnants_keep_the_dump_flag() {
     let f = vb_file();
     let q = bind_queue(&f);
-    let a = gem_new(&f, 4 * PAGE);
+    let a = wc_bo(&f, 4 * PAGE);
     let mut m = map(a, 0, VA, 4 * PAGE);
     m.flags = MSM_VM_BIND_OP_DUMP;
     bind(&f, q, &[m, unmap(VA + PAGE, PAGE)]).unwrap();
