@@ -31,29 +31,9 @@ fn frame(sim: &Sim, dev: &Device, vm: &GpuVm) -> (usize, usize) {
         .map(|i| vm.create_buffer(k, 4096 * (1 + i % 3), MSM_BO_WC).unwrap())
         .collect();
     let cmds: Vec<(u64, u32)> = bufs.iter().map(|b| (b.iova, 64)).collect();
-    vm.submit(
-        k,
-        0,
-        &cmds,
-        &bufs,
-        &[],
-        &[SyncPoint {
-            handle: done,
-            point: 1,
-        }],
-    )
-    .unwrap();
+    vm.submit(k, 0, &cmds, &bufs, &[], &at(done, 1)).unwrap();
     for b in &bufs[..10] {
-        vm.free_buffer(
-            k,
-            *b,
-            &[SyncPoint {
-                handle: done,
-                point: 1,
-            }],
-            false,
-        )
-        .unwrap();
+        vm.free_buffer(k, *b, &at(done, 1), false).unwrap();
     }
     vm.flush(k).unwrap();
     let before = vm.zombies();
@@ -62,29 +42,9 @@ fn frame(sim: &Sim, dev: &Device, vm: &GpuVm) -> (usize, usize) {
     let after = vm.zombies();
     let rest = &bufs[10..];
     let cmds: Vec<(u64, u32)> = rest.iter().map(|b| (b.iova, 64)).collect();
-    vm.submit(
-        k,
-        0,
-        &cmds,
-        rest,
-        &[],
-        &[SyncPoint {
-            handle: done,
-            point: 2,
-        }],
-    )
-    .unwrap();
+    vm.submit(k, 0, &cmds, rest, &[], &at(done, 2)).unwrap();
     for b in rest {
-        vm.free_buffer(
-            k,
-            *b,
-            &[SyncPoint {
-                handle: done,
-                point: 2,
-            }],
-            false,
-        )
-        .unwrap();
+        vm.free_buffer(k, *b, &at(done, 2), false).unwrap();
     }
     sim.gpu_run_until_idle();
     vm.flush(k).unwrap();
@@ -152,28 +112,9 @@ fn set_iova_addresses_are_reused_only_after_reclaim() {
     let k = dev.kernel();
     let done = ioctl::syncobj_create(k, false).unwrap();
     let a = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
-    vm.submit(
-        k,
-        0,
-        &[(a.iova, 64)],
-        &[a],
-        &[],
-        &[SyncPoint {
-            handle: done,
-            point: 1,
-        }],
-    )
-    .unwrap();
-    vm.free_buffer(
-        k,
-        a,
-        &[SyncPoint {
-            handle: done,
-            point: 1,
-        }],
-        false,
-    )
-    .unwrap();
+    vm.submit(k, 0, &[(a.iova, 64)], &[a], &[], &at(done, 1))
+        .unwrap();
+    vm.free_buffer(k, a, &at(done, 1), false).unwrap();
     let b = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
     assert_ne!(b.iova, a.iova, "a's range is still in use by the GPU");
     sim.gpu_run_until_idle();
@@ -220,26 +161,9 @@ fn shared_buffer_cycle(options: SimOptions) {
     let buf = vm.map_bo(k, &bo).unwrap();
     assert_eq!(buf.handle, bo.handle());
     let done = ioctl::syncobj_create(k, false).unwrap();
-    vm.submit(
-        k,
-        0,
-        &[(buf.iova, 64)],
-        &[buf],
-        &[],
-        &[SyncPoint {
-            handle: done,
-            point: 1,
-        }],
-    )
-    .unwrap();
-    vm.unmap_bo(
-        buf,
-        &[SyncPoint {
-            handle: done,
-            point: 1,
-        }],
-    )
-    .unwrap();
+    vm.submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &at(done, 1))
+        .unwrap();
+    vm.unmap_bo(buf, &at(done, 1)).unwrap();
     assert!(vm.unmap_bo(buf, &[]).is_err(), "unmapped once only");
     sim.gpu_run_until_idle();
     vm.flush(k).unwrap();
@@ -327,4 +251,12 @@ fn submits_tell_the_buffer_cache_when_a_cached_buffer_went_idle() {
     );
     assert_eq!(again.handle(), handle);
     drop((again, other));
+}
+
+/// Point `point` of timeline syncobj `done`, as a one-entry users or signals list.
+fn at(done: u32, point: u64) -> [SyncPoint; 1] {
+    [SyncPoint {
+        handle: done,
+        point,
+    }]
 }

@@ -195,17 +195,23 @@ impl GpuVm {
                 Ok(())
             }
             None => {
-                let mut l = self.legacy();
-                l.forget(&buf);
-                l.zombies.push(Zombie {
-                    buf,
-                    users: users.to_vec(),
-                    shared,
-                    bo: None,
-                });
+                self.bury(buf, users, shared, None);
                 Ok(())
             }
         }
+    }
+
+    /// Without VM_BIND: `buf` waits as a zombie until `users` are done ([`Zombie`]), holding
+    /// `bo` until then if the VM mapped a shared `Bo`.
+    fn bury(&self, buf: GpuBuffer, users: &[SyncPoint], shared: bool, bo: Option<Bo>) {
+        let mut l = self.legacy();
+        l.forget(&buf);
+        l.zombies.push(Zombie {
+            buf,
+            users: users.to_vec(),
+            shared,
+            bo,
+        });
     }
 
     /// Gives the object `handle` of `size_B` bytes its address in this VM, as the mode does it:
@@ -278,16 +284,7 @@ impl GpuVm {
                 vm.unmap_freed(buf.iova, buf.size_B, users);
                 drop(bo);
             }
-            None => {
-                let mut l = self.legacy();
-                l.forget(&buf);
-                l.zombies.push(Zombie {
-                    buf,
-                    users: users.to_vec(),
-                    shared: true,
-                    bo: Some(bo),
-                });
-            }
+            None => self.bury(buf, users, true, Some(bo)),
         }
         Ok(())
     }

@@ -44,35 +44,31 @@ impl VaMirror {
         if start >= end {
             return;
         }
+        // What of segment `seg` (starting at `s`) lies past `end` stays, starting at `end`.
+        let keep_tail = |segs: &mut BTreeMap<u64, Seg>, s: u64, seg: Seg| {
+            if seg.end > end {
+                let target = seg.target.advanced(end - s);
+                segs.insert(
+                    end,
+                    Seg {
+                        end: seg.end,
+                        target,
+                        ..seg
+                    },
+                );
+            }
+        };
         // A segment starting before `start` may reach into the range.
         if let Some((&s, &seg)) = self.segs.range(..start).next_back() {
             if seg.end > start {
                 self.segs.insert(s, Seg { end: start, ..seg });
-                if seg.end > end {
-                    self.segs.insert(
-                        end,
-                        Seg {
-                            end: seg.end,
-                            target: seg.target.advanced(end - s),
-                            ..seg
-                        },
-                    );
-                }
+                keep_tail(&mut self.segs, s, seg);
             }
         }
         let inside: Vec<u64> = self.segs.range(start..end).map(|(&s, _)| s).collect();
         for s in inside {
             let seg = self.segs.remove(&s).expect("key listed above");
-            if seg.end > end {
-                self.segs.insert(
-                    end,
-                    Seg {
-                        end: seg.end,
-                        target: seg.target.advanced(end - s),
-                        ..seg
-                    },
-                );
-            }
+            keep_tail(&mut self.segs, s, seg);
         }
     }
 

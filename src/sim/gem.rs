@@ -257,15 +257,20 @@ pub(super) fn gem_close(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     })
 }
 
-/// Converts an absolute CLOCK_MONOTONIC timespec into an `Instant` deadline.
-pub(super) fn deadline(ts: &drm_msm_timespec) -> Instant {
+/// CLOCK_MONOTONIC now, in ns: the clock of the uAPI's absolute timeouts.
+pub(super) fn monotonic_ns() -> i64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime writes one timespec we own.
+    // SAFETY: clock_gettime writes one timespec we own; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let now_ns = now.tv_sec as i128 * 1_000_000_000 + now.tv_nsec as i128;
+    now.tv_sec * 1_000_000_000 + now.tv_nsec
+}
+
+/// Converts an absolute CLOCK_MONOTONIC timespec into an `Instant` deadline.
+pub(super) fn deadline(ts: &drm_msm_timespec) -> Instant {
+    let now_ns = monotonic_ns() as i128;
     let then_ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
     let left = (then_ns - now_ns).clamp(0, u64::MAX as i128) as u64;
     Instant::now() + Duration::from_nanos(left)

@@ -20,6 +20,7 @@ use drm_sys::{
 
 use super::super::dispatch::typed;
 use super::super::fence::Fence;
+use super::super::gem::monotonic_ns;
 use super::super::{sync_file, user, SimFile};
 use super::{export_fd, import_fd, unwrap_merge, SubmitWait, Syncobj, Waker};
 use crate::uapi::*;
@@ -72,16 +73,6 @@ fn read_points(points: u64, count: u32) -> Result<Vec<u64>, Errno> {
         .chunks_exact(8)
         .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
         .collect())
-}
-
-fn monotonic_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec we own; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// `drm_timeout_abs_to_jiffies`: an absolute CLOCK_MONOTONIC time in ns; 0 or a time already
