@@ -8,21 +8,13 @@
 
 #include "msm_winsys.h"
 
+#include "check.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond)                                                         \
-   do {                                                                     \
-      if (!(cond)) {                                                        \
-         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-         failures++;                                                        \
-      }                                                                     \
-   } while (0)
 
 #define SIZE_1080P (1920u * 1080u * 4u)
 
@@ -148,7 +140,5 @@ main(void)
    msmws_device_destroy(dev);
    msmws_device_destroy(comp);
 
-   if (failures)
-      fprintf(stderr, "test_bo: %d check(s) failed\n", failures);
-   return failures ? 1 : 0;
+   return check_report("test_bo");
 }

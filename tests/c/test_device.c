@@ -7,21 +7,13 @@
 
 #include "msm_winsys.h"
 
+#include "check.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond)                                                         \
-   do {                                                                     \
-      if (!(cond)) {                                                        \
-         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-         failures++;                                                        \
-      }                                                                     \
-   } while (0)
 
 static void
 check_profile(const char *name, uint64_t va_size, bool prr)
@@ -74,7 +66,5 @@ main(void)
 
    msmws_device_destroy(NULL);
 
-   if (failures)
-      fprintf(stderr, "test_device: %d check(s) failed\n", failures);
-   return failures ? 1 : 0;
+   return check_report("test_device");
 }

@@ -5,20 +5,11 @@
  */
 #include "msm_winsys.h"
 
+#include "check.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond)                                                         \
-   do {                                                                     \
-      if (!(cond)) {                                                        \
-         fprintf(stderr, "%s:%d: check failed: %s (%s)\n", __FILE__, __LINE__, #cond, \
-                 msmws_last_error_message());                               \
-         failures++;                                                        \
-      }                                                                     \
-   } while (0)
 
 int
 main(void)
@@ -76,7 +67,5 @@ main(void)
    CHECK(msmws_gpu_vm_destroy(NULL) == 0);
    msmws_device_destroy(dev);
 
-   if (failures)
-      fprintf(stderr, "test_gpu_vm: %d check(s) failed\n", failures);
-   return failures ? 1 : 0;
+   return check_report("test_gpu_vm");
 }

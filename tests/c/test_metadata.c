@@ -11,21 +11,12 @@
 
 #include "msm_winsys.h"
 
+#include "check.h"
+
 #define VK_FORMAT_R8G8B8A8_UNORM 37
 #define VK_IMAGE_USAGE_SAMPLED_BIT 0x4
 #define DRM_FORMAT_MOD_LINEAR 0ull
 #define DRM_FORMAT_MOD_QCOM_COMPRESSED ((5ull << 56) | 1)
-
-static int failures;
-
-#define CHECK(cond)                                                                       \
-   do {                                                                                   \
-      if (!(cond)) {                                                                      \
-         fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__, __LINE__, \
-                 #cond, msmws_last_error_message());                                      \
-         failures++;                                                                      \
-      }                                                                                   \
-   } while (0)
 
 static void
 put_u32(uint8_t *b, unsigned off, uint32_t v)
@@ -120,7 +111,5 @@ main(void)
    got.planes[0].pitch_B = 64;
    CHECK(msmws_metadata_validate(&desc, &got, layout.size_B) == -EDOM);
 
-   if (failures)
-      fprintf(stderr, "test_metadata: %d checks failed\n", failures);
-   return failures ? 1 : 0;
+   return check_report("test_metadata");
 }

@@ -6,18 +6,10 @@
  */
 #include "msm_winsys.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond)                                                         \
-   do {                                                                     \
-      if (!(cond)) {                                                        \
-         fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-         failures++;                                                        \
-      }                                                                     \
-   } while (0)
 
 int
 main(void)
@@ -31,10 +23,5 @@ main(void)
    const char *again = msmws_last_error_message();
    CHECK(again != NULL && again[0] == '\0');
 
-   if (failures) {
-      fprintf(stderr, "test_smoke: %d check(s) failed\n", failures);
-      return 1;
-   }
-   printf("test_smoke: ok\n");
-   return 0;
+   return check_report("test_smoke");
 }

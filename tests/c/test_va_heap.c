@@ -9,20 +9,11 @@
 
 #include "msm_winsys.h"
 
+#include "check.h"
+
 #define KIB (1024ull)
 #define MIB (1024ull * KIB)
 #define GIB (1024ull * MIB)
-
-static int failures;
-
-#define CHECK(cond)                                                                       \
-   do {                                                                                   \
-      if (!(cond)) {                                                                      \
-         fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__, __LINE__, \
-                 #cond, msmws_last_error_message());                                      \
-         failures++;                                                                      \
-      }                                                                                   \
-   } while (0)
 
 #define NO_CROSS(shift) ((uint32_t)(shift) << MSMWS_VA_HEAP_NO_CROSS_SHIFT_OFFSET)
 
@@ -147,9 +138,5 @@ main(void)
    test_no_cross_and_direction();
    test_fixed_address();
    test_deferred_free();
-   if (failures)
-      fprintf(stderr, "test_va_heap: %d check(s) failed\n", failures);
-   else
-      printf("test_va_heap: all checks passed\n");
-   return failures != 0;
+   return check_report("test_va_heap");
 }
