@@ -67,15 +67,9 @@ pub(crate) struct Arenas {
     bounds: Box<[AtomicU64]>,
     /// First unit of each arena as first cut: where [`Arenas::rebalance`] moves boundaries back to.
     cuts: Box<[u64]>,
-    homes: Mutex<Homes>,
+    /// Which arena each thread allocates in.
+    homes: Mutex<HashMap<ThreadId, usize>>,
     id: u64,
-}
-
-/// Which arena each thread allocates in, and how many threads each arena has.
-#[derive(Default)]
-struct Homes {
-    of: HashMap<ThreadId, usize>,
-    load: [usize; MAX_ARENAS],
 }
 
 type Guards<'a> = Vec<SpinGuard<'a, HeapState>>;
@@ -93,7 +87,7 @@ impl Arenas {
                 .collect(),
             bounds: (0..count).map(|j| AtomicU64::new(cut(j))).collect(),
             cuts: (0..count).map(cut).collect(),
-            homes: Mutex::new(Homes::default()),
+            homes: Mutex::new(HashMap::new()),
             id: NEXT_HEAP_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -109,19 +103,11 @@ impl Arenas {
             return home;
         }
         let home = {
-            let mut h = self.homes.lock().unwrap_or_else(|e| e.into_inner());
-            if h.of.len() >= MAX_HOMES {
-                *h = Homes::default();
+            let mut homes = self.homes.lock().unwrap_or_else(|e| e.into_inner());
+            if homes.len() >= MAX_HOMES {
+                homes.clear();
             }
-            let me = std::thread::current().id();
-            match h.of.get(&me) {
-                Some(&home) => home,
-                None => {
-                    h.of.insert(me, 0);
-                    h.load[0] += 1;
-                    0
-                }
-            }
+            *homes.entry(std::thread::current().id()).or_insert(0)
         };
         self.remember_home(home);
         home
@@ -146,18 +132,18 @@ impl Arenas {
     fn contended(&self, home: usize) -> usize {
         let k = self.arenas.len();
         let new = {
-            let mut h = self.homes.lock().unwrap_or_else(|e| e.into_inner());
+            let mut homes = self.homes.lock().unwrap_or_else(|e| e.into_inner());
+            // Counted, not kept: this runs only when threads meet, over at most MAX_HOMES.
+            let threads_in = |j: usize| homes.values().filter(|&&h| h == j).count();
             let (best, least) = (0..k)
                 .filter(|&j| j != home)
-                .map(|j| (j, h.load[j]))
-                .min_by_key(|&(_, load)| load)
+                .map(|j| (j, threads_in(j)))
+                .min_by_key(|&(_, n)| n)
                 .expect("two arenas or more");
-            if h.load[home] < least + 2 {
+            if threads_in(home) < least + 2 {
                 return home;
             }
-            h.load[home] -= 1;
-            h.load[best] += 1;
-            h.of.insert(std::thread::current().id(), best);
+            homes.insert(std::thread::current().id(), best);
             best
         };
         self.remember_home(new);

@@ -122,7 +122,7 @@ impl Subject for Ours<'_> {
             .expect("freeing a live allocation");
     }
     fn largest_hole_pages(&self) -> u64 {
-        self.0.try_largest_hole().unwrap_or(0) / PAGE
+        self.0.largest_hole() / PAGE
     }
 }
 
