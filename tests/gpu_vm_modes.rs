@@ -144,16 +144,8 @@ fn vm_bind_mode_flushes_when_the_pending_budget_is_reached() {
 fn shared_buffer_cycle(options: SimOptions) {
     use msm_winsys::bo::{Bo, BoFlags};
     use std::sync::Arc;
-    let sim = Sim::with_options(
-        "a660",
-        SimOptions {
-            clock: Clock::Manual,
-            ..options
-        },
-    )
-    .unwrap();
-    let dev =
-        Arc::new(Device::new(Box::new(sim.open().unwrap()), ProbeOptions::default()).unwrap());
+    let (sim, dev) = device(options);
+    let dev = Arc::new(dev);
     let k = dev.kernel();
     let vm = GpuVm::new(&dev).unwrap();
     let bo = Bo::new(&dev, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
