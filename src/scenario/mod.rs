@@ -4,6 +4,7 @@
 //! Each scenario measures against a baseline run in the same process and reports ratios, never
 //! absolute wall-clock claims.
 
+pub mod best_fit;
 pub mod bind;
 pub mod compositor;
 pub mod external_objects;
