@@ -66,12 +66,14 @@ fn many_buffer_maps_become_one_sorted_job_with_minimal_prealloc() {
 fn a_buffer_freed_before_its_map_was_flushed_costs_no_ioctl_and_frees_at_once() {
     let f = vm_bind_file(Clock::Manual);
     let vm = BindVm::new(&f, 1024).unwrap();
-    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    let h = bo(&f, 64 * K);
+    vm.map(BindOp::map(VA, 64 * K, h, 0));
     vm.unmap_freed(VA, 64 * K, &[]);
     let released = vm.flush(&f).unwrap();
     assert_eq!(vm.stats().vm_bind_ioctls, 0);
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].fence, None);
+    finish(f, vm, &[h]);
 }
 
 #[test]
@@ -118,15 +120,18 @@ fn the_unmap_of_a_freed_buffer_waits_for_its_users_and_its_range_returns_after_i
         f.sim().devcoredumps().is_empty(),
         "the submit never saw an unmapped address"
     );
+    ioctl::syncobj_destroy(&f, done).unwrap();
+    finish(f, vm, &[h]);
 }
 
 #[test]
 fn a_submit_waits_only_for_the_bind_that_mapped_what_it_uses() {
     let f = vm_bind_file(Clock::Manual);
     let vm = BindVm::new(&f, 1024).unwrap();
-    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
+    vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
     vm.flush(&f).unwrap(); // map job 1
-    vm.map(BindOp::map(VA + (1 << 30), 64 * K, bo(&f, 64 * K), 0));
+    vm.map(BindOp::map(VA + (1 << 30), 64 * K, handles[1], 0));
     vm.flush(&f).unwrap(); // map job 2, unrelated
     let waits = vm.waits_for(&f, &[(VA, 64 * K)]).unwrap();
     assert_eq!(
@@ -137,25 +142,29 @@ fn a_submit_waits_only_for_the_bind_that_mapped_what_it_uses() {
         }]
     );
     f.sim().gpu_run_until_idle();
+    finish(f, vm, &handles);
 }
 
 #[test]
 fn a_submit_flushes_pending_binds_of_what_it_uses() {
     let f = vm_bind_file(Clock::Manual);
     let vm = BindVm::new(&f, 1024).unwrap();
-    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    let h = bo(&f, 64 * K);
+    vm.map(BindOp::map(VA, 64 * K, h, 0));
     vm.submit(&f, 0, &[(VA, 64)], &[], &[], &[]).unwrap();
     assert_eq!(vm.pending_ops(), 0);
     f.sim().gpu_run_until_idle();
     assert!(f.sim().devcoredumps().is_empty());
+    finish(f, vm, &[h]);
 }
 
 #[test]
 fn enomem_falls_back_to_smaller_jobs_keeping_the_effect() {
     let f = vm_bind_file(Clock::Manual);
     let vm = BindVm::new(&f, 1024).unwrap();
-    for i in 0..8 {
-        vm.map(BindOp::map(VA + i * (64 << 20), 64 * K, bo(&f, 64 * K), 0));
+    let handles: Vec<u32> = (0..8).map(|_| bo(&f, 64 * K)).collect();
+    for (i, &h) in (0..).zip(&handles) {
+        vm.map(BindOp::map(VA + i * (64 << 20), 64 * K, h, 0));
     }
     f.sim().inject(Injection {
         point: "VM_BIND".into(),
@@ -166,14 +175,16 @@ fn enomem_falls_back_to_smaller_jobs_keeping_the_effect() {
     assert_eq!(vm.stats().enomem_fallbacks, 1);
     f.sim().gpu_run_until_idle();
     assert_eq!(f.vm_mappings().len(), 8);
+    finish(f, vm, &handles);
 }
 
 #[test]
 fn enomem_down_to_one_op_per_ioctl() {
     let f = vm_bind_file(Clock::Manual);
     let vm = BindVm::new(&f, 1024).unwrap();
-    for i in 0..4 {
-        vm.map(BindOp::map(VA + i * (64 << 20), 64 * K, bo(&f, 64 * K), 0));
+    let handles: Vec<u32> = (0..4).map(|_| bo(&f, 64 * K)).collect();
+    for (i, &h) in (0..).zip(&handles) {
+        vm.map(BindOp::map(VA + i * (64 << 20), 64 * K, h, 0));
     }
     // The whole job (call 1) and both halves (calls 2 and 5) fail: the four ops go one by one.
     for n in [1, 2, 5] {
@@ -189,20 +200,22 @@ fn enomem_down_to_one_op_per_ioctl() {
     assert_eq!(s.vm_bind_ioctls, 3 + 4);
     f.sim().gpu_run_until_idle();
     assert_eq!(f.vm_mappings().len(), 4);
+    finish(f, vm, &handles);
 }
 
 #[test]
 fn a_lost_vm_reports_its_last_operations_and_the_devcoredump() {
     let f = vm_bind_file(Clock::Manual);
     let vm = BindVm::new(&f, 1024).unwrap();
-    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
+    vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
     vm.flush(&f).unwrap();
     f.sim().gpu_run_until_idle();
     // A submit whose command points at nothing faults; the VM becomes unusable.
     vm.submit(&f, 0, &[(VA + (1 << 20), 64)], &[], &[], &[])
         .unwrap();
     f.sim().gpu_run_until_idle();
-    vm.map(BindOp::map(VA + (2 << 20), 64 * K, bo(&f, 64 * K), 0));
+    vm.map(BindOp::map(VA + (2 << 20), 64 * K, handles[1], 0));
     match vm.flush(&f) {
         Err(BindError::DeviceLost(r)) => {
             assert!(
@@ -231,6 +244,14 @@ fn a_lost_vm_reports_its_last_operations_and_the_devcoredump() {
         vm.submit(&f, 0, &[(VA, 64)], &[], &[], &[]),
         Err(BindError::DeviceLost(_))
     ));
+    // An unusable VM takes no more VM_BIND: its one mapping goes only with the file's close.
+    vm.destroy(&f).unwrap();
+    for h in handles {
+        ioctl::gem_close(&f, h).unwrap();
+    }
+    let report = f.close();
+    assert_eq!(report.vmas, vec![(VA, 64 * K)], "{report:?}");
+    assert!(report.handles.is_empty() && report.queues.is_empty() && report.syncobjs == 0);
 }
 
 #[test]
@@ -257,6 +278,7 @@ fn jobs_stay_within_the_budget_and_the_kernel_throttle_never_stalls() {
     assert_eq!(f.vm_mappings().len(), 2000);
     let (in_flight, waiters) = f.prealloc_in_flight();
     assert_eq!((in_flight, waiters), (0, 0));
+    finish(f, vm, &[h]);
 }
 
 #[test]
@@ -264,7 +286,8 @@ fn flush_ready_holds_unmaps_of_busy_buffers_and_sends_them_with_the_next_frame_o
     let f = vm_bind_file(Clock::Manual);
     let vm = BindVm::new(&f, 1024).unwrap();
     let frame = ioctl::syncobj_create(&f, false).unwrap();
-    vm.map(BindOp::map(VA, 64 * K, bo(&f, 64 * K), 0));
+    let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
+    vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
     vm.submit(
         &f,
         0,
@@ -286,7 +309,7 @@ fn flush_ready_holds_unmaps_of_busy_buffers_and_sends_them_with_the_next_frame_o
             point: 1,
         }],
     );
-    vm.map(BindOp::map(VA + (1 << 20), 64 * K, bo(&f, 64 * K), 0));
+    vm.map(BindOp::map(VA + (1 << 20), 64 * K, handles[1], 0));
     let ioctls = vm.stats().vm_bind_ioctls;
     assert!(
         vm.flush_ready(&f).unwrap().is_empty(),
@@ -310,6 +333,8 @@ fn flush_ready_holds_unmaps_of_busy_buffers_and_sends_them_with_the_next_frame_o
     f.sim().gpu_run_until_idle();
     assert!(f.pte(VA).is_none());
     assert!(f.sim().devcoredumps().is_empty());
+    ioctl::syncobj_destroy(&f, frame).unwrap();
+    finish(f, vm, &handles);
 }
 
 /// Unmaps everything, waits for the GPU, releases the queues and closes the file: the model's

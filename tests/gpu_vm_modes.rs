@@ -121,22 +121,31 @@ fn set_iova_addresses_are_reused_only_after_reclaim() {
     vm.flush(k).unwrap();
     let c = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
     assert_eq!(c.iova, a.iova, "reclaimed and handed out again");
+    for buf in [b, c] {
+        vm.free_buffer(k, buf, &[], false).unwrap();
+    }
+    ioctl::syncobj_destroy(k, done).unwrap();
+    finish(&sim, &dev, vm);
 }
 
 #[test]
 fn vm_bind_mode_flushes_when_the_pending_budget_is_reached() {
-    let (_sim, dev) = device(SimOptions::default());
+    let (sim, dev) = device(SimOptions::default());
     let vm = GpuVm::new(&dev).unwrap();
     let k = dev.kernel();
-    for _ in 0..msm_winsys::bind::PENDING_OPS_BUDGET {
-        vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
-    }
+    let bufs: Vec<GpuBuffer> = (0..msm_winsys::bind::PENDING_OPS_BUDGET)
+        .map(|_| vm.create_buffer(k, 4096, MSM_BO_WC).unwrap())
+        .collect();
     let s = vm.bind_vm().unwrap().stats();
     assert_eq!(
         s.vm_bind_ioctls, 1,
         "one flush at the budget, no submit needed: {s:?}"
     );
     assert_eq!(vm.bind_vm().unwrap().pending_ops(), 0);
+    for buf in bufs {
+        vm.free_buffer(k, buf, &[], false).unwrap();
+    }
+    finish(&sim, &dev, vm);
 }
 
 /// An exported buffer of the sharing layer gets an address, is used, and is unmapped after its
@@ -166,6 +175,8 @@ fn shared_buffer_cycle(options: SimOptions) {
     let again = vm.map_bo(k, &bo).unwrap();
     vm.unmap_bo(again, &[]).unwrap();
     vm.flush(k).unwrap();
+    ioctl::syncobj_destroy(k, done).unwrap();
+    finish(&sim, &dev, vm);
 }
 
 #[test]
@@ -243,6 +254,17 @@ fn submits_tell_the_buffer_cache_when_a_cached_buffer_went_idle() {
     );
     assert_eq!(again.handle(), handle);
     drop((again, other));
+    ioctl::syncobj_destroy(k, frame).unwrap();
+    finish(&sim, &dev, vm);
+}
+
+/// Lets the GPU finish, then releases the VM's kernel objects; the device's file is checked for
+/// leaks when the test drops it (`MSMWS_SIM_LEAK_CHECK`).
+fn finish(sim: &Sim, dev: &Device, vm: GpuVm) {
+    sim.gpu_run_until_idle();
+    vm.destroy(dev.kernel()).unwrap();
+    // The last unmaps ride bind jobs that run after the flush in `destroy`.
+    sim.gpu_run_until_idle();
 }
 
 /// Point `point` of timeline syncobj `done`, as a one-entry users or signals list.

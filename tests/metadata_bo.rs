@@ -7,7 +7,7 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use ash::vk;
-use common::{file_with, raw, wc_bo};
+use common::{file_with, gem_close, raw, wc_bo};
 use msm_winsys::kernel::Kernel;
 use msm_winsys::metadata::{
     self, layout, BoMetadataError, Identity, ImageDesc, Imported, MetadataError,
@@ -60,6 +60,8 @@ fn gl_importer_reconstructs_the_vulkan_exporters_layout() {
         Imported::Image(img) => assert_eq!(img.layout, lay),
         other => panic!("expected a full record, got {other:?}"),
     }
+    gem_close(&gl_file, hi).unwrap();
+    gem_close(&vk_file, h).unwrap();
 }
 
 #[test]
@@ -70,6 +72,7 @@ fn a_buffer_without_metadata_is_no_metadata() {
         metadata::load(&f, h, 4096, &ID),
         Err(BoMetadataError::Metadata(MetadataError::NoMetadata))
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -80,6 +83,8 @@ fn a_buffer_smaller_than_the_layout_is_refused() {
     let hi = share(&a, h, &b);
     let e = metadata::load(&b, hi, size_B - 4096, &ID).unwrap_err();
     assert_eq!(msm_winsys::ffi::ErrnoError::errno(&e), Errno::ERANGE);
+    gem_close(&b, hi).unwrap();
+    gem_close(&a, h).unwrap();
 }
 
 #[test]
@@ -96,6 +101,7 @@ fn metadata_that_grew_between_length_query_and_read_is_read_again() {
         Imported::Image(img) => assert_eq!(img.layout, lay),
         other => panic!("{other:?}"),
     }
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -118,6 +124,7 @@ fn an_old_kernel_that_returned_nothing_is_no_metadata_not_garbage() {
         metadata::load(&f, h, size_B, &ID),
         Err(BoMetadataError::Metadata(MetadataError::NoMetadata))
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -126,6 +133,7 @@ fn a_record_longer_than_128_bytes_is_refused_by_the_kernel() {
     let h = wc_bo(&f, 4096);
     let e = msm_winsys::kernel::ioctl::gem_set_metadata(&f, h, &[1u8; 129]).unwrap_err();
     assert_eq!(e.errno, Errno::EOVERFLOW);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -188,4 +196,5 @@ fn the_legacy_form_serves_an_8_byte_reader_like_todays_freedreno() {
             modifier: layout::DRM_FORMAT_MOD_QCOM_COMPRESSED
         })
     );
+    gem_close(&f, h).unwrap();
 }

@@ -91,6 +91,13 @@ fn manual(profile: &str) -> SimFile {
     )
 }
 
+/// Closes every handle in `handles`, as a well-behaved client does before closing its file.
+fn close_all(k: &dyn Kernel, handles: &[u32]) {
+    for &h in handles {
+        gem_close(k, h).unwrap();
+    }
+}
+
 /// A legacy submit on queue 0 that reads `handle` (so the object is busy until the GPU runs it).
 fn busy_submit(f: &SimFile, handle: u32, write: bool) {
     let flags = if write {
@@ -132,9 +139,13 @@ fn gem_new_two_cache_modes_is_einval() {
 #[test]
 fn gem_new_each_single_cache_mode_is_accepted() {
     let f = file("a750");
+    let mut handles = vec![];
     for m in [MSM_BO_CACHED, MSM_BO_WC, MSM_BO_CACHED_COHERENT] {
-        assert!(gem_new(&f, 4096, m).is_ok(), "{m:#x}");
+        let h = gem_new(&f, 4096, m);
+        assert!(h.is_ok(), "{m:#x}");
+        handles.push(h.unwrap());
     }
+    close_all(&f, &handles);
 }
 
 #[test]
@@ -147,6 +158,7 @@ fn gem_new_size_is_page_aligned_up() {
     let f = file("a750");
     let h = gem_new(&f, 1, WC).unwrap();
     assert_eq!(lseek_end(&export(&f, h, DRM_CLOEXEC).unwrap()), 4096);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -157,6 +169,7 @@ fn gem_new_sizes_of_4gib_and_more_are_not_truncated() {
         lseek_end(&export(&f, h, DRM_CLOEXEC).unwrap()),
         (4 << 30) + 4096
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -166,7 +179,9 @@ fn handles_are_the_lowest_free_from_1() {
     let b = gem_new(&f, 4096, WC).unwrap();
     assert_eq!((a, b), (1, 2));
     gem_close(&f, a).unwrap();
-    assert_eq!(gem_new(&f, 4096, WC), Ok(1));
+    let c = gem_new(&f, 4096, WC);
+    assert_eq!(c, Ok(1));
+    close_all(&f, &[b, c.unwrap()]);
 }
 
 // ---- GEM_CLOSE ------------------------------------------------------------------------------
@@ -196,6 +211,7 @@ fn gem_close_nonzero_pad_is_einval() {
         ),
         Err(Errno::EINVAL)
     );
+    gem_close(&f, h).unwrap();
 }
 
 // ---- GEM_INFO -------------------------------------------------------------------------------
@@ -211,6 +227,7 @@ fn gem_info_nonzero_pad_is_einval() {
         ..Default::default()
     };
     assert_eq!(raw(&f, DRM_IOCTL_MSM_GEM_INFO, &mut a), Err(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -218,6 +235,7 @@ fn gem_info_unknown_kind_is_einval() {
     let f = file("a750");
     let h = gem_new(&f, 4096, WC).unwrap();
     assert_eq!(info(&f, h, 8, 0, 0).0, Err(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -253,6 +271,7 @@ fn get_flags_returns_the_creation_flags() {
         info_value(&f, h, MSM_INFO_GET_FLAGS, 0),
         Ok((MSM_BO_CACHED | MSM_BO_SCANOUT | MSM_BO_NO_SHARE) as u64)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -265,6 +284,9 @@ fn get_flags_of_an_imported_foreign_bo_is_einval() {
         info_value(&importer, hi, MSM_INFO_GET_FLAGS, 0),
         Err(Errno::EINVAL)
     );
+    gem_close(&importer, hi).unwrap();
+    drop(fd);
+    gem_close(&exporter, h).unwrap();
 }
 
 #[test]
@@ -280,6 +302,7 @@ fn set_name_of_32_bytes_or_more_is_einval() {
         info(&f, h, MSM_INFO_SET_NAME, name.as_ptr() as u64, 31).0,
         Ok(())
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -306,6 +329,7 @@ fn get_name_length_query_copy_and_etoosmall() {
     let mut buf = [0u8; 16];
     let (r, a) = info(&f, h, MSM_INFO_GET_NAME, buf.as_mut_ptr() as u64, 16);
     assert_eq!((r, a.len, &buf[..9]), (Ok(()), 9, &name[..]));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -317,6 +341,7 @@ fn set_name_stops_at_the_first_unprintable_byte() {
         .0
         .unwrap();
     assert_eq!(info(&f, h, MSM_INFO_GET_NAME, 0, 0).1.len, 2);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -329,6 +354,7 @@ fn set_name_from_unmapped_pointer_is_efault_and_clears_the_name() {
         .unwrap();
     assert_eq!(info(&f, h, MSM_INFO_SET_NAME, 8, 4).0, Err(Errno::EFAULT));
     assert_eq!(info(&f, h, MSM_INFO_GET_NAME, 0, 0).1.len, 0);
+    gem_close(&f, h).unwrap();
 }
 
 // ---- METADATA -------------------------------------------------------------------------------
@@ -346,6 +372,7 @@ fn set_metadata_longer_than_128_bytes_is_eoverflow() {
         info(&f, h, MSM_INFO_SET_METADATA, md.as_ptr() as u64, 128).0,
         Ok(())
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -367,6 +394,7 @@ fn get_metadata_length_query_copy_and_etoosmall() {
     let mut buf = [0u8; 128];
     let (r, a) = info(&f, h, MSM_INFO_GET_METADATA, buf.as_mut_ptr() as u64, 128);
     assert_eq!((r, a.len, &buf[..40]), (Ok(()), 40, &md[..]));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -374,6 +402,7 @@ fn no_metadata_is_length_zero() {
     let f = file("a750");
     let h = gem_new(&f, 4096, WC).unwrap();
     assert_eq!(info(&f, h, MSM_INFO_GET_METADATA, 0, 0).1.len, 0);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -389,6 +418,7 @@ fn set_metadata_from_unmapped_pointer_is_efault_and_changes_nothing() {
         Err(Errno::EFAULT)
     );
     assert_eq!(info(&f, h, MSM_INFO_GET_METADATA, 0, 0).1.len, 8);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -406,6 +436,7 @@ fn set_metadata_interrupted_on_the_object_lock_is_eintr() {
         Err(Errno::EINTR)
     );
     assert_eq!(info(&f, h, MSM_INFO_GET_METADATA, 0, 0).1.len, 0);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -426,6 +457,7 @@ fn old_kernels_return_0_from_a_failed_get_metadata() {
     let (r, a) = info(&f, h, MSM_INFO_GET_METADATA, small.as_mut_ptr() as u64, 8);
     assert_eq!(r, Ok(()), "the pre-v7.1 bug");
     assert_eq!((a.len, small), (8, [0; 8]), "and nothing was copied");
+    gem_close(&f, h).unwrap();
 }
 
 // ---- GET_OFFSET and CPU maps ----------------------------------------------------------------
@@ -446,6 +478,9 @@ fn cpu_maps_of_exporter_and_importer_show_the_same_bytes() {
     ma[100] = 0x5a;
     ma[8191] = 0xa5;
     assert_eq!((mb[100], mb[8191]), (0x5a, 0xa5));
+    gem_close(&b, hb).unwrap();
+    drop(fd);
+    gem_close(&a, h).unwrap();
 }
 
 #[test]
@@ -458,6 +493,7 @@ fn mmap_offset_is_stable_per_object() {
         o >= 1 << 32,
         "fake offsets start at DRM_FILE_PAGE_OFFSET_START"
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -467,6 +503,7 @@ fn mmap_by_a_file_without_a_handle_is_eacces() {
     let h = gem_new(&a, 4096, WC).unwrap();
     let o = info_value(&a, h, MSM_INFO_GET_OFFSET, 0).unwrap();
     assert_eq!(b.map(o, 4096).err(), Some(Errno::EACCES));
+    gem_close(&a, h).unwrap();
 }
 
 #[test]
@@ -476,6 +513,7 @@ fn mmap_larger_than_the_object_or_at_an_unknown_offset_is_einval() {
     let o = info_value(&f, h, MSM_INFO_GET_OFFSET, 0).unwrap();
     assert_eq!(f.map(o, 8192).err(), Some(Errno::EINVAL));
     assert_eq!(f.map(o + 4096, 4096).err(), Some(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 // ---- iova without VM_BIND -------------------------------------------------------------------
@@ -490,6 +528,7 @@ fn get_iova_maps_at_a_kernel_chosen_address_in_the_va_range() {
     assert_eq!(info_value(&f, a, MSM_INFO_GET_IOVA, 0), Ok(ia), "stable");
     assert!(ia >= 1 << 32 && ib >= 1 << 32 && ib + 4096 <= 2 << 32);
     assert!(ia + 8192 <= ib || ib + 4096 <= ia, "no overlap");
+    close_all(&f, &[a, b]);
 }
 
 #[test]
@@ -501,6 +540,7 @@ fn get_iova_creates_the_vm_so_en_vm_bind_is_then_ebusy() {
         ioctl::set_param(&f, MSM_PARAM_EN_VM_BIND, 1).map_err(|e| e.errno),
         Err(Errno::EBUSY)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -513,6 +553,7 @@ fn get_iova_and_set_iova_in_vm_bind_mode_are_einval() {
         info_value(&f, h, MSM_INFO_SET_IOVA, 0x1_0000_0000),
         Err(Errno::EINVAL)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -533,6 +574,7 @@ fn set_iova_without_per_process_pgtables_is_eopnotsupp() {
         info_value(&f, h, MSM_INFO_GET_IOVA, 0).is_ok(),
         "GET_IOVA still works on the global VM"
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -546,6 +588,7 @@ fn set_iova_on_a_taken_range_is_enospc() {
         Err(Errno::ENOSPC)
     );
     assert!(info_value(&f, b, MSM_INFO_SET_IOVA, 0x1_0000_2000).is_ok());
+    close_all(&f, &[a, b]);
 }
 
 #[test]
@@ -560,6 +603,7 @@ fn set_iova_outside_the_va_range_is_enospc() {
         info_value(&f, h, MSM_INFO_SET_IOVA, 0x2_0000_0000 - 4096),
         Err(Errno::ENOSPC)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -569,6 +613,7 @@ fn set_iova_same_address_again_is_a_noop() {
     info_value(&f, h, MSM_INFO_SET_IOVA, 0x1_0000_0000).unwrap();
     assert!(info_value(&f, h, MSM_INFO_SET_IOVA, 0x1_0000_0000).is_ok());
     assert_eq!(f.vm_mappings().len(), 1);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -582,6 +627,7 @@ fn set_iova_at_a_different_address_clears_the_old_one_and_is_ebusy() {
     );
     assert!(f.vm_mappings().is_empty(), "the old mapping was cleared");
     assert!(info_value(&f, h, MSM_INFO_SET_IOVA, 0x1_0010_0000).is_ok());
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -594,6 +640,7 @@ fn set_iova_zero_unmaps_at_once_even_while_the_gpu_uses_it() {
     assert!(f.vm_mappings().is_empty());
     assert_eq!(f.sim().gpu_pending(), 1, "the submit has not run yet");
     f.sim().gpu_run_until_idle();
+    gem_close(&f, h).unwrap();
 }
 
 // ---- MADVISE --------------------------------------------------------------------------------
@@ -603,6 +650,7 @@ fn madvise_unknown_state_is_einval() {
     let f = file("a750");
     let h = gem_new(&f, 4096, WC).unwrap();
     assert_eq!(madvise(&f, h, __MSM_MADV_PURGED), Err(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -633,14 +681,16 @@ fn memory_pressure_purges_dontneed_and_willneed_then_reports_retained_0() {
         Ok(0),
         "purged is permanent"
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
 fn purge_frees_the_mmap_offset() {
     let f = file("a750");
-    let (_, o) = dontneed_with_pages(&f);
+    let (h, o) = dontneed_with_pages(&f);
     f.sim().memory_pressure();
     assert_eq!(f.map(o, 4096).err(), Some(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -653,14 +703,17 @@ fn willneed_objects_and_objects_without_pages_are_not_purged() {
     madvise(&f, b, MSM_MADV_DONTNEED).unwrap();
     assert_eq!(f.sim().memory_pressure(), 0);
     assert_eq!(madvise(&f, b, MSM_MADV_WILLNEED), Ok(1));
+    close_all(&f, &[a, b]);
 }
 
 #[test]
 fn exported_objects_are_not_purged() {
     let f = file("a750");
     let (h, _) = dontneed_with_pages(&f);
-    let _fd = export(&f, h, DRM_CLOEXEC).unwrap();
+    let fd = export(&f, h, DRM_CLOEXEC).unwrap();
     assert_eq!(f.sim().memory_pressure(), 0);
+    drop(fd);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -673,6 +726,7 @@ fn busy_objects_are_not_purged() {
     assert_eq!(f.sim().memory_pressure(), 0);
     f.sim().gpu_run_until_idle();
     assert_eq!(f.sim().memory_pressure(), 1);
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -683,6 +737,7 @@ fn submitting_a_dontneed_object_is_ebusy() {
         Submit::new().bo(h, MSM_SUBMIT_BO_READ).run(&f).err(),
         Some(Errno::EBUSY)
     );
+    gem_close(&f, h).unwrap();
 }
 
 // ---- CPU_PREP / CPU_FINI --------------------------------------------------------------------
@@ -692,6 +747,7 @@ fn cpu_prep_unknown_op_is_einval() {
     let f = file("a750");
     let h = gem_new(&f, 4096, WC).unwrap();
     assert_eq!(cpu_prep(&f, h, 0x10, 0), Err(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -707,6 +763,7 @@ fn cpu_prep_of_an_idle_object_is_0() {
     let f = file("a750");
     let h = gem_new(&f, 4096, WC).unwrap();
     assert_eq!(cpu_prep(&f, h, MSM_PREP_WRITE | MSM_PREP_NOSYNC, 0), Ok(()));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -720,6 +777,7 @@ fn cpu_prep_nosync_on_a_busy_object_is_ebusy() {
     );
     f.sim().gpu_run_until_idle();
     assert_eq!(cpu_prep(&f, h, MSM_PREP_READ | MSM_PREP_NOSYNC, 0), Ok(()));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -729,6 +787,7 @@ fn cpu_prep_with_a_past_timeout_on_a_busy_object_is_ebusy() {
     busy_submit(&f, h, true);
     assert_eq!(cpu_prep(&f, h, MSM_PREP_READ, -1), Err(Errno::EBUSY));
     f.sim().gpu_run_until_idle();
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -741,6 +800,7 @@ fn cpu_prep_that_times_out_is_etimedout() {
         Err(Errno::ETIMEDOUT)
     );
     f.sim().gpu_run_until_idle();
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -754,6 +814,7 @@ fn cpu_prep_read_does_not_wait_for_readers_but_write_does() {
         Err(Errno::EBUSY)
     );
     f.sim().gpu_run_until_idle();
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -774,6 +835,7 @@ fn cpu_prep_waits_for_the_async_gpu() {
         Err(Errno::EBUSY)
     );
     assert_eq!(cpu_prep(&f, h, MSM_PREP_READ, 5_000_000_000), Ok(()));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -796,6 +858,7 @@ fn export_with_unknown_flags_is_einval() {
     let f = file("a750");
     let h = gem_new(&f, 4096, WC).unwrap();
     assert_eq!(export(&f, h, 0x1).err(), Some(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -814,6 +877,7 @@ fn export_of_no_share_is_eperm() {
         export(&f, h, DRM_CLOEXEC | DRM_RDWR).err(),
         Some(Errno::EPERM)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -826,7 +890,12 @@ fn export_twice_gives_new_fds_of_one_dma_buf() {
     );
     assert_ne!(a.as_raw_fd(), b.as_raw_fd());
     let g = file("a750");
-    assert_eq!(import(&g, a.as_raw_fd()), import(&g, b.as_raw_fd()));
+    let hg = import(&g, a.as_raw_fd());
+    assert_eq!(hg, import(&g, b.as_raw_fd()));
+    // One dma-buf imported twice is one handle in g, so one close.
+    gem_close(&g, hg.unwrap()).unwrap();
+    drop((a, b));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -858,6 +927,9 @@ fn the_same_dma_buf_imported_twice_in_one_file_gives_the_same_handle() {
     // One reference per file: closing the handle once drops it.
     gem_close(&b, h1).unwrap();
     assert_eq!(gem_close(&b, h1), Err(Errno::EINVAL));
+    drop((fd, dup));
+    // The import into a added no reference: h still needs exactly one close.
+    gem_close(&a, h).unwrap();
 }
 
 #[test]
@@ -872,6 +944,9 @@ fn import_into_a_second_file_of_the_same_device_is_the_same_object() {
         Ok(MSM_BO_CACHED as u64),
         "same object, its flags"
     );
+    gem_close(&b, hb).unwrap();
+    drop(fd);
+    gem_close(&a, h).unwrap();
 }
 
 #[test]
@@ -884,6 +959,9 @@ fn import_size_is_what_lseek_reports() {
     let o = info_value(&b, hb, MSM_INFO_GET_OFFSET, 0).unwrap();
     assert!(b.map(o, 3 * 4096).is_ok());
     assert_eq!(b.map(o, 4 * 4096).err(), Some(Errno::EINVAL));
+    gem_close(&b, hb).unwrap();
+    drop(fd);
+    gem_close(&a, h).unwrap();
 }
 
 #[test]
@@ -895,6 +973,10 @@ fn a_reexported_import_is_the_original_dma_buf() {
     let again = export(&b, hb, DRM_CLOEXEC | DRM_RDWR).unwrap();
     let hc1 = import(&c, fd.as_raw_fd()).unwrap();
     assert_eq!(import(&c, again.as_raw_fd()), Ok(hc1));
+    gem_close(&c, hc1).unwrap();
+    drop((fd, again));
+    gem_close(&b, hb).unwrap();
+    gem_close(&a, h).unwrap();
 }
 
 #[test]
@@ -908,6 +990,8 @@ fn a_dma_buf_outlives_the_exporters_handle() {
     let hb = import(&b, fd.as_raw_fd()).unwrap();
     let ob = info_value(&b, hb, MSM_INFO_GET_OFFSET, 0).unwrap();
     assert_eq!(b.map(ob, 4096).unwrap()[0], 42);
+    gem_close(&b, hb).unwrap();
+    drop(fd);
 }
 
 // ---- Leak report and fault injection --------------------------------------------------------
@@ -941,4 +1025,6 @@ fn injected_errno_hits_the_nth_matching_ioctl_only() {
         vec![1, 2],
         "the failed call made nothing"
     );
+    // The two handles the report above lists.
+    close_all(&f, &[1, 2]);
 }

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use common::submit::Submit;
-use common::{abs_timeout, file, file_with, queue_new, raw, wc_bo};
+use common::{abs_timeout, file, file_with, gem_close, queue_new, raw, wc_bo};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::{Clock, SimFile, SimOptions};
 use msm_winsys::uapi::*;
@@ -90,7 +90,9 @@ fn vm_bind_queue_with_nonzero_prio_is_einval() {
         queue_new(&f, MSM_SUBMITQUEUE_VM_BIND, 1),
         Err(Errno::EINVAL)
     );
-    assert!(queue_new(&f, MSM_SUBMITQUEUE_VM_BIND, 0).is_ok());
+    let q = queue_new(&f, MSM_SUBMITQUEUE_VM_BIND, 0);
+    assert!(q.is_ok());
+    queue_close(&f, q.unwrap()).unwrap();
 }
 
 #[test]
@@ -99,15 +101,23 @@ fn allow_preempt_on_a_single_ring_gpu_is_einval() {
         queue_new(&file("a618"), MSM_SUBMITQUEUE_ALLOW_PREEMPT, 0),
         Err(Errno::EINVAL)
     );
-    assert!(queue_new(&file("a750"), MSM_SUBMITQUEUE_ALLOW_PREEMPT, 0).is_ok());
+    let f = file("a750");
+    let q = queue_new(&f, MSM_SUBMITQUEUE_ALLOW_PREEMPT, 0);
+    assert!(q.is_ok());
+    queue_close(&f, q.unwrap()).unwrap();
 }
 
 #[test]
 fn prio_at_or_above_priorities_is_einval() {
     let f = file("a618");
     assert_eq!(queue_new(&f, 0, 3), Err(Errno::EINVAL));
-    assert!(queue_new(&f, 0, 2).is_ok());
-    assert!(queue_new(&file("a750"), 0, 11).is_ok());
+    let q = queue_new(&f, 0, 2);
+    assert!(q.is_ok());
+    let f750 = file("a750");
+    let q750 = queue_new(&f750, 0, 11);
+    assert!(q750.is_ok());
+    queue_close(&f, q.unwrap()).unwrap();
+    queue_close(&f750, q750.unwrap()).unwrap();
 }
 
 #[test]
@@ -116,6 +126,7 @@ fn queue_ids_count_up_and_are_never_reused() {
     assert_eq!(queue_new(&f, 0, 0), Ok(1));
     queue_close(&f, 1).unwrap();
     assert_eq!(queue_new(&f, 0, 0), Ok(2));
+    queue_close(&f, 2).unwrap();
 }
 
 #[test]
@@ -271,6 +282,7 @@ fn submit_to_a_vm_bind_queue_is_einval() {
         Submit::new().with(|a| a.queueid = q).run(&f).err(),
         Some(Errno::EINVAL)
     );
+    queue_close(&f, q).unwrap();
 }
 
 // ---- step 2: explicit fences ----------------------------------------------------------------
@@ -297,6 +309,7 @@ fn in_syncobj_with_unknown_flag_is_einval() {
         point: 0,
     });
     assert_eq!(sub.run(&f).err(), Some(Errno::EINVAL));
+    ioctl::syncobj_destroy(&f, s).unwrap();
 }
 
 #[test]
@@ -322,6 +335,7 @@ fn in_syncobj_without_a_fence_is_einval() {
         point: 0,
     });
     assert_eq!(sub.run(&f).err(), Some(Errno::EINVAL));
+    ioctl::syncobj_destroy(&f, s).unwrap();
 }
 
 #[test]
@@ -346,6 +360,7 @@ fn in_syncobj_reset_applies_after_success() {
         Some(Errno::EINVAL),
         "the syncobj was reset"
     );
+    ioctl::syncobj_destroy(&f, s).unwrap();
 }
 
 #[test]
@@ -371,6 +386,7 @@ fn out_syncobj_with_flags_is_einval() {
         point: 0,
     });
     assert_eq!(sub.run(&f).err(), Some(Errno::EINVAL));
+    ioctl::syncobj_destroy(&f, s).unwrap();
 }
 
 #[test]
@@ -404,6 +420,7 @@ fn out_syncobj_gets_the_submit_fence() {
     });
     assert!(next.run(&f).is_ok(), "the syncobj now has a fence");
     assert_eq!(f.sim().gpu_run_until_idle(), 2);
+    ioctl::syncobj_destroy(&f, s).unwrap();
 }
 
 // ---- step 3: the BO table -------------------------------------------------------------------
@@ -416,6 +433,7 @@ fn bo_with_unknown_flag_is_einval() {
         Submit::new().bo(h, MSM_SUBMIT_BO_READ | 0x10).run(&f).err(),
         Some(Errno::EINVAL)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -426,6 +444,7 @@ fn bo_neither_read_nor_write_is_einval() {
         Submit::new().bo(h, MSM_SUBMIT_BO_DUMP).run(&f).err(),
         Some(Errno::EINVAL)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -448,6 +467,7 @@ fn bo_twice_in_the_table_is_ealready() {
         .bo(h, MSM_SUBMIT_BO_WRITE)
         .run(&f);
     assert_eq!(r.err(), Some(Errno::EALREADY));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -475,6 +495,7 @@ fn cmd_with_unknown_type_is_einval() {
     let mut s = Submit::new().bo(h, MSM_SUBMIT_BO_READ).cmd(0, 0, 64);
     s.cmds[0].r#type = 4;
     assert_eq!(s.run(&f).err(), Some(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -489,6 +510,7 @@ fn cmd_size_not_a_multiple_of_4_is_einval() {
             .err(),
         Some(Errno::EINVAL)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -503,6 +525,7 @@ fn cmd_submit_idx_past_the_table_is_einval() {
             .err(),
         Some(Errno::EINVAL)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -517,6 +540,7 @@ fn cmd_of_size_0_is_einval() {
             .err(),
         Some(Errno::EINVAL)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -531,6 +555,7 @@ fn cmd_running_past_its_bo_is_einval() {
             .err(),
         Some(Errno::EINVAL)
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -540,6 +565,7 @@ fn cmd_with_relocs_on_a6xx_is_einval() {
     let mut s = Submit::new().bo(h, MSM_SUBMIT_BO_READ).cmd(0, 0, 64);
     s.cmds[0].nr_relocs = 1;
     assert_eq!(s.run(&f).err(), Some(Errno::EINVAL));
+    gem_close(&f, h).unwrap();
 }
 
 #[test]
@@ -579,6 +605,7 @@ fn seqnos_are_per_queue_from_1() {
             .map(|a| a.fence),
         Ok(1)
     );
+    queue_close(&f, q).unwrap();
 }
 
 #[test]
@@ -633,6 +660,8 @@ fn gpu_fault_in_legacy_mode_leaves_the_vm_usable() {
     f.sim().gpu_run_until_idle();
     assert!(!f.vm_unusable());
     assert!(Submit::new().run(&f).is_ok());
+    f.sim().gpu_run_until_idle();
+    gem_close(&f, h).unwrap();
 }
 
 // ---- the simulated GPU: order, clocks, faults -----------------------------------------------
@@ -681,6 +710,8 @@ fn a_job_waits_for_its_in_fence_and_its_queue_order() {
     assert_eq!(wait_fence(&f, 0, c.fence, 0), Err(Errno::ETIMEDOUT));
     assert!(f.sim().gpu_step());
     assert_eq!(wait_fence(&f, 0, c.fence, 0), Ok(()));
+    drop(a_fd);
+    queue_close(&f, q1).unwrap();
 }
 
 #[test]
@@ -704,6 +735,8 @@ fn implicit_sync_orders_a_writer_after_a_reader_on_another_queue() {
     assert_eq!(wait_fence(&f, q1, w.fence, 0), Err(Errno::ETIMEDOUT));
     assert!(f.sim().gpu_step());
     assert_eq!(wait_fence(&f, q1, w.fence, 0), Ok(()));
+    gem_close(&f, h).unwrap();
+    queue_close(&f, q1).unwrap();
 }
 
 #[test]
@@ -720,6 +753,8 @@ fn no_implicit_skips_implicit_sync() {
     // Both are runnable at once; run the q1 job first by stepping until it is done.
     f.sim().gpu_run_until_idle();
     assert_eq!(wait_fence(&f, q1, w.fence, 0), Ok(()));
+    gem_close(&f, h).unwrap();
+    queue_close(&f, q1).unwrap();
 }
 
 #[test]
@@ -799,6 +834,7 @@ fn gpu_fault_counts_and_captures_a_devcoredump() {
         text.contains(&format!("{iova:#018x}")),
         "the mappings are listed: {text}"
     );
+    gem_close(&f, h).unwrap();
 }
 
 #[test]

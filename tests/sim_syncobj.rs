@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{file, file_with, monotonic_ns, raw, readable};
 use drm_sys::*;
-use msm_winsys::kernel::Kernel;
+use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::fence::{new_context, Fence};
 use msm_winsys::sim::{sync_file, SimOptions};
 use msm_winsys::uapi::*;
@@ -23,6 +23,13 @@ fn create(k: &dyn Kernel, flags: u32) -> u32 {
     let mut a = drm_syncobj_create { handle: 0, flags };
     raw(k, DRM_IOCTL_SYNCOBJ_CREATE, &mut a).unwrap();
     a.handle
+}
+
+/// Destroys the test's syncobjs: under the leak check a file must close holding none.
+fn destroy(k: &dyn Kernel, handles: &[u32]) {
+    for &h in handles {
+        ioctl::syncobj_destroy(k, h).unwrap();
+    }
 }
 
 fn pending() -> Arc<Fence> {
@@ -175,6 +182,7 @@ fn create_hands_out_the_lowest_free_handle_from_one() {
     let mut d = drm_syncobj_destroy { handle: 2, pad: 0 };
     raw(&f, DRM_IOCTL_SYNCOBJ_DESTROY, &mut d).unwrap();
     assert_eq!(create(&f, 0), 2);
+    destroy(&f, &[1, 2, 3]);
 }
 
 #[test]
@@ -184,6 +192,7 @@ fn create_signaled_holds_a_signalled_fence_and_plain_create_none() {
     assert_eq!(wait(&f, &[s], 0, 0), Ok(0));
     let e = create(&f, 0);
     assert_eq!(wait(&f, &[e], 0, 0), Err(Errno::EINVAL));
+    destroy(&f, &[s, e]);
 }
 
 #[test]
@@ -197,6 +206,7 @@ fn destroy_nonzero_pad_is_einval() {
         raw(&f, DRM_IOCTL_SYNCOBJ_DESTROY, &mut d),
         Err(Errno::EINVAL)
     );
+    destroy(&f, &[d.handle]);
 }
 
 #[test]
@@ -230,15 +240,15 @@ fn handle_to_fd_nonzero_pad_is_einval() {
         raw(&f, DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &mut a),
         Err(Errno::EINVAL)
     );
+    destroy(&f, &[a.handle]);
 }
 
 #[test]
 fn handle_to_fd_unknown_flag_is_einval() {
     let f = file("a618");
-    assert_eq!(
-        handle_to_fd(&f, create(&f, 0), 4, 0).unwrap_err(),
-        Errno::EINVAL
-    );
+    let h = create(&f, 0);
+    assert_eq!(handle_to_fd(&f, h, 4, 0).unwrap_err(), Errno::EINVAL);
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -259,6 +269,7 @@ fn handle_to_fd_timeline_point_without_export_sync_file_is_einval() {
         handle_to_fd(&f, h, flags, 0).is_ok(),
         "point 0 with the flag is an opaque export"
     );
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -271,6 +282,7 @@ fn handle_to_fd_point_without_timeline_flag_is_ignored() {
         handle_to_fd(&f, h, flags, 3).is_ok(),
         "binary export: point 3 not looked up"
     );
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -285,11 +297,10 @@ fn export_sync_file_unknown_handle_is_enoent() {
 #[test]
 fn export_sync_file_without_fence_is_einval() {
     let f = file("a618");
+    let h = create(&f, 0);
     let flags = DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE;
-    assert_eq!(
-        handle_to_fd(&f, create(&f, 0), flags, 0).unwrap_err(),
-        Errno::EINVAL
-    );
+    assert_eq!(handle_to_fd(&f, h, flags, 0).unwrap_err(), Errno::EINVAL);
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -305,6 +316,7 @@ fn export_sync_file_carries_the_syncobj_fence_at_export_time() {
         &sync_file::import(sf.as_raw_fd()).unwrap(),
         &fence
     ));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -320,6 +332,7 @@ fn export_sync_file_of_a_timeline_point_not_submitted_is_einval() {
     assert!(!readable(sf.as_raw_fd()));
     fence.signal();
     assert!(readable(sf.as_raw_fd()));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -369,12 +382,14 @@ fn fd_to_handle_of_an_fd_that_is_not_a_syncobj_is_einval() {
 #[test]
 fn fd_to_handle_timeline_point_without_import_sync_file_is_einval() {
     let f = file("a618");
-    let fd = handle_to_fd(&f, create(&f, 0), 0, 0).unwrap();
+    let h = create(&f, 0);
+    let fd = handle_to_fd(&f, h, 0, 0).unwrap();
     let flags = DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE;
     assert_eq!(
         fd_to_handle(&f, fd.as_raw_fd(), 0, flags, 1),
         Err(Errno::EINVAL)
     );
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -403,6 +418,8 @@ fn syncobj_fd_imported_in_a_second_file_shares_the_syncobj() {
         Err(Errno::EINVAL),
         "a sees b's reset"
     );
+    destroy(&a, &[ha]);
+    destroy(&b, &[hb, hb2]);
 }
 
 #[test]
@@ -414,21 +431,22 @@ fn syncobj_outlives_its_handle_while_an_fd_holds_it() {
     raw(&a, DRM_IOCTL_SYNCOBJ_DESTROY, &mut d).unwrap();
     let h2 = fd_to_handle(&a, fd.as_raw_fd(), 0, 0, 0).unwrap();
     assert_eq!(wait(&a, &[h2], 0, 0), Ok(0));
+    destroy(&a, &[h2]);
 }
 
 #[test]
 fn import_sync_file_bad_fd_is_einval() {
     let f = file("a618");
     let flags = DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE;
-    assert_eq!(
-        fd_to_handle(&f, -1, create(&f, 0), flags, 0),
-        Err(Errno::EINVAL)
-    );
-    let syncobj_fd = handle_to_fd(&f, create(&f, 0), 0, 0).unwrap();
+    let h = create(&f, 0);
+    assert_eq!(fd_to_handle(&f, -1, h, flags, 0), Err(Errno::EINVAL));
+    let exported = create(&f, 0);
+    let syncobj_fd = handle_to_fd(&f, exported, 0, 0).unwrap();
     assert_eq!(
         fd_to_handle(&f, syncobj_fd.as_raw_fd(), 1, flags, 0),
         Err(Errno::EINVAL)
     );
+    destroy(&f, &[h, exported]);
 }
 
 #[test]
@@ -451,6 +469,7 @@ fn import_sync_file_with_timeline_point_adds_a_point() {
     assert_eq!(query(&f, h, 0), Ok(0));
     fence.signal();
     assert_eq!(query(&f, h, 0), Ok(4));
+    destroy(&f, &[h]);
 }
 
 // ---- WAIT ------------------------------------------------------------------------------------
@@ -461,6 +480,7 @@ fn wait_unknown_flag_is_einval() {
     let h = create(&f, DRM_SYNCOBJ_CREATE_SIGNALED);
     let flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE; // only TIMELINE_WAIT knows it
     assert_eq!(wait(&f, &[h], flags, 0), Err(Errno::EINVAL));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -502,6 +522,7 @@ fn wait_unknown_handle_is_enoent() {
     let f = file("a618");
     let h = create(&f, DRM_SYNCOBJ_CREATE_SIGNALED);
     assert_eq!(wait(&f, &[h, 42], 0, 0), Err(Errno::ENOENT));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -509,6 +530,7 @@ fn wait_on_a_syncobj_without_fence_is_einval() {
     let f = file("a618");
     let (s, e) = (create(&f, DRM_SYNCOBJ_CREATE_SIGNALED), create(&f, 0));
     assert_eq!(wait(&f, &[s, e], 0, in_ms(1000)), Err(Errno::EINVAL));
+    destroy(&f, &[s, e]);
 }
 
 #[test]
@@ -519,6 +541,7 @@ fn wait_timeout_is_etime() {
     assert_eq!(wait(&f, &[h], 0, 0), Err(ETIME), "0 polls");
     assert_eq!(wait(&f, &[h], 0, -5), Err(ETIME), "a past time polls");
     assert_eq!(wait(&f, &[h], 0, in_ms(20)), Err(ETIME));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -533,6 +556,7 @@ fn wait_returns_when_another_thread_signals() {
     });
     assert_eq!(wait(&f, &[h], 0, in_ms(10_000)), Ok(0));
     t.join().unwrap();
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -553,6 +577,7 @@ fn wait_any_reports_the_first_signalled_index() {
     });
     assert_eq!(wait(&f, &hs[..1], 0, in_ms(10_000)), Ok(0));
     t.join().unwrap();
+    destroy(&f, &hs);
 }
 
 #[test]
@@ -565,6 +590,7 @@ fn wait_all_needs_every_fence_and_reports_the_first_already_signalled() {
     assert_eq!(wait(&f, &hs, all, 0), Err(ETIME));
     fence.signal();
     assert_eq!(wait(&f, &hs, all, 0), Ok(0));
+    destroy(&f, &hs);
 }
 
 #[test]
@@ -581,6 +607,7 @@ fn wait_all_that_had_to_sleep_reports_index_of_first_signalled_on_entry_or_all_o
     let all = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL;
     assert_eq!(wait(&f, &[h], all, in_ms(10_000)), Ok(u32::MAX));
     t.join().unwrap();
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -599,6 +626,7 @@ fn wait_for_submit_waits_for_a_fence_to_be_attached() {
     assert_eq!(wait(&*f, &[h], flags, in_ms(10_000)), Ok(0));
     assert!(fence.is_signalled());
     t.join().unwrap();
+    destroy(&*f, &[h]);
 }
 
 #[test]
@@ -607,6 +635,7 @@ fn wait_for_submit_without_a_fence_times_out_with_etime() {
     let h = create(&f, 0);
     let flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;
     assert_eq!(wait(&f, &[h], flags, in_ms(20)), Err(ETIME));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -617,6 +646,7 @@ fn wait_deadline_flag_is_accepted() {
         wait(&f, &[h], DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE, 0),
         Ok(0)
     );
+    destroy(&f, &[h]);
 }
 
 // ---- timeline ioctls ------------------------------------------------------------------------
@@ -635,6 +665,7 @@ fn timeline_ioctls_without_timeline_support_are_eopnotsupp() {
     };
     assert_eq!(transfer(&f, t), Err(Errno::EOPNOTSUPP));
     assert_eq!(wait(&f, &[h], 0, 0), Ok(0), "binary WAIT is always there");
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -642,6 +673,7 @@ fn timeline_wait_unknown_flag_is_einval() {
     let f = file("a660");
     let h = create(&f, DRM_SYNCOBJ_CREATE_SIGNALED);
     assert_eq!(timeline_wait(&f, &[h], &[0], 0x10, 0), Err(Errno::EINVAL));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -651,6 +683,7 @@ fn timeline_wait_for_a_point_not_submitted_is_einval() {
     timeline_signal(&f, h, 1).unwrap();
     assert_eq!(timeline_wait(&f, &[h], &[1], 0, 0), Ok(0));
     assert_eq!(timeline_wait(&f, &[h], &[2], 0, 0), Err(Errno::EINVAL));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -667,6 +700,7 @@ fn timeline_wait_bad_points_pointer_is_efault() {
         raw(&f, DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &mut a),
         Err(Errno::EFAULT)
     );
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -680,6 +714,7 @@ fn timeline_wait_null_points_means_point_zero() {
         ..Default::default()
     };
     assert_eq!(raw(&f, DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &mut a), Ok(()));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -697,6 +732,7 @@ fn timeline_wait_available_returns_once_the_point_is_submitted_not_signalled() {
     assert!(!fence.is_signalled());
     t.join().unwrap();
     assert_eq!(timeline_wait(&*f, &[h], &[3], 0, 0), Err(ETIME));
+    destroy(&*f, &[h]);
 }
 
 #[test]
@@ -712,17 +748,20 @@ fn timeline_point_signals_only_after_every_earlier_point() {
     p1.signal();
     assert_eq!(timeline_wait(&f, &[h], &[2], 0, 0), Ok(0));
     assert_eq!(query(&f, h, 0), Ok(2));
+    destroy(&f, &[h]);
 }
 
 #[test]
 fn timeline_signal_nonzero_flags_is_einval() {
     let f = file("a660");
+    let h = [create(&f, 0)];
     let mut p = [1u64];
-    let mut a = timeline_array(&[create(&f, 0)], &mut p, 1);
+    let mut a = timeline_array(&h, &mut p, 1);
     assert_eq!(
         raw(&f, DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, &mut a),
         Err(Errno::EINVAL)
     );
+    destroy(&f, &h);
 }
 
 #[test]
@@ -745,6 +784,7 @@ fn timeline_signal_bad_points_pointer_is_efault() {
         raw(&f, DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL, &mut a),
         Err(Errno::EFAULT)
     );
+    destroy(&f, &h);
 }
 
 #[test]
@@ -755,7 +795,9 @@ fn timeline_signal_unknown_handle_is_enoent() {
 #[test]
 fn query_unknown_flag_is_einval() {
     let f = file("a660");
-    assert_eq!(query(&f, create(&f, 0), 2), Err(Errno::EINVAL));
+    let h = create(&f, 0);
+    assert_eq!(query(&f, h, 2), Err(Errno::EINVAL));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -772,6 +814,7 @@ fn query_bad_points_pointer_is_efault() {
     let mut a = timeline_array(&h, &mut [], 0);
     a.points = BAD_PTR;
     assert_eq!(raw(&f, DRM_IOCTL_SYNCOBJ_QUERY, &mut a), Err(Errno::EFAULT));
+    destroy(&f, &h);
 }
 
 #[test]
@@ -788,6 +831,7 @@ fn query_reports_last_signalled_and_last_submitted_points() {
     assert_eq!(query(&f, h, 0), Ok(8));
     let b = create(&f, DRM_SYNCOBJ_CREATE_SIGNALED);
     assert_eq!(query(&f, b, 0), Ok(0), "a binary fence is point 0");
+    destroy(&f, &[h, b]);
 }
 
 // ---- RESET / SIGNAL -------------------------------------------------------------------------
@@ -803,6 +847,7 @@ fn reset_and_signal_nonzero_pad_is_einval() {
         };
         assert_eq!(raw(&f, req, &mut a), Err(Errno::EINVAL));
     }
+    destroy(&f, &h);
 }
 
 #[test]
@@ -842,6 +887,7 @@ fn signal_then_reset_toggles_the_binary_state() {
     assert_eq!(wait(&f, &h, 0, 0), Ok(0));
     raw(&f, DRM_IOCTL_SYNCOBJ_RESET, &mut array(&h)).unwrap();
     assert_eq!(wait(&f, &h, 0, 0), Err(Errno::EINVAL));
+    destroy(&f, &h);
 }
 
 // ---- TRANSFER -------------------------------------------------------------------------------
@@ -857,6 +903,7 @@ fn transfer_nonzero_pad_is_einval() {
         ..Default::default()
     };
     assert_eq!(transfer(&f, t), Err(Errno::EINVAL));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -882,6 +929,7 @@ fn transfer_unknown_flag_is_einval() {
         ..Default::default()
     };
     assert_eq!(transfer(&f, t), Err(Errno::EINVAL));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -895,6 +943,7 @@ fn transfer_unknown_source_is_enoent() {
         ..Default::default()
     };
     assert_eq!(transfer(&f, t), Err(Errno::ENOENT));
+    destroy(&f, &[h]);
 }
 
 #[test]
@@ -913,6 +962,7 @@ fn transfer_from_a_source_without_fence_is_einval() {
         ..t
     };
     assert_eq!(transfer(&f, t), Err(Errno::EINVAL));
+    destroy(&f, &[s, d]);
 }
 
 #[test]
@@ -940,6 +990,7 @@ fn transfer_binary_to_timeline_point_and_back() {
     fence.signal();
     assert_eq!(wait(&f, &[out], 0, 0), Ok(0));
     assert_eq!(query(&f, tl, 0), Ok(5));
+    destroy(&f, &[bin, tl, out]);
 }
 
 #[test]
@@ -961,6 +1012,7 @@ fn transfer_wait_for_submit_waits_for_the_source_point() {
     transfer(&*f, t).unwrap();
     th.join().unwrap();
     assert_eq!(wait(&*f, &[dst], 0, 0), Ok(0));
+    destroy(&*f, &[src, dst]);
 }
 
 // ---- sync files -----------------------------------------------------------------------------

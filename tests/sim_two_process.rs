@@ -131,6 +131,17 @@ fn dma_buf_crosses_processes_over_a_unix_socket() {
     // The child wrote through its own mapping of its own import.
     assert_eq!(map[4096], 0x77);
     assert_eq!(map[4097], pattern(4097));
+    drop(map);
+    drop(dmabuf);
+    raw(
+        &f,
+        DRM_IOCTL_GEM_CLOSE,
+        &mut drm_gem_close {
+            handle: new.handle,
+            pad: 0,
+        },
+    )
+    .unwrap();
 }
 
 /// The second process: import the received dma-buf into a fresh model device and check it.

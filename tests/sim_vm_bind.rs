@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{file_with, gem_close, queue_new, raw, wc_bo};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::vm::Pte;
-use msm_winsys::sim::{Clock, Injection, SimFile, SimOptions};
+use msm_winsys::sim::{Clock, Injection, LeakReport, SimFile, SimOptions};
 use msm_winsys::uapi::*;
 use msm_winsys::Errno;
 
@@ -238,6 +238,43 @@ fn errno_of(f: &SimFile, q: u32, op: drm_msm_vm_bind_op) -> Result<(), Errno> {
     bind(f, q, &[op])
 }
 
+/// A well-behaved client's teardown of its VA space: one UNMAP of the whole range on bind queue
+/// `q`, then its job runs. Queued jobs run first: a job over the throttle limit would keep the
+/// UNMAP waiting forever on the manual clock.
+fn unmap_all(f: &SimFile, q: u32) {
+    f.sim().gpu_run_until_idle();
+    let size = f.sim().profile().va_size_B();
+    bind(f, q, &[unmap(VA, size)]).unwrap();
+    f.sim().gpu_run_until_idle();
+}
+
+/// Ends a test whose VM went unusable: every VM_BIND, an UNMAP included, is EPIPE from then on,
+/// so the mappings in `vmas` are what the file's close is left to release, and nothing else.
+fn close_unusable(f: SimFile, q: u32, handles: &[u32], vmas: Vec<(u64, u64)>) {
+    close_all(&f, &[q], handles, &[]);
+    let report = f.close();
+    assert_eq!(
+        report,
+        LeakReport {
+            vmas,
+            ..Default::default()
+        }
+    );
+}
+
+/// Closes what a test opened: submitqueues, GEM handles, syncobjs.
+fn close_all(f: &SimFile, queues: &[u32], handles: &[u32], syncobjs: &[u32]) {
+    for &q in queues {
+        ioctl::submitqueue_close(f, q).unwrap();
+    }
+    for &h in handles {
+        gem_close(f, h).unwrap();
+    }
+    for &s in syncobjs {
+        ioctl::syncobj_destroy(f, s).unwrap();
+    }
+}
+
 // ---- the ioctl's checks, in order ---------------------------------------------------------
 
 #[test]
@@ -251,6 +288,7 @@ fn unusable_vm_is_epipe_before_anything_else() {
     let r = Bind::new(999, &[]).with(|a| a.flags = 0x80).run(&f);
     assert_eq!(r.err(), Some(Errno::EPIPE));
     assert_eq!(bind(&f, q, &[]), Err(Errno::EPIPE));
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -265,6 +303,7 @@ fn unknown_bind_flags_are_einval() {
     let q = bind_queue(&f);
     let r = Bind::new(q, &[]).with(|a| a.flags = 0x4).run(&f);
     assert_eq!(r.err(), Some(Errno::EINVAL));
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -279,6 +318,7 @@ fn queue_without_the_vm_bind_flag_is_einval() {
     assert_eq!(bind(&f, 0, &[]), Err(Errno::EINVAL));
     let plain = queue_new(&f, 0, 0).unwrap();
     assert_eq!(bind(&f, plain, &[]), Err(Errno::EINVAL));
+    close_all(&f, &[plain], &[], &[]);
 }
 
 #[test]
@@ -300,6 +340,7 @@ fn bad_in_fence_fd_is_einval() {
         })
         .run(&f);
     assert_eq!(r.err(), Some(Errno::EINVAL), "not a sync file");
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -309,6 +350,7 @@ fn in_syncobj_unknown_flags_are_einval() {
     let s = syncobj_create(&f, DRM_SYNCOBJ_CREATE_SIGNALED);
     let r = Bind::new(q, &[]).wait(s, 2, 0).run(&f);
     assert_eq!(r.err(), Some(Errno::EINVAL));
+    close_all(&f, &[q], &[], &[s]);
 }
 
 #[test]
@@ -325,6 +367,7 @@ fn in_syncobj_point_without_timeline_support_is_eopnotsupp() {
     assert_eq!(r.err(), Some(Errno::EOPNOTSUPP));
     let r = Bind::new(q, &[]).signal(s, 0, 5).run(&f);
     assert_eq!(r.err(), Some(Errno::EOPNOTSUPP), "out-syncobj point too");
+    close_all(&f, &[q], &[], &[s]);
 }
 
 #[test]
@@ -336,6 +379,7 @@ fn in_syncobj_unknown_handle_is_enoent_and_empty_one_einval() {
     let empty = syncobj_create(&f, 0);
     let r = Bind::new(q, &[]).wait(empty, 0, 0).run(&f);
     assert_eq!(r.err(), Some(Errno::EINVAL));
+    close_all(&f, &[q], &[], &[empty]);
 }
 
 #[test]
@@ -347,6 +391,7 @@ fn out_syncobj_flags_or_unknown_handle_are_einval() {
     assert_eq!(r.err(), Some(Errno::EINVAL));
     let r = Bind::new(q, &[]).signal(99, 0, 0).run(&f);
     assert_eq!(r.err(), Some(Errno::EINVAL));
+    close_all(&f, &[q], &[], &[s]);
 }
 
 #[test]
@@ -368,6 +413,7 @@ fn syncobjs_are_read_only_when_their_pointer_is_non_zero() {
         })
         .run(&f);
     assert_eq!(r.err(), Some(Errno::EFAULT));
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -385,6 +431,7 @@ fn syncobj_elements_are_read_with_at_most_16_bytes_of_stride() {
         })
         .run(&f);
     assert!(r.is_ok(), "{r:?}");
+    close_all(&f, &[q], &[], &[s]);
 }
 
 #[test]
@@ -430,6 +477,8 @@ fn every_op_rule_is_einval() {
     // The edges are fine.
     assert_eq!(errno_of(&f, q, map_null(end - PAGE, PAGE)), Ok(()));
     assert_eq!(errno_of(&f, q, map(h, 8 * PAGE, VA, 8 * PAGE)), Ok(()));
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[h], &[]);
 }
 
 #[test]
@@ -437,6 +486,7 @@ fn map_null_without_prr_is_einval() {
     let f = vb_file_with("a618", opts(0));
     let q = bind_queue(&f);
     assert_eq!(errno_of(&f, q, map_null(VA, PAGE)), Err(Errno::EINVAL));
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -452,6 +502,7 @@ fn every_op_is_checked_before_anything_changes() {
     assert_eq!(r, Err(Errno::EINVAL));
     assert!(f.vmas().is_empty());
     assert!(!f.vm_unusable());
+    close_all(&f, &[q], &[h], &[]);
 }
 
 #[test]
@@ -465,6 +516,7 @@ fn bad_ops_pointer_is_efault() {
     assert_eq!(raw(&f, DRM_IOCTL_MSM_VM_BIND, &mut a), Err(Errno::EFAULT));
     b.ops = vec![];
     assert!(b.run(&f).is_ok());
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -482,6 +534,8 @@ fn one_op_is_inline_and_op_stride_and_pad_are_ignored() {
     let r = Bind::new(q, &ops).with(|a| a.op_stride = 7).run(&f);
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(f.vmas().len(), 3);
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[h], &[]);
 }
 
 #[test]
@@ -502,6 +556,7 @@ fn zero_ops_is_a_pure_sync_point() {
         "the bind job, now that its in-fence signalled"
     );
     assert!(syncobj_signalled(&f, out));
+    close_all(&f, &[q], &[], &[inp, out]);
 }
 
 #[test]
@@ -513,6 +568,7 @@ fn range_zero_is_not_rejected() {
     assert_eq!(bind(&f, q, &[unmap(VA, 0)]), Ok(()));
     assert_eq!(bind(&f, q, &[map_null(VA, 0)]), Ok(()));
     assert!(f.vmas().is_empty(), "an empty VA is invisible");
+    close_all(&f, &[q], &[h], &[]);
 }
 
 #[test]
@@ -531,6 +587,8 @@ fn dontneed_or_purged_bo_is_ebusy() {
     madvise(&f, h, MSM_MADV_WILLNEED);
     assert_eq!(bind(&f, q, &[map(h, 0, VA, PAGE)]), Err(Errno::EBUSY));
     assert!(!f.vm_unusable(), "op-0-before failures leave the VM usable");
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[h], &[]);
 }
 
 #[test]
@@ -551,6 +609,8 @@ fn pin_failure_is_enomem_and_changes_nothing() {
         "the failed job left the throttle"
     );
     assert_eq!(bind(&f, q, &[map(h, 0, VA, PAGE)]), Ok(()));
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[h], &[]);
 }
 
 #[test]
@@ -567,6 +627,7 @@ fn prealloc_failure_is_enomem() {
     let huge = map_null(VA, (1u64 << 47) - VA);
     assert_eq!(bind(&f, q, &[huge]), Err(Errno::ENOMEM));
     assert!(!f.vm_unusable());
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -584,6 +645,8 @@ fn op_0_failing_fails_the_ioctl_only() {
     assert!(!f.vm_unusable());
     assert!(f.vmas().is_empty());
     assert_eq!(bind(&f, q, &[map(h, 0, VA, PAGE)]), Ok(()));
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[h], &[]);
 }
 
 #[test]
@@ -601,6 +664,7 @@ fn a_later_op_failing_makes_the_vm_unusable() {
     assert!(f.vm_unusable());
     assert_eq!(bind(&f, q, &[]), Err(Errno::EPIPE));
     assert_eq!(submit_cmd(&f, VA), Err(Errno::EPIPE));
+    close_unusable(f, q, &[h], vec![(VA, PAGE)]);
 }
 
 #[test]
@@ -624,6 +688,7 @@ fn a_failed_job_makes_the_vm_unusable_and_queued_submits_run_empty() {
     assert!(!f.gpu_mapped(VA, PAGE), "the failed map wrote nothing");
     assert_eq!(bind(&f, q, &[]), Err(Errno::EPIPE));
     assert_eq!(submit_cmd(&f, VA), Err(Errno::EPIPE));
+    close_unusable(f, q, &[h], vec![(VA, PAGE)]);
 }
 
 #[test]
@@ -633,6 +698,7 @@ fn a_gpu_fault_in_a_vm_bind_context_makes_vm_bind_epipe() {
     submit_cmd(&f, VA).unwrap();
     f.sim().gpu_run_until_idle();
     assert_eq!(bind(&f, q, &[]), Err(Errno::EPIPE));
+    close_all(&f, &[q], &[], &[]);
 }
 
 // ---- how ops change the VA tree -----------------------------------------------------------
@@ -657,6 +723,8 @@ fn map_over_the_middle_keeps_prev_and_next_with_their_offsets() {
     assert_eq!(v[0].handle, Some(a));
     assert_eq!(v[1].handle, Some(b));
     assert_eq!(v[2].handle, Some(a));
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a, b], &[]);
 }
 
 #[test]
@@ -677,6 +745,8 @@ fn map_over_several_mappings_removes_or_trims_each() {
             (VA + 6 * PAGE, 2 * PAGE, 3 * PAGE, false),
         ]
     );
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a], &[]);
 }
 
 #[test]
@@ -689,6 +759,8 @@ fn adjacent_mappings_are_never_merged() {
         tree(&f),
         vec![(VA, PAGE, 0, false), (VA + PAGE, PAGE, PAGE, false)]
     );
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a], &[]);
 }
 
 #[test]
@@ -708,6 +780,8 @@ fn remapping_the_identical_range_unmaps_then_maps() {
         ]
     );
     assert_eq!(tree(&f), vec![(VA, PAGE, 0, false)]);
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a], &[]);
 }
 
 #[test]
@@ -728,6 +802,8 @@ fn unmap_trims_or_removes_and_an_empty_range_does_nothing() {
     bind(&f, q, &[unmap(VA + 0x100_0000, 16 * PAGE)]).unwrap();
     bind(&f, q, &[unmap(VA + 4 * PAGE, 4 * PAGE)]).unwrap();
     assert_eq!(tree(&f), vec![(VA, 2 * PAGE, 0, false)]);
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a], &[]);
 }
 
 #[test]
@@ -757,6 +833,8 @@ fn one_bo_can_be_mapped_at_several_addresses_and_in_part() {
             offset_B: 3 * PAGE
         })
     );
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a], &[]);
 }
 
 #[test]
@@ -768,6 +846,8 @@ fn map_null_maps_the_zero_page() {
     assert_eq!(f.pte(VA + 3 * PAGE), Some(Pte::Zero));
     assert!(f.gpu_mapped(VA, 4 * PAGE));
     assert!(f.vmas()[0].null);
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -785,6 +865,8 @@ fn closing_the_gem_handle_does_not_unmap() {
     submit_cmd(&f, VA).unwrap();
     f.sim().gpu_run_until_idle();
     assert!(f.sim().devcoredumps().is_empty());
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[]);
 }
 
 // ---- the job: fences, order, page tables --------------------------------------------------
@@ -819,6 +901,9 @@ fn ops_change_the_tree_at_once_and_the_page_tables_when_the_job_runs() {
     // SAFETY: one pollfd we own, timeout 0.
     unsafe { libc::poll(&mut p, 1, 0) };
     assert!(p.revents & libc::POLLIN != 0, "the out fence fd signalled");
+    drop(fd);
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a], &[out]);
 }
 
 #[test]
@@ -845,6 +930,9 @@ fn the_job_waits_for_its_in_fence_fd() {
     f.sim().gpu_run_until_idle();
     assert!(syncobj_signalled(&f, out));
     assert!(f.gpu_mapped(VA, PAGE));
+    drop(in_fd);
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[out]);
 }
 
 #[test]
@@ -869,6 +957,8 @@ fn vm_bind_queues_of_a_file_share_one_scheduler() {
             ("map".into(), q2, VA + PAGE, PAGE)
         ]
     );
+    unmap_all(&f, q1);
+    close_all(&f, &[q1, q2], &[], &[blocker]);
 }
 
 #[test]
@@ -886,6 +976,8 @@ fn wait_fence_does_not_work_on_vm_bind_queues() {
         raw(&f, DRM_IOCTL_MSM_WAIT_FENCE, &mut a),
         Err(Errno::EINVAL)
     );
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -919,6 +1011,7 @@ fn page_tables_have_4_levels_4k_leaves_and_are_never_freed() {
     f.sim().gpu_run_until_idle();
     assert!(!f.gpu_mapped(VA, PAGE));
     assert_eq!(f.pt_pages(), Some(7), "never freed while the VM lives");
+    close_all(&f, &[q], &[], &[]);
 }
 
 // ---- preallocation and the throttle -------------------------------------------------------
@@ -949,6 +1042,8 @@ fn prealloc_follows_the_grouping_rule() {
         (0, 0),
         "freed jobs leave the throttle"
     );
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -977,6 +1072,8 @@ fn a_job_over_1024_pages_is_admitted_alone_and_the_next_waits_until_it_is_freed(
         assert_eq!(t.join().unwrap(), Ok(()));
     });
     assert_eq!(f.prealloc_in_flight(), (3, 0));
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -996,6 +1093,8 @@ fn the_throttle_wait_is_interruptible() {
         assert_eq!(t.join().unwrap(), Err(Errno::EINTR));
     });
     assert_eq!(f.vmas().len(), 400, "the interrupted bind changed nothing");
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[]);
 }
 
 // ---- the VM log, close, purge, devcoredump ------------------------------------------------
@@ -1007,6 +1106,8 @@ fn the_log_is_off_by_default_and_capped_at_256_entries() {
     bind(&f, q, &[map_null(VA, PAGE)]).unwrap();
     f.sim().gpu_run_until_idle();
     assert!(f.vm_log().is_empty());
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[]);
     let f = vb_file_with("a750", opts(12));
     let q = bind_queue(&f);
     let ops: Vec<_> = (0..300).map(|i| map_null(VA + i * PAGE, PAGE)).collect();
@@ -1019,6 +1120,8 @@ fn the_log_is_off_by_default_and_capped_at_256_entries() {
         VA + 44 * PAGE,
         "the oldest entries were overwritten"
     );
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -1040,6 +1143,8 @@ fn a_split_logs_the_unmapped_middle_with_the_queue_id() {
             ("unmap".into(), q, VA + 2 * PAGE, PAGE),
         ]
     );
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a], &[]);
 }
 
 #[test]
@@ -1052,7 +1157,17 @@ fn file_close_waits_for_the_last_fence_then_closes_every_vma_on_queue_0() {
     submit_cmd(&f, VA).unwrap();
     let vm = f.vm_debug().unwrap();
     let sim = f.sim();
-    drop(f);
+    // What close does with everything the file still holds is the point: the report lists it all.
+    let report = f.close();
+    assert_eq!(
+        report,
+        LeakReport {
+            handles: vec![a],
+            queues: vec![q],
+            vmas: vec![(VA, 4 * PAGE), (VA + MB2, PAGE)],
+            ..Default::default()
+        }
+    );
     assert_eq!(vm.lock().vmas.len(), 2, "the last submit has not run yet");
     sim.gpu_run_until_idle();
     let inner = vm.lock();
@@ -1092,6 +1207,7 @@ fn purge_unmaps_vm_bind_mappings_logged_as_purge_but_keeps_the_vma() {
     bind(&f, q, &[unmap(VA, PAGE)]).unwrap();
     f.sim().gpu_run_until_idle();
     assert_eq!(log(&f).len(), 2);
+    close_all(&f, &[q], &[a], &[]);
 }
 
 fn fault_dump(f: &SimFile) -> String {
@@ -1121,6 +1237,7 @@ fn devcoredump_vm_log_unwrapped_dumps_one_entry_fewer() {
             "vm-log:\n  - map:{q}: 0x0000000100000000-0x0000000100001000\n  - map:{q}: 0x0000000100200000-0x0000000100202000\n"
         )
     );
+    close_unusable(f, q, &[], vec![(VA + MB2, 2 * PAGE)]);
 }
 
 #[test]
@@ -1137,13 +1254,15 @@ fn devcoredump_vm_log_wrapped_dumps_the_whole_ring_oldest_first() {
         want += &format!("  - map:{q}: 0x{a:016x}-0x{:016x}\n", a + PAGE);
     }
     assert_eq!(vm_log_section(&text), want);
+    close_unusable(f, q, &[], (0..6).map(|i| (VA + i * PAGE, PAGE)).collect());
 }
 
 #[test]
 fn no_vm_log_section_without_entries() {
     let f = vb_file_with("a750", opts(0));
-    bind_queue(&f);
+    let q = bind_queue(&f);
     assert!(!fault_dump(&f).contains("vm-log:"));
+    close_all(&f, &[q], &[], &[]);
 }
 
 #[test]
@@ -1177,6 +1296,7 @@ fn after_a_failed_map_the_job_skips_later_maps_but_still_unmaps() {
     assert_eq!(f.pte(VA), None);
     assert_eq!(f.pte(VA + 2 * PAGE), None);
     assert_eq!(f.pte(VA + 4 * PAGE), None);
+    close_unusable(f, q, &[], vec![(VA, PAGE), (VA + 4 * PAGE, PAGE)]);
 }
 
 #[test]
@@ -1193,4 +1313,6 @@ fn split_remnants_keep_the_dump_flag() {
     // MAP_NULL takes no DUMP.
     bind(&f, q, &[map_null(VA + MB2, PAGE)]).unwrap();
     assert!(!f.vmas()[2].dump);
+    unmap_all(&f, q);
+    close_all(&f, &[q], &[a], &[]);
 }

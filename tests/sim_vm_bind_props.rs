@@ -141,6 +141,25 @@ fn vm_bind(k: &dyn Kernel, q: u32, ops: &[drm_msm_vm_bind_op]) {
     raw(k, DRM_IOCTL_MSM_VM_BIND, &mut a).unwrap();
 }
 
+/// A well-behaved client's teardown: one UNMAP of the whole VA range on bind queue `q` and its
+/// job, then the queue and the BOs are closed. Queued jobs run first: a job over the throttle
+/// limit would keep the UNMAP waiting forever on the manual clock.
+fn unmap_all_and_close(f: &SimFile, q: u32, handles: &[u32]) {
+    f.sim().gpu_run_until_idle();
+    let all = drm_msm_vm_bind_op {
+        op: MSM_VM_BIND_OP_UNMAP,
+        iova: VA,
+        range: f.sim().profile().va_size_B(),
+        ..Default::default()
+    };
+    vm_bind(f, q, &[all]);
+    f.sim().gpu_run_until_idle();
+    ioctl::submitqueue_close(f, q).unwrap();
+    for &h in handles {
+        ioctl::gem_close(f, h).unwrap();
+    }
+}
+
 fn uapi_op(o: &Op, handles: &[u32]) -> drm_msm_vm_bind_op {
     let (op, handle, obj_offset, page, pages) = match *o {
         Op::Map {
@@ -253,6 +272,7 @@ proptest! {
             prop_assert_eq!(got, *want, "page {}", i);
         }
         prop_assert!(!f.vm_unusable());
+        unmap_all_and_close(&f, q, &handles);
     }
 }
 
@@ -325,6 +345,7 @@ proptest! {
             msm_winsys::sim::vm_bind::prealloc_count(&ops),
             expected_prealloc(&ops)
         );
+        unmap_all_and_close(&f, q, &[]);
     }
 }
 
