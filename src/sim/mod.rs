@@ -318,6 +318,7 @@ impl Sim {
             fd,
             ctx: Mutex::new(ctx),
             syncobjs: SyncobjTable::default(),
+            closed: false,
         })
     }
 
@@ -412,6 +413,34 @@ pub struct SimFile {
     ctx: Mutex<FileCtx>,
     /// This file's syncobj handles (locked inside `SyncobjTable`).
     syncobjs: SyncobjTable,
+    /// Set by [`SimFile::close`], which hands the leak report to its caller: dropping the file
+    /// then checks nothing (see [`LEAK_CHECK_ENV`]).
+    closed: bool,
+}
+
+/// With `MSMWS_SIM_LEAK_CHECK=panic` in the environment, a [`SimFile`] dropped while it still
+/// holds anything a client should have released (its leak report is not empty) panics with the
+/// report, after the usual postclose teardown; with `=abort` it prints the report and aborts the
+/// process (for C tests, where the C API's panic boundary would contain a panic). It is a test
+/// suite's check that every test, and every winsys object a test used, cleans up: the
+/// repository's `.cargo/config.toml` sets `panic` for `cargo test`, `tests/c/meson.build` sets
+/// `abort`. A file ended with [`SimFile::close`] is never checked: its caller has the report.
+pub const LEAK_CHECK_ENV: &str = "MSMWS_SIM_LEAK_CHECK";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LeakCheck {
+    Off,
+    Panic,
+    Abort,
+}
+
+fn leak_check() -> LeakCheck {
+    static MODE: std::sync::OnceLock<LeakCheck> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var(LEAK_CHECK_ENV).as_deref() {
+        Ok("panic") => LeakCheck::Panic,
+        Ok("abort") => LeakCheck::Abort,
+        _ => LeakCheck::Off,
+    })
 }
 
 impl SimFile {
@@ -647,8 +676,9 @@ impl SimFile {
     }
 
     /// Closes the file and returns what it still held (empty when the client cleaned up).
-    pub fn close(self) -> LeakReport {
+    pub fn close(mut self) -> LeakReport {
         let report = self.leak_report();
+        self.closed = true;
         drop(self);
         report
     }
@@ -656,6 +686,27 @@ impl SimFile {
 
 impl Drop for SimFile {
     fn drop(&mut self) {
+        let mode = leak_check();
+        let check = mode != LeakCheck::Off && !self.closed && !std::thread::panicking();
+        let leaks = check.then(|| self.leak_report()).filter(|r| !r.is_empty());
+        self.postclose();
+        if let Some(r) = leaks {
+            let what = format!(
+                "{LEAK_CHECK_ENV}: model file {} dropped holding {r:?}",
+                self.id
+            );
+            if mode == LeakCheck::Abort {
+                eprintln!("{what}");
+                std::process::abort();
+            }
+            panic!("{what}");
+        }
+    }
+}
+
+impl SimFile {
+    /// The kernel's postclose: what the file held goes away.
+    fn postclose(&mut self) {
         // postclose: handles, syncobjs and queues go; objects die with their last reference.
         let mut ctx = self.ctx.lock().unwrap_or_else(|p| p.into_inner());
         for (_, obj) in ctx.handles.drain() {

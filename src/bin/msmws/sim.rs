@@ -567,5 +567,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         writeln!(stdout, "{}", respond(result)).map_err(|e| e.to_string())?;
         stdout.flush().map_err(|e| e.to_string())?;
     }
+    // The client is gone: whatever it still held goes with the file, as when a process exits.
+    let Session { file, fds, .. } = session;
+    drop(fds);
+    file.close();
     Ok(())
 }
