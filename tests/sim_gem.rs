@@ -1009,6 +1009,31 @@ fn leak_report_lists_handles_and_open_dma_buf_fds() {
     assert!(f.close().is_empty());
 }
 
+/// The check every test relies on (`.cargo/config.toml` sets `MSMWS_SIM_LEAK_CHECK=panic`): a
+/// file dropped while it holds an object fails the test that dropped it; `close` is not checked.
+#[test]
+fn a_file_dropped_holding_objects_panics_under_the_leak_check() {
+    if std::env::var(msm_winsys::sim::LEAK_CHECK_ENV).as_deref() != Ok("panic") {
+        eprintln!("MSMWS_SIM_LEAK_CHECK is not \"panic\" here: nothing to check");
+        return;
+    }
+    let f = file("a750");
+    gem_new(&f, 4096, WC).unwrap();
+    let panic = std::panic::catch_unwind(move || drop(f)).expect_err("the drop panics");
+    let what = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(
+        what.contains("dropped holding") && what.contains("handles: [1]"),
+        "{what}"
+    );
+    let f = file("a750");
+    gem_new(&f, 4096, WC).unwrap();
+    assert_eq!(
+        f.close().handles,
+        vec![1],
+        "close hands the report over instead"
+    );
+}
+
 #[test]
 fn injected_errno_hits_the_nth_matching_ioctl_only() {
     let f = file("a750");
