@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::submit::Submit;
 use common::{abs_timeout, file, file_with, gem_close, gem_new, raw};
-use msm_winsys::kernel::{ioctl, Kernel};
+use msm_winsys::bind::BindOp;
+use msm_winsys::kernel::ioctl::{self, Fences};
+use msm_winsys::kernel::Kernel;
 use msm_winsys::sim::{Clock, Injection, Sim, SimFile, SimOptions};
 use msm_winsys::uapi::*;
 use msm_winsys::Errno;
@@ -641,6 +643,88 @@ fn set_iova_zero_unmaps_at_once_even_while_the_gpu_uses_it() {
     assert_eq!(f.sim().gpu_pending(), 1, "the submit has not run yet");
     f.sim().gpu_run_until_idle();
     gem_close(&f, h).unwrap();
+}
+
+#[test]
+fn gem_close_unmaps_from_the_files_vm_even_while_a_dma_buf_keeps_the_object() {
+    let f = file("a660");
+    let h = gem_new(&f, 4096, WC).unwrap();
+    info_value(&f, h, MSM_INFO_SET_IOVA, 0x1_0000_0000).unwrap();
+    let fd = export(&f, h, DRM_CLOEXEC).unwrap();
+    gem_close(&f, h).unwrap();
+    assert!(
+        f.vm_mappings().is_empty(),
+        "the handle's close took the VMA"
+    );
+    // So the range is free for the next buffer, as turnip expects once it closed the handle.
+    let other = gem_new(&f, 4096, WC).unwrap();
+    assert!(info_value(&f, other, MSM_INFO_SET_IOVA, 0x1_0000_0000).is_ok());
+    // The object lives on in the dma-buf: imported again it is the same size, with no VMA.
+    let again = import(&f, fd.as_raw_fd()).unwrap();
+    assert_eq!(f.vm_mappings().len(), 1);
+    close_all(&f, &[other, again]);
+}
+
+#[test]
+fn gem_close_waits_for_the_objects_gpu_work_before_it_unmaps() {
+    let f = std::sync::Arc::new(manual("a660"));
+    let h = gem_new(&*f, 4096, WC).unwrap();
+    info_value(&*f, h, MSM_INFO_SET_IOVA, 0x1_0000_0000).unwrap();
+    busy_submit(&f, h, false);
+    // The manual clock runs nothing by itself: another thread plays the GPU, a little later.
+    let gpu = {
+        let f = f.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            f.sim().gpu_run_until_idle()
+        })
+    };
+    gem_close(&*f, h).unwrap();
+    assert_eq!(
+        f.sim().gpu_pending(),
+        0,
+        "the close returned only once the job ran"
+    );
+    assert!(f.vm_mappings().is_empty());
+    assert_eq!(gpu.join().unwrap(), 1);
+}
+
+#[test]
+fn gem_close_in_vm_bind_mode_leaves_the_mapping_to_unmap() {
+    let f = file("a750");
+    ioctl::set_param(&f, MSM_PARAM_EN_VM_BIND, 1).unwrap();
+    let q = ioctl::submitqueue_new(&f, MSM_SUBMITQUEUE_VM_BIND, 0).unwrap();
+    let h = gem_new(&f, 4096, WC).unwrap();
+    let map = BindOp::map(0x1_0000_0000, 4096, h, 0);
+    ioctl::vm_bind(&f, q, &[map], Fences::default()).unwrap();
+    assert!(f.sim().gpu_wait_idle(Duration::from_secs(10)));
+    gem_close(&f, h).unwrap();
+    assert_eq!(f.vm_mappings().len(), 1, "the VMA holds the object");
+    let unmap = BindOp::unmap(0x1_0000_0000, 4096);
+    ioctl::vm_bind(&f, q, &[unmap], Fences::default()).unwrap();
+    assert!(f.sim().gpu_wait_idle(Duration::from_secs(10)));
+    ioctl::submitqueue_close(&f, q).unwrap();
+}
+
+#[test]
+fn gem_close_without_per_process_pgtables_unmaps_from_the_global_vm_for_every_file() {
+    let f = file_with(
+        "a618",
+        SimOptions {
+            per_process_pgtables: false,
+            ..Default::default()
+        },
+    );
+    let g = f.sim().open().unwrap();
+    let h = gem_new(&f, 4096, WC).unwrap();
+    let iova = info_value(&f, h, MSM_INFO_GET_IOVA, 0).unwrap();
+    let fd = export(&f, h, DRM_CLOEXEC).unwrap();
+    let hg = import(&g, fd.as_raw_fd()).unwrap();
+    assert_eq!(info_value(&g, hg, MSM_INFO_GET_IOVA, 0), Ok(iova), "one VM");
+    assert!(g.gpu_mapped(iova, 4096));
+    gem_close(&f, h).unwrap();
+    assert!(!g.gpu_mapped(iova, 4096), "gone for the other file too");
+    gem_close(&g, hg).unwrap();
 }
 
 // ---- MADVISE --------------------------------------------------------------------------------

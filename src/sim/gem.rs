@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::dispatch::typed;
 use super::fdid::{self, FileId};
-use super::resv::Resv;
+use super::resv::{Resv, Usage};
 use super::vm::{Vm, Vma};
 use super::{user, FileCtx, SimFile};
 use crate::uapi::*;
@@ -250,9 +250,18 @@ pub(super) fn gem_close(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
         }
         let mut ctx = file.ctx();
         let obj = SimFile::delete_handle(&mut ctx, a.handle)?;
+        // Without VM_BIND, closing a handle also takes the object out of this file's VM, even
+        // when a dma-buf or another file keeps the object alive (`msm_gem_close`).
+        let vm = ctx.vm.clone().filter(|_| !ctx.vm_bind);
         drop(ctx);
         // The display VMA goes with the object's last `vma_ref` (display.rs).
         super::display::handle_closed(&file.dev, &obj);
+        if let Some(vm) = vm {
+            // First the kernel waits, not interruptibly and with no timeout, for all of the
+            // object's GPU work, so the address is free for reuse when the close returns.
+            obj.resv.wait(Usage::Bookkeep, None)?;
+            clear_iova(&vm, &obj);
+        }
         Ok(())
     })
 }
