@@ -94,7 +94,34 @@ fn oracle_split(tree: &mut Vec<Interval>, a: u64, n: u64) {
     *tree = out;
 }
 
-fn vb_file() -> SimFile {
+/// A case's file. A failing `prop_assert` returns from the case early, with the file still holding
+/// its objects: the guard then closes the file without the leak check, so the report shows the
+/// assertion, not the leaks it cut short. A case that ran to its end calls `done`, which drops the
+/// file under the check.
+struct CaseFile(Option<SimFile>);
+
+impl CaseFile {
+    fn done(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl std::ops::Deref for CaseFile {
+    type Target = SimFile;
+    fn deref(&self) -> &SimFile {
+        self.0.as_ref().expect("a case's file until done")
+    }
+}
+
+impl Drop for CaseFile {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f.close();
+        }
+    }
+}
+
+fn vb_file() -> CaseFile {
     let f = file_with(
         "a750",
         SimOptions {
@@ -103,7 +130,7 @@ fn vb_file() -> SimFile {
         },
     );
     ioctl::set_param(&f, MSM_PARAM_EN_VM_BIND, 1).unwrap();
-    f
+    CaseFile(Some(f))
 }
 
 fn gem_new(k: &dyn Kernel) -> u32 {
@@ -189,25 +216,26 @@ proptest! {
     fn va_tree_and_page_tables_follow_the_oracles(
         batches in prop::collection::vec(prop::collection::vec(op(), 1..4), 1..12)
     ) {
-        let f = vb_file();
-        let q = bind_queue(&f);
-        let handles = [gem_new(&f), gem_new(&f)];
+        let case = vb_file();
+        let f: &SimFile = &case;
+        let q = bind_queue(f);
+        let handles = [gem_new(f), gem_new(f)];
         let obj_ids: Vec<u64> = {
             // Learn the model ids of the two BOs by mapping and unmapping them once.
             let probe = [
                 uapi_op(&Op::Map { bo: 0, offset: 0, page: 0, pages: 1 }, &handles),
                 uapi_op(&Op::Map { bo: 1, offset: 0, page: 1, pages: 1 }, &handles),
             ];
-            vm_bind(&f, q, &probe);
+            vm_bind(f, q, &probe);
             let ids = f.vmas().iter().map(|v| v.obj_id).collect();
-            vm_bind(&f, q, &[uapi_op(&Op::Unmap { page: 0, pages: 2 }, &handles)]);
+            vm_bind(f, q, &[uapi_op(&Op::Unmap { page: 0, pages: 2 }, &handles)]);
             ids
         };
         let mut pages: Vec<Option<Target>> = vec![None; PAGES as usize];
         let mut tree: Vec<Interval> = Vec::new();
         for batch in &batches {
             let uops: Vec<_> = batch.iter().map(|o| uapi_op(o, &handles)).collect();
-            vm_bind(&f, q, &uops);
+            vm_bind(f, q, &uops);
             for o in batch {
                 match *o {
                     Op::Map { bo, offset, page, pages: n } => {
@@ -272,7 +300,8 @@ proptest! {
             prop_assert_eq!(got, *want, "page {}", i);
         }
         prop_assert!(!f.vm_unusable());
-        unmap_all_and_close(&f, q, &handles);
+        unmap_all_and_close(f, q, &handles);
+        case.done();
     }
 }
 
@@ -333,19 +362,21 @@ proptest! {
     fn prealloc_count_matches_an_independent_implementation(
         ops in prop::collection::vec(prealloc_op(), 0..24)
     ) {
-        let f = vb_file();
-        let q = bind_queue(&f);
+        let case = vb_file();
+        let f: &SimFile = &case;
+        let q = bind_queue(f);
         let uops: Vec<drm_msm_vm_bind_op> = ops
             .iter()
             .map(|&(op, iova, range)| drm_msm_vm_bind_op { op, iova, range, ..Default::default() })
             .collect();
-        vm_bind(&f, q, &uops);
+        vm_bind(f, q, &uops);
         prop_assert_eq!(f.last_prealloc(), expected_prealloc(&ops) as u64);
         prop_assert_eq!(
             msm_winsys::sim::vm_bind::prealloc_count(&ops),
             expected_prealloc(&ops)
         );
-        unmap_all_and_close(&f, q, &[]);
+        unmap_all_and_close(f, q, &[]);
+        case.done();
     }
 }
 
