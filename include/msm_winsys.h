@@ -317,6 +317,29 @@ int msmws_device_new_sim(const char *profile, struct msmws_device **out);
 // Thread-safe. Returns 0, or -EINVAL for a NULL argument.
 int msmws_device_get_info(const struct msmws_device *dev, struct msmws_device_info *info);
 
+// Creates a syncobj (not signalled) on the device's file and writes its handle to `*handle`: the
+// fences a driver names in a submit's `signals` and in the `users` of a free or an unmap. A driver
+// that opened the device from its own fd may as well call drmSyncobjCreate on that fd (the device
+// shares its open file); a model device (`msmws_device_new_sim`) has no fd of its own.
+//
+// Thread-safe. Returns 0, -EINVAL for a NULL argument, or the kernel's errno. Destroy it with
+// `msmws_device_syncobj_destroy`.
+int msmws_device_syncobj_create(const struct msmws_device *dev, uint32_t *handle);
+
+// Destroys syncobj `handle` of the device's file. Fences already taken from it (by a submit or a
+// bind that waits for it) are not affected.
+//
+// Thread-safe. Returns 0, -EINVAL for a NULL `dev` or a handle the file does not have.
+int msmws_device_syncobj_destroy(const struct msmws_device *dev, uint32_t handle);
+
+// On a model device (`msmws_device_new_sim`): waits until its GPU has run every queued job
+// (submits and VM_BIND jobs), for at most `timeout_ns`. A test's way to let the model finish
+// before it checks or tears down, as a driver would wait for its fences on hardware.
+//
+// Thread-safe. Returns 0, -ETIME when jobs are still queued at the timeout (for example ones
+// waiting for a fence nobody signals), -EINVAL for a NULL `dev`, -EOPNOTSUPP on a real device.
+int msmws_device_sim_wait_idle(const struct msmws_device *dev, uint64_t timeout_ns);
+
 // Destroys a device handle. NULL is accepted and does nothing. The file is closed once the last
 // buffer (`msmws_bo`) or flip chain made on the device is released too.
 //

@@ -154,6 +154,8 @@ pub struct Device {
     info: DeviceInfo,
     /// GEM handles, the buffer cache (`crate::bo`).
     bos: crate::bo::BoManager,
+    /// The kernel model behind a device made by [`Device::new_sim`] (its debug API).
+    sim: Option<Sim>,
 }
 
 impl Drop for Device {
@@ -171,6 +173,7 @@ impl Device {
             kernel,
             info,
             bos: Default::default(),
+            sim: None,
         })
     }
 
@@ -201,7 +204,9 @@ impl Device {
                 call: "open(sim)".into(),
             })
         })?;
-        Device::new(Box::new(file), ProbeOptions::default())
+        let mut dev = Device::new(Box::new(file), ProbeOptions::default())?;
+        dev.sim = Some(sim);
+        Ok(dev)
     }
 
     pub fn info(&self) -> &DeviceInfo {
@@ -210,6 +215,11 @@ impl Device {
 
     pub fn kernel(&self) -> &dyn Kernel {
         self.kernel.as_ref()
+    }
+
+    /// The kernel model of a device made by [`Device::new_sim`] (`None` for a real device).
+    pub fn sim(&self) -> Option<&Sim> {
+        self.sim.as_ref()
     }
 
     /// The device's buffer table and cache (buffers themselves: [`crate::bo::Bo`]).

@@ -162,6 +162,68 @@ pub extern "C" fn msmws_device_get_info(
     })
 }
 
+/// Creates a syncobj (not signalled) on the device's file and writes its handle to `*handle`: the
+/// fences a driver names in a submit's `signals` and in the `users` of a free or an unmap. A driver
+/// that opened the device from its own fd may as well call drmSyncobjCreate on that fd (the device
+/// shares its open file); a model device (`msmws_device_new_sim`) has no fd of its own.
+///
+/// Thread-safe. Returns 0, -EINVAL for a NULL argument, or the kernel's errno. Destroy it with
+/// `msmws_device_syncobj_destroy`.
+#[no_mangle]
+pub extern "C" fn msmws_device_syncobj_create(dev: *const msmws_device, handle: *mut u32) -> c_int {
+    boundary(|| {
+        check_out(handle, "handle")?;
+        // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
+        let dev = unsafe { borrow(dev, "dev") }?;
+        let h = crate::kernel::ioctl::syncobj_create(dev.inner.kernel(), false)?;
+        // SAFETY: checked non-null above; the caller provides storage for one u32.
+        unsafe { write_out(handle, h) };
+        Ok(())
+    })
+}
+
+/// Destroys syncobj `handle` of the device's file. Fences already taken from it (by a submit or a
+/// bind that waits for it) are not affected.
+///
+/// Thread-safe. Returns 0, -EINVAL for a NULL `dev` or a handle the file does not have.
+#[no_mangle]
+pub extern "C" fn msmws_device_syncobj_destroy(dev: *const msmws_device, handle: u32) -> c_int {
+    boundary(|| {
+        // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
+        let dev = unsafe { borrow(dev, "dev") }?;
+        crate::kernel::ioctl::syncobj_destroy(dev.inner.kernel(), handle)?;
+        Ok(())
+    })
+}
+
+/// On a model device (`msmws_device_new_sim`): waits until its GPU has run every queued job
+/// (submits and VM_BIND jobs), for at most `timeout_ns`. A test's way to let the model finish
+/// before it checks or tears down, as a driver would wait for its fences on hardware.
+///
+/// Thread-safe. Returns 0, -ETIME when jobs are still queued at the timeout (for example ones
+/// waiting for a fence nobody signals), -EINVAL for a NULL `dev`, -EOPNOTSUPP on a real device.
+#[no_mangle]
+pub extern "C" fn msmws_device_sim_wait_idle(dev: *const msmws_device, timeout_ns: u64) -> c_int {
+    boundary(|| {
+        // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
+        let dev = unsafe { borrow(dev, "dev") }?;
+        let sim = dev
+            .inner
+            .sim()
+            .ok_or_else(|| FfiError::new(crate::Errno::EOPNOTSUPP, "not a kernel model device"))?;
+        if !sim.gpu_wait_idle(std::time::Duration::from_nanos(timeout_ns)) {
+            return Err(FfiError::new(
+                crate::Errno::ETIME,
+                format!(
+                    "{} GPU job(s) still queued after {timeout_ns} ns",
+                    sim.gpu_pending()
+                ),
+            ));
+        }
+        Ok(())
+    })
+}
+
 /// Destroys a device handle. NULL is accepted and does nothing. The file is closed once the last
 /// buffer (`msmws_bo`) or flip chain made on the device is released too.
 ///
