@@ -286,4 +286,28 @@ mod tests {
         assert_eq!(msmws_device_new_from_fd(-1, &mut dev), -libc::EINVAL);
         assert_eq!(msmws_device_new_from_fd(999_999, &mut dev), -libc::EBADF);
     }
+
+    #[test]
+    fn syncobjs_and_the_model_wait_only_where_they_apply() {
+        let mut dev = ptr::null_mut();
+        assert_eq!(msmws_device_new_sim(c"a660".as_ptr(), &mut dev), 0);
+        let mut h = 0;
+        assert_eq!(msmws_device_syncobj_create(dev, &mut h), 0);
+        assert_ne!(h, 0);
+        assert_eq!(msmws_device_sim_wait_idle(dev, 0), 0, "nothing queued");
+        assert_eq!(msmws_device_syncobj_destroy(dev, h), 0);
+        assert_eq!(msmws_device_syncobj_destroy(dev, h), -libc::EINVAL);
+        assert_eq!(msmws_device_syncobj_destroy(ptr::null(), 1), -libc::EINVAL);
+        msmws_device_destroy(dev);
+
+        // A device over some other file (here a model file, but not made by new_sim) has no model
+        // to wait for.
+        let sim = crate::sim::Sim::new("a660").unwrap();
+        let other = crate::Device::new(Box::new(sim.open().unwrap()), Default::default()).unwrap();
+        let dev = Box::into_raw(Box::new(msmws_device {
+            inner: std::sync::Arc::new(other),
+        }));
+        assert_eq!(msmws_device_sim_wait_idle(dev, 0), -libc::EOPNOTSUPP);
+        msmws_device_destroy(dev);
+    }
 }
