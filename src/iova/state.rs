@@ -1,5 +1,6 @@
-//! One arena of the allocator, in granule units: every block of `[start, end)` in an augmented
-//! B+tree (`tree.rs`) and the ranges waiting on fences (`deferred.rs`).
+//! One arena of the allocator, in granule units: the holes of `[start, end)` in an augmented
+//! B+tree (`tree.rs`), the live allocations and deferred frees in a map keyed by first unit, and
+//! the fences the deferred ones wait on (`deferred.rs`). Holes and mapped ranges tile the arena.
 //!
 //! Owns: [`HeapState`]. Takes no locks itself; [`super::VaHeap`] keeps each arena in its own lock.
 //! It reads [`Timelines`] (a leaf lock) only when the timelines' generation changed.
@@ -8,16 +9,22 @@
 //! valid start of all its holes, top-down the highest, with alignment and no-cross applied
 //! (`place.rs`). That is util_vma_heap's policy, found in O(log n) instead of O(holes).
 //!
-//! An arena may be empty (`start == end`, no tree) after the heap moved its range into a
-//! neighbour; [`HeapState::set_range`] moves only free space, so an allocation never straddles two
-//! arenas.
+//! Why the allocated ranges are not in the tree: the tree then changes only where a hole does (a
+//! carve at a hole's edge or a free next to a hole resizes one entry in place), a deferred free or
+//! a revival is a map update alone, and the tree is about half as large. A free is checked against
+//! the map (exact first unit, size and state), as util_vma_heap's callers expect.
+//!
+//! An arena may be empty (`start == end`, no hole and no range) after the heap moved its range
+//! into a neighbour; [`HeapState::set_range`] moves only free space, so an allocation never
+//! straddles two arenas.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::deferred::Deferred;
 use super::fence::{Fence, Timelines};
 use super::place::{place, Request};
-use super::tree::{Block, Cursor, State, Tree};
+use super::tree::{Cursor, Hole, Tree};
 
 /// Why a fixed-address request failed, in units; the heap turns it into a [`super::VaError`].
 pub(crate) enum FixedMiss {
@@ -29,9 +36,26 @@ pub(crate) enum FixedMiss {
 #[derive(Debug)]
 pub(crate) struct NotLive;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// A live allocation.
+    Used,
+    /// Freed after a fence that has not signalled yet.
+    Deferred,
+}
+
+/// An allocated range (live or deferred): its size in units and state; the key is its first unit.
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    units: u64,
+    state: State,
+}
+
 pub(crate) struct HeapState {
-    /// `None` while the arena is empty.
-    tree: Option<Tree>,
+    /// The holes (empty while no unit is free).
+    tree: Tree,
+    /// Every range that is not a hole, by first unit.
+    ranges: HashMap<u64, Range>,
     deferred: Deferred,
     timelines: Arc<Timelines>,
     free_units: u64,
@@ -45,8 +69,13 @@ impl HeapState {
     pub fn new(start: u64, end: u64, timelines: Arc<Timelines>) -> HeapState {
         let mut deferred = Deferred::default();
         deferred.seen_generation = timelines.generation();
+        let mut tree = Tree::new();
+        if start < end {
+            tree.swap(&[], &[Hole::new(start, end - start)]);
+        }
         HeapState {
-            tree: (start < end).then(|| Tree::new(Block::new(start, end - start, State::Free))),
+            tree,
+            ranges: HashMap::new(),
             deferred,
             timelines,
             free_units: end - start,
@@ -74,24 +103,16 @@ impl HeapState {
         self.start <= at && at < self.end
     }
 
-    fn tree(&self) -> &Tree {
-        self.tree.as_ref().expect("a call routed to an empty arena")
-    }
-
-    fn tree_mut(&mut self) -> &mut Tree {
-        self.tree.as_mut().expect("a call routed to an empty arena")
-    }
-
-    /// The arena's first block if it is a hole, as (first unit, end).
+    /// The hole at the arena's first unit, if any, as (first unit, end).
     pub fn lead_hole(&self) -> Option<(u64, u64)> {
-        let b = self.tree.as_ref()?.first();
-        b.is_free().then(|| (b.start, b.end()))
+        let h = self.tree.first().filter(|h| h.start == self.start)?;
+        Some((h.start, h.end()))
     }
 
-    /// The arena's last block if it is a hole, as (first unit, end).
+    /// The hole that ends at the arena's end, if any, as (first unit, end).
     pub fn tail_hole(&self) -> Option<(u64, u64)> {
-        let b = self.tree.as_ref()?.last();
-        b.is_free().then(|| (b.start, b.end()))
+        let h = self.tree.last().filter(|h| h.end() == self.end)?;
+        Some((h.start, h.end()))
     }
 
     /// Whether the whole arena is one hole (or empty).
@@ -104,70 +125,48 @@ impl HeapState {
     pub fn set_range(&mut self, lo: u64, hi: u64) {
         if lo >= hi {
             debug_assert!(self.all_free());
-            self.tree = None;
+            self.tree.clear();
             self.free_units = 0;
             (self.start, self.end) = (lo, lo);
             return;
         }
         if self.all_free() {
             // One hole or none: whatever moved, the arena is one hole again. (Edge by edge, a
-            // range that moves both ways could otherwise remove the only block.)
-            let levels = self.tree.as_ref().map(Tree::tracked_levels);
-            let mut tree = Tree::new(Block::new(lo, hi - lo, State::Free));
-            if let Some(levels) = levels {
-                tree.track_levels(levels);
-            }
-            self.tree = Some(tree);
+            // range that moves both ways could otherwise drop a hole twice.)
+            self.tree.clear();
+            self.tree.swap(&[], &[Hole::new(lo, hi - lo)]);
             self.free_units = hi - lo;
             (self.start, self.end) = (lo, hi);
             return;
         }
-        // A block in use stays inside the new range, so neither edge removes the last block.
-        let tree = self.tree.as_mut().expect("an arena with blocks in use");
-        // The top first: the bottom may then rekey a block that the top just resized.
+        // A range in use stays inside the new range, so the lead and tail holes are distinct.
+        let tail = self.tail_hole().map(|(s, e)| Hole::new(s, e - s));
         if hi > self.end {
-            let last = tree.last();
-            if last.is_free() {
-                tree.set_last(Block::new(last.start, hi - last.start, State::Free));
-            } else {
-                tree.push_last(Block::new(self.end, hi - self.end, State::Free));
+            match tail {
+                Some(t) => self.tree.swap(&[t], &[Hole::new(t.start, hi - t.start)]),
+                None => self.tree.swap(&[], &[Hole::new(self.end, hi - self.end)]),
             }
             self.free_units += hi - self.end;
         } else if hi < self.end {
-            let last = tree.last();
-            debug_assert!(last.is_free() && last.start <= hi, "giving up units in use");
-            if last.start == hi {
-                tree.remove_block(last.start);
-            } else {
-                tree.set_last(Block::new(last.start, hi - last.start, State::Free));
-            }
+            let t = tail.expect("giving up units in use");
+            debug_assert!(t.start <= hi, "giving up units in use");
+            let with = [Hole::new(t.start, hi - t.start)];
+            self.tree.swap(&[t], &with[..usize::from(t.start < hi)]);
             self.free_units -= self.end - hi;
         }
         self.end = hi;
+        let lead = self.lead_hole().map(|(s, e)| Hole::new(s, e - s));
         if lo < self.start {
-            let first = tree.first();
-            let end = if first.is_free() {
-                first.end()
-            } else {
-                self.start
-            };
-            if first.is_free() {
-                tree.set_first(Block::new(lo, end - lo, State::Free));
-            } else {
-                tree.insert_first(Block::new(lo, end - lo, State::Free));
+            match lead {
+                Some(l) => self.tree.swap(&[l], &[Hole::new(lo, l.end() - lo)]),
+                None => self.tree.swap(&[], &[Hole::new(lo, self.start - lo)]),
             }
             self.free_units += self.start - lo;
         } else if lo > self.start {
-            let first = tree.first();
-            debug_assert!(
-                first.is_free() && first.end() >= lo,
-                "giving up units in use"
-            );
-            if first.end() == lo {
-                tree.remove_block(first.start);
-            } else {
-                tree.set_first(Block::new(lo, first.end() - lo, State::Free));
-            }
+            let l = lead.expect("giving up units in use");
+            debug_assert!(l.end() >= lo, "giving up units in use");
+            let with = [Hole::new(lo, l.end() - lo)];
+            self.tree.swap(&[l], &with[..usize::from(lo < l.end())]);
             self.free_units -= lo - self.start;
         }
         self.start = lo;
@@ -175,66 +174,68 @@ impl HeapState {
 
     pub fn alloc(&mut self, req: &Request) -> Option<u64> {
         self.reclaim();
-        let (c, at) = self.tree.as_mut()?.find(req)?;
-        self.carve(&c, at, req.units);
+        let (c, at) = self.tree.find(req)?;
+        let h = self.tree.get(&c);
+        self.carve(&c, c.slot as isize, h, at, req.units);
         Some(at)
     }
 
-    /// Takes `[at, at + units)` out of the hole at `c`, which holds it, as a live allocation.
-    fn carve(&mut self, c: &Cursor, at: u64, units: u64) {
-        let h = self.tree().get(c);
-        let mut with = [Block::new(0, 0, State::Free); 3];
+    /// Takes `[at, at + units)` out of hole `h` (at slot `pos` of the cursor's leaf, see
+    /// [`Tree::replace`]) as a live allocation.
+    fn carve(&mut self, c: &Cursor, pos: isize, h: Hole, at: u64, units: u64) {
+        let mut with = [Hole::new(0, 0); 2];
         let mut n = 0;
         if at > h.start {
-            with[n] = Block::new(h.start, at - h.start, State::Free);
+            with[n] = Hole::new(h.start, at - h.start);
             n += 1;
         }
-        with[n] = Block::new(at, units, State::Used);
-        n += 1;
         if at + units < h.end() {
-            with[n] = Block::new(at + units, h.end() - (at + units), State::Free);
+            with[n] = Hole::new(at + units, h.end() - (at + units));
             n += 1;
         }
-        self.tree_mut().replace(c, 0, 0, &with[..n]);
+        self.tree.replace(c, pos, &[h], &with[..n]);
+        self.ranges.insert(
+            at,
+            Range {
+                units,
+                state: State::Used,
+            },
+        );
         self.free_units -= units;
     }
 
-    /// Turns the block at `c` (live or deferred) into a hole merged with free neighbours; returns
-    /// that hole as (first unit, end).
-    fn release(&mut self, c: &Cursor) -> (u64, u64) {
-        let tree = self.tree_mut();
-        let x = tree.get(c);
-        let prev = tree.prev_block(c).filter(Block::is_free);
-        let next = tree.next_block(c).filter(Block::is_free);
-        let start = prev.map_or(x.start, |p| p.start);
-        let end = next.map_or(x.end(), |n| n.end());
-        tree.replace(
-            c,
-            usize::from(prev.is_some()),
-            usize::from(next.is_some()),
-            &[Block::new(start, end - start, State::Free)],
-        );
-        self.free_units += x.units;
-        (start, end)
-    }
-
-    /// The live block at `start` with exactly `units` units.
-    fn live_at(&self, start: u64, units: u64) -> Result<Cursor, NotLive> {
-        if !self.holds(start) {
-            return Err(NotLive);
-        }
-        let c = self.tree().locate(start);
-        let b = self.tree().get(&c);
-        if b.state != State::Used || b.start != start || b.units != units {
-            return Err(NotLive);
-        }
-        Ok(c)
+    /// Turns `[start, +units)`, just taken out of the range map, into a hole merged with the holes
+    /// that touch it; returns that hole as (first unit, end).
+    fn release(&mut self, start: u64, units: u64) -> (u64, u64) {
+        let end = start + units;
+        let c = self.tree.locate(start);
+        let prev = self.tree.before(&c).filter(|h| h.end() == start);
+        let next = self.tree.after(&c).filter(|h| h.start == end);
+        let merged_start = prev.map_or(start, |p| p.start);
+        let merged_end = next.map_or(end, |n| n.end());
+        let (old, n) = match (prev, next) {
+            (Some(p), Some(n)) => ([p, n], 2),
+            (Some(p), None) => ([p, p], 1),
+            (None, Some(n)) => ([n, n], 1),
+            (None, None) => ([Hole::new(0, 0); 2], 0),
+        };
+        // `c.slot` is where a hole starting at `start` would go: the previous hole sits just
+        // before it.
+        let pos = c.slot as isize - isize::from(prev.is_some());
+        let merged = Hole::new(merged_start, merged_end - merged_start);
+        self.tree.replace(&c, pos, &old[..n], &[merged]);
+        self.free_units += units;
+        (merged_start, merged_end)
     }
 
     /// Frees a live allocation; returns the hole it became part of, as (first unit, end).
     pub fn free(&mut self, start: u64, units: u64) -> Result<(u64, u64), NotLive> {
-        let c = self.live_at(start, units)?;
-        Ok(self.release(&c))
+        match self.ranges.get(&start) {
+            Some(r) if r.state == State::Used && r.units == units => {}
+            _ => return Err(NotLive),
+        }
+        self.ranges.remove(&start);
+        Ok(self.release(start, units))
     }
 
     /// Frees `[start, +units)` once `fence` signalled; `key` lets a re-import take it back.
@@ -245,14 +246,17 @@ impl HeapState {
         fence: Fence,
         key: Option<u64>,
     ) -> Result<(), NotLive> {
-        let c = self.live_at(start, units)?;
+        let r = match self.ranges.get_mut(&start) {
+            Some(r) if r.state == State::Used && r.units == units => r,
+            _ => return Err(NotLive),
+        };
         let (wide, done) = self.timelines.widen(fence);
         if done.is_some_and(|d| wide <= d) {
-            self.release(&c);
+            self.ranges.remove(&start);
+            self.release(start, units);
             return Ok(());
         }
-        self.tree_mut()
-            .replace(&c, 0, 0, &[Block::new(start, units, State::Deferred)]);
+        r.state = State::Deferred;
         self.deferred.push(fence, wide, start, key);
         self.deferred_units += units;
         Ok(())
@@ -272,11 +276,10 @@ impl HeapState {
     fn reclaim_due(&mut self, generation: u64) {
         self.deferred.seen_generation = generation;
         for start in self.deferred.due(&self.timelines) {
-            let c = self.tree().locate(start);
-            let b = self.tree().get(&c);
-            debug_assert!(b.start == start && b.state == State::Deferred);
-            self.deferred_units -= b.units;
-            self.release(&c);
+            let r = self.ranges.remove(&start).expect("a deferred range");
+            debug_assert_eq!(r.state, State::Deferred);
+            self.deferred_units -= r.units;
+            self.release(start, r.units);
         }
     }
 
@@ -294,33 +297,29 @@ impl HeapState {
     /// satisfies `req` (same size, aligned, not crossing). The key is forgotten either way.
     pub fn revive_keyed(&mut self, key: u64, req: &Request) -> Option<u64> {
         self.reclaim();
-        if let Some(start) = self.deferred.take_key(key) {
-            let c = self.tree().locate(start);
-            let b = self.tree().get(&c);
-            let fits = b.state == State::Deferred
-                && b.start == start
-                && b.units == req.units
-                && place(b.start, b.end(), req) == Some(b.start);
-            if fits {
-                self.deferred.forget(start);
-                self.deferred_units -= b.units;
-                self.tree_mut()
-                    .replace(&c, 0, 0, &[Block::new(start, b.units, State::Used)]);
-                return Some(start);
-            }
+        let start = self.deferred.take_key(key)?;
+        let r = self.ranges.get_mut(&start)?;
+        let fits = r.state == State::Deferred
+            && r.units == req.units
+            && place(start, start + r.units, req) == Some(start);
+        if !fits {
+            return None;
         }
-        None
+        r.state = State::Used;
+        self.deferred_units -= r.units;
+        self.deferred.forget(start);
+        Some(start)
     }
 
     /// Allocates exactly `[start, start + units)`, which must lie inside the arena, in
-    /// O(log n); on a miss, plus O(k) for the k blocks overlapping the request.
+    /// O(log n); on a miss, plus the ranges from the last hole below `start` to the request's end.
     pub fn alloc_addr(&mut self, start: u64, units: u64) -> Result<(), FixedMiss> {
         self.reclaim();
         let end = start + units;
-        let c = self.tree().locate(start);
-        let b = self.tree().get(&c);
-        if b.is_free() && b.end() >= end {
-            self.carve(&c, start, units);
+        let c = self.tree.locate(start);
+        if let Some(h) = self.tree.before(&c).filter(|h| h.end() >= end) {
+            // The hole is the last at or below `start`: just before the cursor's slot.
+            self.carve(&c, c.slot as isize - 1, h, start, units);
             return Ok(());
         }
         let mut fences = Vec::new();
@@ -339,79 +338,100 @@ impl HeapState {
         if start >= end {
             return Ok(());
         }
-        let c = self.tree().locate(start);
-        for b in self.tree().iter_from(&c) {
-            match b.state {
-                State::Used => return Err(FixedMiss::Taken),
-                State::Deferred => fences.extend(self.deferred.fence_of(b.start)),
-                State::Free => {}
+        // The map cannot say which range holds `start`; walk the ranges from the end of the last
+        // hole at or below it (or from the arena's start), skipping holes on the way.
+        let c = self.tree.locate(start);
+        let mut at = self.tree.before(&c).map_or(self.start, |h| h.end());
+        let mut holes = self.tree.iter_from(&c);
+        while at < end {
+            let Some(r) = self.ranges.get(&at) else {
+                // Not a range, so a hole starts here: the next one above `start`.
+                let h = holes.next().expect("holes and ranges tile the arena");
+                debug_assert_eq!(h.start, at);
+                at = h.end();
+                continue;
+            };
+            if at + r.units > start {
+                match r.state {
+                    State::Used => return Err(FixedMiss::Taken),
+                    State::Deferred => fences.extend(self.deferred.fence_of(at)),
+                }
             }
-            if b.end() >= end {
-                break;
-            }
+            at += r.units;
         }
         Ok(())
     }
 
     /// Holes as (first unit, units), in address order. O(n).
     pub fn holes(&self) -> Vec<(u64, u64)> {
-        self.blocks_of(State::Free)
+        self.tree.iter().map(|h| (h.start, h.units)).collect()
     }
 
-    /// Deferred ranges as (first unit, units), in address order. O(n).
+    /// Deferred ranges as (first unit, units), in address order. O(n log n).
     pub fn deferred_ranges(&self) -> Vec<(u64, u64)> {
-        self.blocks_of(State::Deferred)
-    }
-
-    fn blocks_of(&self, state: State) -> Vec<(u64, u64)> {
-        let Some(tree) = &self.tree else {
-            return Vec::new();
-        };
-        tree.iter()
-            .filter(|b| b.state == state)
-            .map(|b| (b.start, b.units))
-            .collect()
+        let mut v: Vec<(u64, u64)> = self
+            .ranges
+            .iter()
+            .filter(|(_, r)| r.state == State::Deferred)
+            .map(|(&s, r)| (s, r.units))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// The largest hole in units. O(1).
     pub fn largest_hole(&self) -> u64 {
-        self.tree.as_ref().map_or(0, Tree::largest_hole)
+        self.tree.largest_hole()
     }
 
     /// Checks every structural invariant; for tests. O(n).
     pub fn check(&self) -> Result<(), String> {
-        let Some(tree) = &self.tree else {
-            return if self.start == self.end && self.free_units == 0 && self.deferred_units == 0 {
-                Ok(())
-            } else {
-                Err(format!("empty arena at {} with units", self.start))
-            };
+        self.tree.check()?;
+        let (mut free, mut deferred, mut seen) = (0u64, 0u64, 0usize);
+        // Walks the mapped ranges that must tile `[at, to)` exactly.
+        let mut ranges = |mut at: u64, to: u64| -> Result<(), String> {
+            while at < to {
+                let r = self
+                    .ranges
+                    .get(&at)
+                    .ok_or_else(|| format!("unit {at} is neither a hole nor a range"))?;
+                if r.units == 0 || at + r.units > to {
+                    return Err(format!("range at {at} (+{}) overlaps a hole", r.units));
+                }
+                if r.state == State::Deferred {
+                    if self.deferred.fence_of(at).is_none() {
+                        return Err(format!("deferred range at {at} has no fence"));
+                    }
+                    deferred += r.units;
+                }
+                seen += 1;
+                at += r.units;
+            }
+            Ok(())
         };
-        tree.check()?;
-        let (mut at, mut free, mut deferred, mut prev_free) = (self.start, 0u64, 0u64, false);
-        for b in tree.iter() {
-            if b.start != at || b.units == 0 {
+        let mut at = self.start;
+        let mut prev_end = None;
+        for h in self.tree.iter() {
+            if h.units == 0 || h.start < at || h.end() > self.end {
                 return Err(format!(
-                    "block at {} (+{}) expected at {at}",
-                    b.start, b.units
+                    "hole at {} (+{}) expected at {at} or above",
+                    h.start, h.units
                 ));
             }
-            match b.state {
-                State::Free if prev_free => return Err(format!("adjacent holes at {at}")),
-                State::Free => free += b.units,
-                State::Deferred => {
-                    if self.deferred.fence_of(b.start).is_none() {
-                        return Err(format!("deferred block at {at} has no fence"));
-                    }
-                    deferred += b.units
-                }
-                State::Used => {}
+            if prev_end == Some(h.start) {
+                return Err(format!("adjacent holes at {}", h.start));
             }
-            prev_free = b.is_free();
-            at = b.end();
+            ranges(at, h.start)?;
+            free += h.units;
+            at = h.end();
+            prev_end = Some(at);
         }
-        if at != self.end {
-            return Err(format!("blocks end at {at}, arena at {}", self.end));
+        ranges(at, self.end)?;
+        if seen != self.ranges.len() {
+            return Err(format!(
+                "{} ranges mapped, {seen} inside the arena between its holes",
+                self.ranges.len()
+            ));
         }
         if free != self.free_units || deferred != self.deferred_units {
             return Err(format!(

@@ -1,6 +1,7 @@
-//! Every block of one address range (hole, live allocation or deferred free) in an address-ordered
-//! B+tree whose inner nodes keep, for each child, its first unit and its "room": the most units an
-//! allocation could take from one of its holes, plain and at up to three alignments ([`Levels`]).
+//! The holes of one address range in an address-ordered B+tree whose inner nodes keep, for each
+//! child, its first unit and its "room": the most units an allocation could take from one of its
+//! holes, plain and at up to three alignments ([`Levels`]). Live allocations and deferred frees are
+//! not here: they are the gaps between holes, named in the arena's range map (`state.rs`).
 //!
 //! Owns: [`Tree`], its leaf and inner-node pools. Takes no locks; it lives inside an arena's lock.
 //!
@@ -8,51 +9,37 @@
 //! top-down the highest, hole where the request fits) in O(log n), as Linux's drm_mm does with the
 //! largest hole in each subtree of its augmented rbtree; keeping room per alignment also skips the
 //! holes that are big enough but cannot hold an aligned request. A B+tree instead of a binary tree
-//! because a descent touches a handful of wide nodes instead of one node per level: with 32 blocks
-//! per leaf and 16 children per inner node, 2M blocks are 4 inner levels, and all but the last fit
-//! in a few hundred KiB. The same descent finds the block holding an address, so the heap needs no
-//! separate live map: a free is checked against the block itself.
+//! because a descent touches a handful of wide nodes instead of one node per level: with 32 holes
+//! per leaf and 16 children per inner node, 2M holes are 4 inner levels, and all but the last fit
+//! in a few hundred KiB.
 //!
-//! Hot operations (carve a hole, merge a freed block with its neighbours) rewrite one leaf in place
-//! and refresh the summaries along the descent path, stopping where nothing changed. Only when a
-//! leaf overflows, or the blocks to merge sit in two leaves, does an operation fall back to the
-//! recursive insert / remove by key, which splits full nodes and drops empty ones. Nodes are never
-//! merged: a tree keeps the height of the most blocks it ever held.
+//! Why holes only: a carve at a hole's edge (every bottom-up or top-down request that is not
+//! pushed inwards by alignment) and a free next to a hole just resize one entry in place, with no
+//! array shift, and a leaf's entries are all candidates for the room scans. A tree may be empty
+//! (an arena with no free unit): then its root is a leaf with no entries.
+//!
+//! Hot operations rewrite one leaf in place and refresh the summaries along the descent path,
+//! stopping where nothing changed. Only when a leaf overflows or empties, or the holes to change
+//! sit in two leaves, does an operation fall back to the recursive insert / remove by key, which
+//! splits full nodes and drops empty ones. Nodes are never merged: a tree keeps the height of the
+//! most holes it ever held.
 
 use super::place::{place, Request};
 
+/// One hole, in granule units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    /// A hole.
-    Free,
-    /// A live allocation.
-    Used,
-    /// Freed after a fence that has not signalled yet.
-    Deferred,
-}
-
-/// One range of the heap, in granule units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Block {
+pub(crate) struct Hole {
     pub start: u64,
     /// At least 1.
     pub units: u64,
-    pub state: State,
 }
 
-impl Block {
-    pub const fn new(start: u64, units: u64, state: State) -> Block {
-        Block {
-            start,
-            units,
-            state,
-        }
+impl Hole {
+    pub const fn new(start: u64, units: u64) -> Hole {
+        Hole { start, units }
     }
     pub fn end(&self) -> u64 {
         self.start + self.units
-    }
-    pub fn is_free(&self) -> bool {
-        self.state == State::Free
     }
 }
 
@@ -133,8 +120,8 @@ struct Summary {
     room: Rooms,
 }
 
-/// Blocks as parallel arrays so the summary scan and the key search vectorise. Slots past `len`
-/// hold `start = u64::MAX`, `units = 0`, `Used`.
+/// Holes as parallel arrays so the summary scan and the key search vectorise. Slots past `len`
+/// hold `start = u64::MAX`, `units = 0`.
 #[derive(Clone)]
 struct Leaf {
     len: usize,
@@ -143,7 +130,6 @@ struct Leaf {
     next: u32,
     start: [u64; LEAF_CAP],
     units: [u64; LEAF_CAP],
-    state: [State; LEAF_CAP],
     /// Room per level over this leaf's holes (kept up to date by every change).
     room: Rooms,
 }
@@ -155,21 +141,21 @@ impl Summary {
 }
 
 impl Leaf {
-    fn get(&self, i: usize) -> Block {
-        Block::new(self.start[i], self.units[i], self.state[i])
+    fn get(&self, i: usize) -> Hole {
+        Hole::new(self.start[i], self.units[i])
     }
-    fn put(&mut self, i: usize, b: Block) {
-        self.start[i] = b.start;
-        self.units[i] = b.units;
-        self.state[i] = b.state;
+    fn put(&mut self, i: usize, h: Hole) {
+        self.start[i] = h.start;
+        self.units[i] = h.units;
     }
     /// Moves slots `from..len` to start at `to`, and clears the slots left behind past the new
     /// end (when moving down).
     fn shift(&mut self, from: usize, to: usize, new_len: usize) {
         let len = self.len;
-        self.start.copy_within(from..len, to);
-        self.units.copy_within(from..len, to);
-        self.state.copy_within(from..len, to);
+        if from != to {
+            self.start.copy_within(from..len, to);
+            self.units.copy_within(from..len, to);
+        }
         for i in new_len..len {
             self.put(i, VACANT);
         }
@@ -195,9 +181,6 @@ impl Leaf {
         }
         let mut best = [0u64; SLOTS];
         for i in 0..self.len {
-            if self.state[i] != State::Free {
-                continue;
-            }
             let (start, units) = (self.start[i], self.units[i]);
             let end = start + units;
             for k in 0..n {
@@ -214,7 +197,7 @@ impl Leaf {
     }
 }
 
-const VACANT: Block = Block::new(u64::MAX, 0, State::Used);
+const VACANT: Hole = Hole::new(u64::MAX, 0);
 
 /// Children's summaries as parallel arrays. Slots past `len`: `first = u64::MAX`, room 0.
 #[derive(Clone)]
@@ -300,14 +283,15 @@ impl Inner {
     }
 }
 
-/// A block's position: the descent path (inner node and child slot per level, root first), then
-/// leaf and slot. Valid until the tree is next changed.
+/// A position in the tree: the descent path (inner node and child slot per level, root first),
+/// then leaf and slot (from [`Tree::find`]: the hole's slot; from [`Tree::locate`]: how many of the
+/// leaf's holes start at or below the address). Valid until the tree is next changed.
 #[derive(Clone, Copy)]
 pub(crate) struct Cursor {
     node: [u32; MAX_HEIGHT],
     child: [u8; MAX_HEIGHT],
     leaf: u32,
-    slot: usize,
+    pub slot: usize,
 }
 
 impl Cursor {
@@ -330,13 +314,15 @@ pub(crate) struct Tree {
     /// Inner levels above the leaves (0: the root is a leaf).
     height: usize,
     first_leaf: u32,
+    /// Holes held (0: the root is an empty leaf).
+    count: usize,
     /// The alignment levels summarised (see [`Levels`]).
     levels: Levels,
 }
 
 impl Tree {
-    /// A tree holding the one block `b`.
-    pub fn new(b: Block) -> Tree {
+    /// A tree with no hole.
+    pub fn new() -> Tree {
         let mut t = Tree {
             leaves: Vec::new(),
             spare_leaves: Vec::new(),
@@ -345,15 +331,24 @@ impl Tree {
             root: 0,
             height: 0,
             first_leaf: 0,
+            count: 0,
             levels: Levels::PLAIN,
         };
-        let l = t.new_leaf();
-        t.leaves[l as usize].put(0, b);
-        t.leaves[l as usize].len = 1;
-        t.leaves[l as usize].recompute(t.levels);
-        t.root = l;
-        t.first_leaf = l;
+        t.clear();
         t
+    }
+
+    /// Drops every hole (the summarised levels stay).
+    pub fn clear(&mut self) {
+        self.leaves.clear();
+        self.spare_leaves.clear();
+        self.inners.clear();
+        self.spare_inners.clear();
+        let l = self.new_leaf();
+        self.root = l;
+        self.first_leaf = l;
+        self.height = 0;
+        self.count = 0;
     }
 
     fn new_leaf(&mut self) -> u32 {
@@ -363,7 +358,6 @@ impl Tree {
             next: NIL,
             start: [u64::MAX; LEAF_CAP],
             units: [0; LEAF_CAP],
-            state: [State::Used; LEAF_CAP],
             room: NO_ROOM,
         };
         match self.spare_leaves.pop() {
@@ -429,11 +423,13 @@ impl Tree {
         self.summary(self.root, self.height).room.0[0]
     }
 
-    pub fn get(&self, c: &Cursor) -> Block {
+    /// The hole at a cursor from [`Self::find`].
+    pub fn get(&self, c: &Cursor) -> Hole {
         self.leaf(c.leaf).get(c.slot)
     }
 
-    /// The block holding unit `at`, which must be inside the tree's range.
+    /// Where unit `at` is, or would be inserted: the leaf that would hold a hole starting at `at`,
+    /// and how many of its holes start at or below `at`. See [`Self::before`], [`Self::after`].
     pub fn locate(&self, at: u64) -> Cursor {
         let mut c = Cursor::empty();
         let mut node = self.root;
@@ -446,33 +442,35 @@ impl Tree {
         }
         let l = self.leaf(node);
         c.leaf = node;
-        c.slot = l.start[..l.len].partition_point(|&s| s <= at) - 1;
+        c.slot = l.start[..l.len].partition_point(|&s| s <= at);
         c
     }
 
-    /// The block before the cursor's, if any.
-    pub fn prev_block(&self, c: &Cursor) -> Option<Block> {
+    /// The last hole starting at or below a [`Self::locate`] cursor's address, if any.
+    pub fn before(&self, c: &Cursor) -> Option<Hole> {
         let l = self.leaf(c.leaf);
         if c.slot > 0 {
             return Some(l.get(c.slot - 1));
         }
+        // Only the leftmost leaf has no hole at or below the address, unless the holes before
+        // it sit in the previous leaf (the address is below this leaf's first key).
         (l.prev != NIL).then(|| {
             let p = self.leaf(l.prev);
             p.get(p.len - 1)
         })
     }
 
-    /// The block after the cursor's, if any.
-    pub fn next_block(&self, c: &Cursor) -> Option<Block> {
+    /// The first hole starting above a [`Self::locate`] cursor's address, if any.
+    pub fn after(&self, c: &Cursor) -> Option<Hole> {
         let l = self.leaf(c.leaf);
-        if c.slot + 1 < l.len {
-            return Some(l.get(c.slot + 1));
+        if c.slot < l.len {
+            return Some(l.get(c.slot));
         }
         (l.next != NIL).then(|| self.leaf(l.next).get(0))
     }
 
-    /// The blocks from the cursor's on, in address order.
-    pub fn iter_from(&self, c: &Cursor) -> impl Iterator<Item = Block> + '_ {
+    /// The holes from the first starting above a [`Self::locate`] cursor's address, in order.
+    pub fn iter_from(&self, c: &Cursor) -> impl Iterator<Item = Hole> + '_ {
         let (mut leaf, mut slot) = (c.leaf, c.slot);
         std::iter::from_fn(move || {
             while leaf != NIL {
@@ -488,8 +486,8 @@ impl Tree {
         })
     }
 
-    /// Every block in address order.
-    pub fn iter(&self) -> impl Iterator<Item = Block> + '_ {
+    /// Every hole in address order.
+    pub fn iter(&self) -> impl Iterator<Item = Hole> + '_ {
         let mut c = Cursor::empty();
         c.leaf = self.first_leaf;
         self.iter_from(&c)
@@ -562,7 +560,7 @@ impl Tree {
     fn fit_in_leaf(&self, leaf: u32, req: &Request) -> Option<(usize, u64)> {
         let l = self.leaf(leaf);
         let fits = |i: usize| {
-            if l.state[i] != State::Free || l.units[i] < req.units {
+            if l.units[i] < req.units {
                 return None;
             }
             place(l.start[i], l.start[i] + l.units[i], req).map(|at| (i, at))
@@ -575,17 +573,9 @@ impl Tree {
     }
 
     /// The alignment levels summarised, in slot order.
+    #[cfg(test)]
     pub fn tracked_levels(&self) -> Vec<u8> {
         self.levels.level[..self.levels.n].to_vec()
-    }
-
-    /// Summarises these alignment levels too (an arena rebuilt as one hole keeps its levels).
-    pub fn track_levels(&mut self, levels: Vec<u8>) {
-        for level in levels {
-            if level != 0 && self.levels.n < SLOTS {
-                self.track(level);
-            }
-        }
     }
 
     /// Starts keeping summaries for alignment `level`: one O(n) pass, at most once per level.
@@ -626,154 +616,97 @@ impl Tree {
         }
     }
 
-    /// Replaces the blocks from `before` blocks before the cursor's to `after` blocks after it
-    /// (`before`, `after` <= 1) with `with` (1 to 3 blocks, in order; `with[0]` starts where the
-    /// first replaced block did).
-    pub fn replace(&mut self, c: &Cursor, before: usize, after: usize, with: &[Block]) {
-        debug_assert!(!with.is_empty() && with.len() <= 3 && before <= 1 && after <= 1);
+    /// Replaces the holes `old` (0 to 2, consecutive, in order) with `with` (0 to 2, in order,
+    /// between the holes around `old`). `pos` is the slot of `old[0]` in the cursor's leaf, or
+    /// where `with` goes when `old` is empty; it may lie outside the leaf (e.g. -1: the hole is the
+    /// previous leaf's last), which takes the slow path.
+    pub fn replace(&mut self, c: &Cursor, pos: isize, old: &[Hole], with: &[Hole]) {
+        debug_assert!(old.len() <= 2 && with.len() <= 2);
         let len = self.leaf(c.leaf).len;
-        let in_leaf = c.slot >= before && c.slot + after < len;
-        let new_len = (len + with.len()).saturating_sub(before + after + 1);
-        if !in_leaf || new_len > LEAF_CAP {
-            let mut starts = [0u64; 3];
-            let mut n = 0;
-            if before > 0 {
-                starts[n] = self.prev_block(c).expect("a block to merge with").start;
-                n += 1;
-            }
-            starts[n] = self.get(c).start;
-            n += 1;
-            if after > 0 {
-                starts[n] = self.next_block(c).expect("a block to merge with").start;
-                n += 1;
-            }
-            self.replace_slow(&starts[..n], with);
+        let new_len = len + with.len() - old.len().min(len);
+        // The fast path keeps the leaf non-empty (an empty leaf is dropped by the slow path),
+        // unless it is the root: a tree with no hole is an empty root leaf.
+        let fast = pos >= 0
+            && pos as usize + old.len() <= len
+            && new_len <= LEAF_CAP
+            && (new_len > 0 || self.height == 0);
+        if !fast {
+            self.replace_slow(old, with);
             return;
         }
-        let (lo, hi) = (c.slot - before, c.slot + after + 1);
+        let (lo, hi) = (pos as usize, pos as usize + old.len());
         let l = &mut self.leaves[c.leaf as usize];
-        let old = l.summary();
-        let mut removed = [VACANT; 3];
-        for (r, i) in removed.iter_mut().zip(lo..hi) {
-            *r = l.get(i);
+        debug_assert!(old.iter().zip(lo..hi).all(|(h, i)| l.get(i) == *h));
+        let old_summary = l.summary();
+        if with.len() != old.len() {
+            l.shift(hi, lo + with.len(), new_len);
         }
-        l.shift(hi, lo + with.len(), new_len);
-        for (i, b) in with.iter().enumerate() {
-            l.put(lo + i, *b);
+        for (i, h) in with.iter().enumerate() {
+            l.put(lo + i, *h);
         }
+        self.count = self.count + with.len() - old.len();
         // Each level's room grows to the best new hole, or is rescanned if the hole that gave it
-        // is gone. A block's room never exceeds its size, so most rooms need not be computed.
+        // is gone. A hole's room never exceeds its size, so most rooms need not be computed.
         let lv = self.levels;
         let mut stale = 0u32; // slots to rescan
         for j in lv.iter() {
             let (cur, level) = (l.room.0[j], lv.level[j]);
-            let room = |b: &Block| aligned_room(b.start, b.end(), level);
+            let room = |h: &Hole| aligned_room(h.start, h.end(), level);
             let added = with
                 .iter()
-                .filter(|b| b.is_free() && b.units > cur)
+                .filter(|h| h.units > cur)
                 .map(room)
                 .max()
                 .unwrap_or(0);
             if added > cur {
                 l.room.0[j] = added;
-            } else if cur > 0
-                && removed[..hi - lo]
-                    .iter()
-                    .any(|b| b.is_free() && b.units >= cur && room(b) == cur)
-            {
+            } else if cur > 0 && old.iter().any(|h| h.units >= cur && room(h) == cur) {
                 stale |= 1 << j;
             }
         }
         if stale != 0 {
             l.rescan(lv, stale);
         }
-        self.refresh_path(c, old);
+        self.refresh_path(c, old_summary);
     }
 
-    /// [`Self::replace`] through the recursive operations: remove all but the first block,
-    /// overwrite the first, insert the rest.
+    /// [`Self::replace`] through the recursive operations: remove `old`, insert `with`.
     #[cold]
-    fn replace_slow(&mut self, starts: &[u64], with: &[Block]) {
-        for &s in &starts[1..] {
-            self.remove(s);
+    fn replace_slow(&mut self, old: &[Hole], with: &[Hole]) {
+        for h in old {
+            self.remove(h.start);
         }
-        debug_assert_eq!(with[0].start, starts[0]);
-        self.set_rec(self.root, self.height, with[0]);
-        for &b in &with[1..] {
-            self.insert(b);
+        for &h in with {
+            self.insert(h);
         }
     }
 
-    /// Overwrites the block that starts at `b.start`.
-    fn set_rec(&mut self, node: u32, height: usize, b: Block) {
-        if height == 0 {
-            let l = &mut self.leaves[node as usize];
-            let slot = l.start[..l.len]
-                .iter()
-                .position(|&x| x == b.start)
-                .expect("the block to overwrite exists");
-            l.put(slot, b);
-            l.recompute(self.levels);
-            return;
-        }
-        let i = self.inner(node).child_for(b.start);
-        self.set_rec(self.inner(node).child[i], height - 1, b);
-        self.refresh_slot(node, i, height);
+    /// The first hole.
+    pub fn first(&self) -> Option<Hole> {
+        let l = self.leaf(self.first_leaf);
+        (l.len > 0).then(|| l.get(0))
     }
 
-    /// The first block.
-    pub fn first(&self) -> Block {
-        self.leaf(self.first_leaf).get(0)
-    }
-
-    /// The last block.
-    pub fn last(&self) -> Block {
+    /// The last hole.
+    pub fn last(&self) -> Option<Hole> {
         let mut node = self.root;
         for _ in 0..self.height {
             let n = self.inner(node);
             node = n.child[n.len - 1];
         }
         let l = self.leaf(node);
-        l.get(l.len - 1)
+        (l.len > 0).then(|| l.get(l.len - 1))
     }
 
-    /// Replaces the first block with `b`, which may start elsewhere (below the second block).
-    pub fn set_first(&mut self, b: Block) {
-        let old = self.first();
-        if old.start == b.start {
-            self.set_rec(self.root, self.height, b);
-        } else {
-            self.insert(b);
-            self.remove(old.start);
-        }
+    /// Replaces the holes `old` with `with`, wherever they are (by key; not for hot paths).
+    pub fn swap(&mut self, old: &[Hole], with: &[Hole]) {
+        self.replace_slow(old, with);
     }
 
-    /// Replaces the last block with `b`, which starts where it did.
-    pub fn set_last(&mut self, b: Block) {
-        debug_assert_eq!(self.last().start, b.start);
-        self.set_rec(self.root, self.height, b);
-    }
-
-    /// Puts a block before the first one.
-    pub fn insert_first(&mut self, b: Block) {
-        debug_assert!(b.end() == self.first().start);
-        self.insert(b);
-    }
-
-    /// Removes the block starting at `start`; the tree must keep at least one.
-    pub fn remove_block(&mut self, start: u64) {
-        self.remove(start);
-    }
-
-    /// Appends a block after the last one.
-    pub fn push_last(&mut self, b: Block) {
-        debug_assert!(self.last().end() == b.start);
-        self.insert(b);
-    }
-
-    /// Inserts a block that starts where no block starts now.
-    fn insert(&mut self, b: Block) {
-        if let Some(right) = self.insert_rec(self.root, self.height, b) {
+    /// Inserts a hole that starts where no hole starts now.
+    fn insert(&mut self, h: Hole) {
+        self.count += 1;
+        if let Some(right) = self.insert_rec(self.root, self.height, h) {
             let old = self.root;
             let r = self.new_inner();
             self.inners[r as usize].len = 2;
@@ -786,13 +719,13 @@ impl Tree {
         }
     }
 
-    /// Inserts `b` below `node`; returns the new right sibling if `node` had to split.
-    fn insert_rec(&mut self, node: u32, height: usize, b: Block) -> Option<u32> {
+    /// Inserts `h` below `node`; returns the new right sibling if `node` had to split.
+    fn insert_rec(&mut self, node: u32, height: usize, h: Hole) -> Option<u32> {
         if height == 0 {
-            return self.insert_in_leaf(node, b);
+            return self.insert_in_leaf(node, h);
         }
-        let i = self.inner(node).child_for(b.start);
-        let split = self.insert_rec(self.inner(node).child[i], height - 1, b);
+        let i = self.inner(node).child_for(h.start);
+        let split = self.insert_rec(self.inner(node).child[i], height - 1, h);
         self.refresh_slot(node, i, height);
         let right = split?;
         if self.inner(node).len < INNER_CAP {
@@ -831,11 +764,11 @@ impl Tree {
         self.refresh_slot(node, at, height);
     }
 
-    fn insert_in_leaf(&mut self, leaf: u32, b: Block) -> Option<u32> {
+    fn insert_in_leaf(&mut self, leaf: u32, h: Hole) -> Option<u32> {
         let l = &self.leaves[leaf as usize];
         let at = l.start[..l.len]
             .iter()
-            .take_while(|&&x| x < b.start)
+            .take_while(|&&x| x < h.start)
             .count();
         let (target, at, split) = if l.len < LEAF_CAP {
             (leaf, at, None)
@@ -846,7 +779,6 @@ impl Tree {
             let m = &mut self.leaves[new as usize];
             m.start[..LEAF_CAP - half].copy_from_slice(&upper.start[half..]);
             m.units[..LEAF_CAP - half].copy_from_slice(&upper.units[half..]);
-            m.state[..LEAF_CAP - half].copy_from_slice(&upper.state[half..]);
             m.len = LEAF_CAP - half;
             m.recompute(self.levels);
             m.prev = leaf;
@@ -867,13 +799,21 @@ impl Tree {
         let l = &mut self.leaves[target as usize];
         let len = l.len;
         l.shift(at, at + 1, len + 1);
-        l.put(at, b);
+        l.put(at, h);
         l.recompute(self.levels);
         split
     }
 
-    /// Removes the block that starts at `start`. The tree keeps at least one block.
+    /// Removes the hole that starts at `start`.
     fn remove(&mut self, start: u64) {
+        if self.count == 1 {
+            // The last hole: back to an empty root leaf (emptying it by the recursive path would
+            // drop the root too).
+            debug_assert_eq!(self.first().map(|h| h.start), Some(start));
+            self.clear();
+            return;
+        }
+        self.count -= 1;
         self.remove_rec(self.root, self.height, start);
         while self.height > 0 && self.inner(self.root).len == 1 {
             let old = self.root;
@@ -890,7 +830,7 @@ impl Tree {
             let slot = l.start[..l.len]
                 .iter()
                 .position(|&x| x == start)
-                .expect("the block to remove exists");
+                .expect("the hole to remove exists");
             let len = l.len;
             l.shift(slot + 1, slot, len - 1);
             l.recompute(self.levels);
@@ -924,7 +864,7 @@ impl Tree {
         true
     }
 
-    /// Checks the summaries, key order, vacant slots and leaf links; for tests.
+    /// Checks the summaries, key order, vacant slots, leaf links and the hole count; for tests.
     pub fn check(&self) -> Result<(), String> {
         let mut leaves = Vec::new();
         self.check_node(self.root, self.height, &mut leaves)?;
@@ -940,6 +880,13 @@ impl Tree {
         if l != NIL {
             return Err("leaf list longer than the tree".into());
         }
+        let n = leaves.iter().map(|&l| self.leaf(l).len).sum::<usize>();
+        if n != self.count {
+            return Err(format!(
+                "{n} holes in the leaves, count says {}",
+                self.count
+            ));
+        }
         Ok(())
     }
 
@@ -950,7 +897,8 @@ impl Tree {
             let vacant = (l.len..LEAF_CAP).all(|i| l.get(i) == VACANT);
             let mut fresh = l.clone();
             fresh.recompute(self.levels);
-            if l.len == 0 || !sorted || !vacant || !fresh.room.same_all(&l.room) {
+            let empty = l.len == 0 && !(node == self.root && self.height == 0);
+            if empty || !sorted || !vacant || !fresh.room.same_all(&l.room) {
                 return Err(format!("leaf {node} empty, unsorted or with stale slots"));
             }
             leaves.push(node);
@@ -987,34 +935,53 @@ impl Tree {
 mod tests {
     use super::*;
 
-    fn blocks(t: &Tree) -> Vec<(u64, u64, State)> {
-        t.iter().map(|b| (b.start, b.units, b.state)).collect()
+    fn holes(t: &Tree) -> Vec<(u64, u64)> {
+        t.iter().map(|h| (h.start, h.units)).collect()
+    }
+
+    /// Carves unit `at` out of the hole holding it, as the arena would.
+    fn carve(t: &mut Tree, at: u64) {
+        let c = t.locate(at);
+        let h = t.before(&c).expect("a hole holds the unit");
+        assert!(h.start <= at && at < h.end());
+        let mut with = Vec::new();
+        if at > h.start {
+            with.push(Hole::new(h.start, at - h.start));
+        }
+        if at + 1 < h.end() {
+            with.push(Hole::new(at + 1, h.end() - at - 1));
+        }
+        t.replace(&c, c.slot as isize - 1, &[h], &with);
+    }
+
+    /// Gives unit `at` back, merging with the holes that touch it.
+    fn release(t: &mut Tree, at: u64) {
+        let c = t.locate(at);
+        let p = t.before(&c).filter(|h| h.end() == at);
+        let n = t.after(&c).filter(|h| h.start == at + 1);
+        let start = p.map_or(at, |p| p.start);
+        let end = n.map_or(at + 1, |n| n.end());
+        let old: Vec<Hole> = p.into_iter().chain(n).collect();
+        let pos = c.slot as isize - isize::from(p.is_some());
+        t.replace(&c, pos, &old, &[Hole::new(start, end - start)]);
     }
 
     #[test]
     fn grows_and_shrinks_through_splits_and_empty_nodes() {
         let n = 5000u64;
-        let mut t = Tree::new(Block::new(0, n, State::Free));
-        // Carve unit i as its own block, one at a time from the bottom: every split path runs.
-        for i in 0..n - 1 {
-            let c = t.locate(i);
-            let b = t.get(&c);
-            assert_eq!((b.start, b.units), (i, n - i));
-            t.replace(
-                &c,
-                0,
-                0,
-                &[
-                    Block::new(i, 1, State::Used),
-                    Block::new(i + 1, n - i - 1, State::Free),
-                ],
-            );
+        let mut t = Tree::new();
+        t.swap(&[], &[Hole::new(0, n)]);
+        // Carve every odd unit from the bottom: each carve splits the top hole, every split path
+        // runs, and the even units stay holes.
+        for i in (1..n).step_by(2) {
+            carve(&mut t, i);
         }
         t.check().unwrap();
         assert!(t.height >= 2);
         assert_eq!(t.largest_hole(), 1);
-        // Free every other block in a scattered order, merging as the heap would.
-        let mut order: Vec<u64> = (0..n - 1).collect();
+        assert_eq!(t.tracked_levels(), vec![0]);
+        // Free the odd units in a scattered order, merging as the heap would.
+        let mut order: Vec<u64> = (1..n).step_by(2).collect();
         let mut x = 7u64;
         for i in (1..order.len()).rev() {
             x ^= x << 13;
@@ -1023,23 +990,25 @@ mod tests {
             order.swap(i, (x % (i as u64 + 1)) as usize);
         }
         for &i in &order {
-            let c = t.locate(i);
-            let b = t.get(&c);
-            assert_eq!(b.state, State::Used);
-            let p = t.prev_block(&c).filter(Block::is_free);
-            let nx = t.next_block(&c).filter(Block::is_free);
-            let start = p.map_or(b.start, |p| p.start);
-            let end = nx.map_or(b.end(), |n| n.end());
-            t.replace(
-                &c,
-                p.is_some() as usize,
-                nx.is_some() as usize,
-                &[Block::new(start, end - start, State::Free)],
-            );
+            release(&mut t, i);
         }
         t.check().unwrap();
-        assert_eq!(blocks(&t), vec![(0, n, State::Free)]);
+        assert_eq!(holes(&t), vec![(0, n)]);
         assert_eq!(t.height, 0);
         assert_eq!(t.largest_hole(), n);
+        // Carve everything: a tree may hold no hole, and then take one back.
+        for &i in &order {
+            carve(&mut t, i - 1);
+        }
+        t.check().unwrap();
+        for i in (1..n).step_by(2) {
+            carve(&mut t, i);
+        }
+        t.check().unwrap();
+        assert_eq!(holes(&t), vec![]);
+        assert_eq!(t.largest_hole(), 0);
+        release(&mut t, 7);
+        t.check().unwrap();
+        assert_eq!(holes(&t), vec![(7, 1)]);
     }
 }
