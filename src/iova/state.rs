@@ -18,8 +18,10 @@
 //! into a neighbour; [`HeapState::set_range`] moves only free space, so an allocation never
 //! straddles two arenas.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use super::deferred::Deferred;
 use super::fence::{Fence, Timelines};
@@ -55,7 +57,7 @@ pub(crate) struct HeapState {
     /// The holes (empty while no unit is free).
     tree: Tree,
     /// Every range that is not a hole, by first unit.
-    ranges: HashMap<u64, Range>,
+    ranges: FxHashMap<u64, Range>,
     deferred: Deferred,
     timelines: Arc<Timelines>,
     free_units: u64,
@@ -75,7 +77,7 @@ impl HeapState {
         }
         HeapState {
             tree,
-            ranges: HashMap::new(),
+            ranges: FxHashMap::default(),
             deferred,
             timelines,
             free_units: end - start,
@@ -230,11 +232,13 @@ impl HeapState {
 
     /// Frees a live allocation; returns the hole it became part of, as (first unit, end).
     pub fn free(&mut self, start: u64, units: u64) -> Result<(u64, u64), NotLive> {
-        match self.ranges.get(&start) {
-            Some(r) if r.state == State::Used && r.units == units => {}
+        // One hash lookup both checks and removes the range.
+        match self.ranges.entry(start) {
+            Entry::Occupied(e) if e.get().state == State::Used && e.get().units == units => {
+                e.remove();
+            }
             _ => return Err(NotLive),
         }
-        self.ranges.remove(&start);
         Ok(self.release(start, units))
     }
 
