@@ -11,16 +11,18 @@
 //! # Design
 //! Everything inside is in granule units (4 KiB pages by default), so a heap may cover any range of
 //! the 64-bit space, including `[4096, 2^64)`.
-//! - `tree.rs`: every block of an arena (hole, live allocation, deferred free) in an
-//!   address-ordered B+tree. Inner nodes keep, per child, its first unit and the most units an
-//!   allocation could take from one of its holes at each of up to four alignments (plain, and the
-//!   first alignments the heap is asked for). First fit descends to the leftmost (top-down:
-//!   rightmost) child with room, so it skips at once every subtree whose holes are too small or
-//!   cannot hold the alignment: O(log n), as Linux's drm_mm does with its augmented rbtree, with one
-//!   cache miss per lookup (the leaf) instead of one per level. The same descent finds the block at
-//!   an address: a free is checked against the block itself (exact address and size) and merged
-//!   with its neighbours in place; no separate live map.
-//! - `state.rs`: one arena: allocation, free, deferred free, fixed address over its tree.
+//! - `tree.rs`: the holes of an arena in an address-ordered B+tree. Inner nodes keep, per child,
+//!   its first unit and the most units an allocation could take from one of its holes at each of
+//!   up to four alignments (plain, and the first alignments the heap is asked for). First fit
+//!   descends to the leftmost (top-down: rightmost) child with room, so it skips at once every
+//!   subtree whose holes are too small or cannot hold the alignment: O(log n), as Linux's drm_mm
+//!   does with its augmented rbtree, with one cache miss per lookup (the leaf) instead of one per
+//!   level.
+//! - `state.rs`: one arena: its hole tree, and its live allocations and deferred frees in a hash
+//!   map keyed by first unit (holes and mapped ranges tile the arena). A free is checked against
+//!   the map (exact address, size, state) and merged with the holes that touch it, found by one
+//!   descent; a carve at a hole's edge or a free next to a hole resizes that hole in place, and a
+//!   deferred free or a revival touches only the map.
 //! - `arenas.rs`: the heap's range split into arenas (one per CPU, at most 4), one lock each;
 //!   a thread moves out of arena 0 when it meets another there; boundaries move across free space
 //!   when a request only fits across them, and back when that space is free again.
@@ -36,7 +38,8 @@
 //!   (`arenas.rs`). The property tests check the
 //!   exact address against a brute-force model, with 1 to 4 arenas.
 //! - Fixed address: O(log n); `AddressTaken` (live allocation in the way) is distinct from
-//!   `NoSpace`, and `AddressDeferred` says only deferred frees are in the way.
+//!   `NoSpace`, and `AddressDeferred` says only deferred frees are in the way. Telling them apart
+//!   on a miss walks the ranges from the last hole below the address (the map is not ordered).
 //! - Cost: alloc and free are O(log n) when the request's alignment is one the summaries track
 //!   (plain size and the first three other alignments asked for): the search then never enters a
 //!   subtree without a fitting hole. A no-cross request, or one at a fifth alignment (bounded by
@@ -63,18 +66,31 @@
 //! address order here (best fit, the ideal such classes approximate, loses on 5 of 8 seeds). The
 //! TLSF this heap used before reached 1.9-2.7x offset-allocator's time but left a largest hole
 //! 0.94-0.99x the list's and could not make two threads faster than one; first fit meets both.
-//! Where the time goes at 1k live (callgrind, about 2 700 instructions per pair): rewriting the
-//! leaf and refreshing the summaries up the path after the carve and after the merge, 55 % (of
-//! which rescanning a leaf whose best hole was taken 9 %, shifting blocks 7 %, splits and
-//! cross-leaf merges 5 %); the first-fit descent 14 %; finding a free's block 10 %; locks,
-//! argument checks and the loop itself the rest. At 100k-1M live the leaves no longer fit in
-//! cache and each lookup waits for its leaf.
+//! Where the time goes at 1k live (callgrind, about 2 450 instructions per pair, `iova_loop 1000
+//! 200000 1`): rewriting the leaf and refreshing the summaries up the path after the carve and
+//! after the merge, 48 % (rescanning a leaf whose best hole shrank 9 %, the recursive slow path
+//! for full leaves and cross-leaf merges 3.5 %, shifting holes 2 %); the first-fit descent 14 %;
+//! finding a free's neighbour holes 8 %; the range map (FxHash) a few %; locks, argument checks
+//! and the loop itself the rest. At 100k-1M live the leaves no longer fit in cache and each
+//! lookup waits for its leaf.
+//!
+//! Holes-only tree (this layout) against the earlier tree of every block (holes, live, deferred)
+//! with no live map, `iova_loop` ns per pair, best of 6 on 2 noisy cores, 1k / 100k live: 4 KiB
+//! only 247 / 545 -> 159 / 355; mixed alignments 311 / 667 -> 226 / 511; callgrind 2 770 -> 2 450
+//! instructions per pair. With std's SipHash map instead of FxHash: 246 ns at 1k mixed, 2 765
+//! instructions (the hashing alone was 15 %). `cargo bench --bench iova`, one run: ours 214 /
+//! 545 / 1128 ns at 1k / 100k / 1M live (the medians above: 316 / 696 / 1631); at 4 KiB
+//! alignment 146 / 427 / 906, 1.9x / 2.1x / 1.2x offset-allocator behind a lock and freed by
+//! address. Memory not measured: a map entry is 24 bytes (plus the table's slack) per live or
+//! deferred range, where the old tree spent a 17-byte leaf slot (plus the leaves' slack).
 //!
 //! # Tried and dropped (measured)
 //! - Summaries for all 16 alignment levels 2^0..2^15: 2-3x slower updates; every 8th level only
 //!   (2^0, 2^3, ...): a 64 KiB request is bounded by 32 KiB rooms and the search visits many small
 //!   holes (100k live: 1.95 us per pair instead of 0.6).
-//! - Leaves of 16 or 64 blocks, inner nodes of 8 or 32 children: within noise of 32 / 16.
+//! - Leaves of 16 or 64 blocks, inner nodes of 8 or 32 children: within noise of 32 / 16. With
+//!   the holes-only tree, leaves of 64 holes: 3-7 % faster at 1k / 100k live, 1.8 % fewer
+//!   instructions (not taken: untested at 1M live, where a leaf visit touches more lines).
 //! - A bound on each leaf's second-largest room, so a carve that leaves the largest hole still
 //!   largest skips the rescan (60-75 % of the rescans): 0.6 % fewer instructions, as keeping the
 //!   bound cost what the rescans saved.
