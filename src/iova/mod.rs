@@ -39,7 +39,8 @@
 //!   exact address against a brute-force model, with 1 to 4 arenas.
 //! - Fixed address: O(log n); `AddressTaken` (live allocation in the way) is distinct from
 //!   `NoSpace`, and `AddressDeferred` says only deferred frees are in the way. Telling them apart
-//!   on a miss walks the ranges from the last hole below the address (the map is not ordered).
+//!   on a miss adds the holes and deferred ranges overlapping the request (deferred ranges are also
+//!   kept in address order): a live allocation is in the way exactly when they leave a gap.
 //! - Cost: alloc and free are O(log n) when the request's alignment is one the summaries track
 //!   (plain size and the first three other alignments asked for): the search then never enters a
 //!   subtree without a fitting hole. A no-cross request, or one at a fifth alignment (bounded by

@@ -19,6 +19,7 @@
 //! straddles two arenas.
 
 use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -58,6 +59,10 @@ pub(crate) struct HeapState {
     tree: Tree,
     /// Every range that is not a hole, by first unit.
     ranges: FxHashMap<u64, Range>,
+    /// The deferred ranges again, (first unit -> units) in address order, so that a fixed-address
+    /// miss finds those in its way in O(log d) without walking the live ranges (the map above is
+    /// not ordered). Touched only by deferred frees, reclaims and revivals.
+    deferred_by_start: BTreeMap<u64, u64>,
     deferred: Deferred,
     timelines: Arc<Timelines>,
     free_units: u64,
@@ -78,6 +83,7 @@ impl HeapState {
         HeapState {
             tree,
             ranges: FxHashMap::default(),
+            deferred_by_start: BTreeMap::new(),
             deferred,
             timelines,
             free_units: end - start,
@@ -261,6 +267,7 @@ impl HeapState {
             return Ok(());
         }
         r.state = State::Deferred;
+        self.deferred_by_start.insert(start, units);
         self.deferred.push(fence, wide, start, key);
         self.deferred_units += units;
         Ok(())
@@ -282,6 +289,7 @@ impl HeapState {
         for start in self.deferred.due(&self.timelines) {
             let r = self.ranges.remove(&start).expect("a deferred range");
             debug_assert_eq!(r.state, State::Deferred);
+            self.deferred_by_start.remove(&start);
             self.deferred_units -= r.units;
             self.release(start, r.units);
         }
@@ -311,12 +319,13 @@ impl HeapState {
         }
         r.state = State::Used;
         self.deferred_units -= r.units;
+        self.deferred_by_start.remove(&start);
         self.deferred.forget(start);
         Some(start)
     }
 
     /// Allocates exactly `[start, start + units)`, which must lie inside the arena, in
-    /// O(log n); on a miss, plus the ranges from the last hole below `start` to the request's end.
+    /// O(log n); a miss costs O(log n + k) more, k the holes and deferred ranges in the way.
     pub fn alloc_addr(&mut self, start: u64, units: u64) -> Result<(), FixedMiss> {
         self.reclaim();
         let end = start + units;
@@ -336,33 +345,36 @@ impl HeapState {
     }
 
     /// What stands in `[start, end)` (clipped to the arena): `Taken` if a live allocation does,
-    /// else the fences of the deferred ranges there are added to `fences`.
+    /// else the fences of the deferred ranges there are added to `fences`. O(log n + k), k the
+    /// holes and deferred ranges overlapping the request.
     pub fn blockers(&self, start: u64, end: u64, fences: &mut Vec<Fence>) -> Result<(), FixedMiss> {
         let (start, end) = (start.max(self.start), end.min(self.end));
         if start >= end {
             return Ok(());
         }
-        // The map cannot say which range holds `start`; walk the ranges from the end of the last
-        // hole at or below it (or from the arena's start), skipping holes on the way.
+        // Holes, live and deferred ranges tile the arena, so a live allocation is in the way
+        // exactly when holes and deferred ranges leave part of the request uncovered.
+        let overlap = |s: u64, e: u64| e.min(end).saturating_sub(s.max(start));
         let c = self.tree.locate(start);
-        let mut at = self.tree.before(&c).map_or(self.start, |h| h.end());
-        let mut holes = self.tree.iter_from(&c);
-        while at < end {
-            let Some(r) = self.ranges.get(&at) else {
-                // Not a range, so a hole starts here: the next one above `start`.
-                let h = holes.next().expect("holes and ranges tile the arena");
-                debug_assert_eq!(h.start, at);
-                at = h.end();
-                continue;
-            };
-            if at + r.units > start {
-                match r.state {
-                    State::Used => return Err(FixedMiss::Taken),
-                    State::Deferred => fences.extend(self.deferred.fence_of(at)),
-                }
+        let below = self.tree.before(&c).into_iter();
+        let mut covered: u64 = below
+            .chain(self.tree.iter_from(&c).take_while(|h| h.start < end))
+            .map(|h| overlap(h.start, h.end()))
+            .sum();
+        let mut found = Vec::new();
+        // Ranges do not overlap: going down from the last one starting below `end`, the first
+        // that ends at or before `start` ends the search.
+        for (&s, &units) in self.deferred_by_start.range(..end).rev() {
+            if s + units <= start {
+                break;
             }
-            at += r.units;
+            covered += overlap(s, s + units);
+            found.extend(self.deferred.fence_of(s));
         }
+        if covered < end - start {
+            return Err(FixedMiss::Taken);
+        }
+        fences.extend(found);
         Ok(())
     }
 
@@ -442,6 +454,19 @@ impl HeapState {
                 "free {free}/{} deferred {deferred}/{}",
                 self.free_units, self.deferred_units
             ));
+        }
+        let indexed = self.deferred_by_start.iter().all(|(s, &units)| {
+            self.ranges
+                .get(s)
+                .is_some_and(|r| r.state == State::Deferred && r.units == units)
+        });
+        let count = self
+            .ranges
+            .values()
+            .filter(|r| r.state == State::Deferred)
+            .count();
+        if !indexed || count != self.deferred_by_start.len() {
+            return Err("the ordered index of deferred ranges is stale".into());
         }
         Ok(())
     }
