@@ -49,19 +49,19 @@
 //!
 //! # Measured (scenario `iova`, `cargo bench --bench iova`, 2 cores shared with other work)
 //! ns per alloc+free pair at 1k / 100k / 1M live, the issue's mixed sizes and alignments, freed by
-//! address, medians of 3 runs: ours 316 / 696 / 1631; the list (util_vma_heap's algorithm) 756 at
-//! 1k, 102 318 at 100k (147x ours), and it cannot fill 1M live within its budget;
-//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 38 / 67 / 188; the same
+//! address, medians of 3 runs: ours 216 / 529 / 1026; the list (util_vma_heap's algorithm) 744 at
+//! 1k, 103 172 at 100k (195x ours), and it cannot fill 1M live within its budget;
+//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 38 / 65 / 190; the same
 //! crate behind a lock and freed by address through a HashMap (what a util_vma_heap replacement
-//! must also do) 75 / 194 / 716, against ours at 4 KiB alignment 239 / 567 / 1461 (3.2x / 2.9x /
-//! 2.0x). Ours moves by 10-20 % between runs with the machine's load.
+//! must also do) 76 / 187 / 708, against ours at 4 KiB alignment 145 / 399 / 808 (1.9x / 2.1x /
+//! 1.1x). Ours moves by 10-20 % between runs with the machine's load.
 //! Largest hole after the churn workload, over 8 workload seeds: equal to the list's on every one
 //! (the same placement, request for request, which a unit test checks); exact best fit gets
 //! 0.976-1.029x the list's (median 0.995), offset-allocator 0.913-0.979x (median 0.945), measured
-//! exactly from its live ranges. Two threads: 1.6x the throughput of one (1.5-2.0x).
+//! exactly from its live ranges. Two threads: 1.45x the throughput of one (1.4-1.7x).
 //!
-//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 8.3x / 10.4x / 8.8x (with every
-//! request at 4 KiB alignment, as offset-allocator is given: 6.3x / 8.5x / 7.8x). Exact first fit
+//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 5.6x / 8.2x / 5.5x (with every
+//! request at 4 KiB alignment, as offset-allocator is given: 3.8x / 6.0x / 4.2x). Exact first fit
 //! is an address-ordered search; offset-allocator takes any hole of a big enough size class,
 //! which is also why it fragments more, and no size-ordered policy keeps the heap as compact as
 //! address order here (best fit, the ideal such classes approximate, loses on 5 of 8 seeds). The
@@ -75,14 +75,11 @@
 //! and the loop itself the rest. At 100k-1M live the leaves no longer fit in cache and each
 //! lookup waits for its leaf.
 //!
-//! Holes-only tree (this layout) against the earlier tree of every block (holes, live, deferred)
-//! with no live map, `iova_loop` ns per pair, best of 6 on 2 noisy cores, 1k / 100k live: 4 KiB
-//! only 247 / 545 -> 159 / 355; mixed alignments 311 / 667 -> 226 / 511; callgrind 2 770 -> 2 450
-//! instructions per pair. With std's SipHash map instead of FxHash: 246 ns at 1k mixed, 2 765
-//! instructions (the hashing alone was 15 %). `cargo bench --bench iova`, one run: ours 214 /
-//! 545 / 1128 ns at 1k / 100k / 1M live (the medians above: 316 / 696 / 1631); at 4 KiB
-//! alignment 146 / 427 / 906, 1.9x / 2.1x / 1.2x offset-allocator behind a lock and freed by
-//! address. Memory not measured: a map entry is 24 bytes (plus the table's slack) per live or
+//! Holes only (this layout) against the earlier tree of every block (holes, live, deferred), same
+//! bench, medians of 3: ours 316 / 696 / 1631 -> 216 / 529 / 1026 ns; at 4 KiB alignment 239 / 567
+//! / 1461 -> 145 / 399 / 808. `iova_loop`: callgrind 2 770 -> 2 450 instructions per pair at 1k.
+//! With std's SipHash map instead of FxHash the instruction count did not drop at all (hashing
+//! was 15 %). Memory not measured: a map entry is 24 bytes (plus the table's slack) per live or
 //! deferred range, where the old tree spent a 17-byte leaf slot (plus the leaves' slack).
 //!
 //! # Tried and dropped (measured)
