@@ -49,19 +49,19 @@
 //!
 //! # Measured (scenario `iova`, `cargo bench --bench iova`, 2 cores shared with other work)
 //! ns per alloc+free pair at 1k / 100k / 1M live, the issue's mixed sizes and alignments, freed by
-//! address, medians of 3 runs: ours 216 / 529 / 1026; the list (util_vma_heap's algorithm) 744 at
-//! 1k, 103 172 at 100k (195x ours), and it cannot fill 1M live within its budget;
-//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 38 / 65 / 190; the same
+//! address, medians of 3 runs: ours 198 / 541 / 1015; the list (util_vma_heap's algorithm) 747 at
+//! 1k, 102 593 at 100k (190x ours), and it cannot fill 1M live within its budget;
+//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 38 / 67 / 196; the same
 //! crate behind a lock and freed by address through a HashMap (what a util_vma_heap replacement
-//! must also do) 76 / 187 / 708, against ours at 4 KiB alignment 145 / 399 / 808 (1.9x / 2.1x /
-//! 1.1x). Ours moves by 10-20 % between runs with the machine's load.
+//! must also do) 78 / 207 / 754, against ours at 4 KiB alignment 136 / 398 / 771 (1.8x / 1.9x /
+//! 1.05x). Ours moves by 10-20 % between runs with the machine's load.
 //! Largest hole after the churn workload, over 8 workload seeds: equal to the list's on every one
 //! (the same placement, request for request, which a unit test checks); exact best fit gets
 //! 0.976-1.029x the list's (median 0.995), offset-allocator 0.913-0.979x (median 0.945), measured
-//! exactly from its live ranges. Two threads: 1.45x the throughput of one (1.4-1.7x).
+//! exactly from its live ranges. Two threads: 1.54x the throughput of one (1.25-1.7x).
 //!
-//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 5.6x / 8.2x / 5.5x (with every
-//! request at 4 KiB alignment, as offset-allocator is given: 3.8x / 6.0x / 4.2x). Exact first fit
+//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 5.2x / 7.8x / 5.2x (with every
+//! request at 4 KiB alignment, as offset-allocator is given: 3.6x / 5.8x / 3.9x). Exact first fit
 //! is an address-ordered search; offset-allocator takes any hole of a big enough size class,
 //! which is also why it fragments more, and no size-ordered policy keeps the heap as compact as
 //! address order here (best fit, the ideal such classes approximate, loses on 5 of 8 seeds). The
@@ -75,20 +75,21 @@
 //! and the loop itself the rest. At 100k-1M live the leaves no longer fit in cache and each
 //! lookup waits for its leaf.
 //!
-//! Holes only (this layout) against the earlier tree of every block (holes, live, deferred), same
-//! bench, medians of 3: ours 316 / 696 / 1631 -> 216 / 529 / 1026 ns; at 4 KiB alignment 239 / 567
-//! / 1461 -> 145 / 399 / 808. `iova_loop`: callgrind 2 770 -> 2 450 instructions per pair at 1k.
-//! With std's SipHash map instead of FxHash the instruction count did not drop at all (hashing
-//! was 15 %). Memory not measured: a map entry is 24 bytes (plus the table's slack) per live or
+//! Holes only (this layout, 64 per leaf) against the earlier tree of every block (holes, live,
+//! deferred; 32 per leaf), same bench, medians of 3: ours 316 / 696 / 1631 -> 198 / 541 / 1015 ns;
+//! at 4 KiB alignment 239 / 567 / 1461 -> 136 / 398 / 771. `iova_loop` under callgrind at 1k:
+//! 2 770 -> 2 410 instructions per pair. With std's SipHash map instead of FxHash the instruction
+//! count did not drop at all (hashing was 15 %). Memory not measured: a map entry is 24 bytes (plus the table's slack) per live or
 //! deferred range, where the old tree spent a 17-byte leaf slot (plus the leaves' slack).
 //!
 //! # Tried and dropped (measured)
 //! - Summaries for all 16 alignment levels 2^0..2^15: 2-3x slower updates; every 8th level only
 //!   (2^0, 2^3, ...): a 64 KiB request is bounded by 32 KiB rooms and the search visits many small
 //!   holes (100k live: 1.95 us per pair instead of 0.6).
-//! - Leaves of 16 or 64 blocks, inner nodes of 8 or 32 children: within noise of 32 / 16. With
-//!   the holes-only tree, leaves of 64 holes: 3-7 % faster at 1k / 100k live, 1.8 % fewer
-//!   instructions (not taken: untested at 1M live, where a leaf visit touches more lines).
+//! - Leaves of 16 or 64 blocks, inner nodes of 8 or 32 children, in the tree of every block:
+//!   within noise of 32 / 16. In the holes-only tree 64 holes per leaf pay (taken): `iova_loop`
+//!   best of 3, 1k / 100k / 1M live, mixed alignments, 226-249 / 512-547 / 992-1001 ns with 32,
+//!   204-205 / 507-556 / 934-956 with 64; 1.8 % fewer instructions at 1k.
 //! - A bound on each leaf's second-largest room, so a carve that leaves the largest hole still
 //!   largest skips the rescan (60-75 % of the rescans): 0.6 % fewer instructions, as keeping the
 //!   bound cost what the rescans saved.

@@ -9,7 +9,7 @@
 //! top-down the highest, hole where the request fits) in O(log n), as Linux's drm_mm does with the
 //! largest hole in each subtree of its augmented rbtree; keeping room per alignment also skips the
 //! holes that are big enough but cannot hold an aligned request. A B+tree instead of a binary tree
-//! because a descent touches a handful of wide nodes instead of one node per level: with 32 holes
+//! because a descent touches a handful of wide nodes instead of one node per level: with 64 holes
 //! per leaf and 16 children per inner node, 2M holes are 4 inner levels, and all but the last fit
 //! in a few hundred KiB.
 //!
@@ -43,9 +43,9 @@ impl Hole {
     }
 }
 
-const LEAF_CAP: usize = 32;
+const LEAF_CAP: usize = 64;
 const INNER_CAP: usize = 16;
-/// 32 * 16^11 blocks: more than any heap can hold.
+/// 64 * 16^11 holes: more than any heap can hold.
 const MAX_HEIGHT: usize = 12;
 const NIL: u32 = u32::MAX;
 
