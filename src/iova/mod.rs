@@ -18,11 +18,11 @@
 //!   subtree whose holes are too small or cannot hold the alignment: O(log n), as Linux's drm_mm
 //!   does with its augmented rbtree, with one cache miss per lookup (the leaf) instead of one per
 //!   level.
-//! - `state.rs`: one arena: its hole tree, and its live allocations and deferred frees in a hash
-//!   map keyed by first unit (holes and mapped ranges tile the arena). A free is checked against
-//!   the map (exact address, size, state) and merged with the holes that touch it, found by one
-//!   descent; a carve at a hole's edge or a free next to a hole resizes that hole in place, and a
-//!   deferred free or a revival touches only the map.
+//! - `state.rs`: one arena: its hole tree, its live allocations in a hash map and its deferred
+//!   frees in an ordered map, both keyed by first unit (holes, live and deferred ranges tile the
+//!   arena). A free is checked against the live map (exact address and size) and merged with the
+//!   holes that touch it, found by one descent; a carve at a hole's edge or a free next to a hole
+//!   resizes that hole in place, and a deferred free or a revival moves one map entry.
 //! - `arenas.rs`: the heap's range split into arenas (one per CPU, at most 4), one lock each;
 //!   a thread moves out of arena 0 when it meets another there; boundaries move across free space
 //!   when a request only fits across them, and back when that space is free again.
@@ -71,7 +71,7 @@
 //! 200000 1`): rewriting the leaf and refreshing the summaries up the path after the carve and
 //! after the merge, 48 % (rescanning a leaf whose best hole shrank 9 %, the recursive slow path
 //! for full leaves and cross-leaf merges 3.5 %, shifting holes 2 %); the first-fit descent 14 %;
-//! finding a free's neighbour holes 8 %; the range map (FxHash) a few %; locks, argument checks
+//! finding a free's neighbour holes 8 %; the live map (FxHash) a few %; locks, argument checks
 //! and the loop itself the rest. At 100k-1M live the leaves no longer fit in cache and each
 //! lookup waits for its leaf.
 //!

@@ -1,6 +1,7 @@
 //! One arena of the allocator, in granule units: the holes of `[start, end)` in an augmented
-//! B+tree (`tree.rs`), the live allocations and deferred frees in a map keyed by first unit, and
-//! the fences the deferred ones wait on (`deferred.rs`). Holes and mapped ranges tile the arena.
+//! B+tree (`tree.rs`), the live allocations in a hash map and the deferred frees in an ordered map,
+//! both keyed by first unit, and the fences the deferred ones wait on (`deferred.rs`). Holes, live
+//! and deferred ranges tile the arena.
 //!
 //! Owns: [`HeapState`]. Takes no locks itself; [`super::VaHeap`] keeps each arena in its own lock.
 //! It reads [`Timelines`] (a leaf lock) only when the timelines' generation changed.
@@ -11,8 +12,8 @@
 //!
 //! Why the allocated ranges are not in the tree: the tree then changes only where a hole does (a
 //! carve at a hole's edge or a free next to a hole resizes one entry in place), a deferred free or
-//! a revival is a map update alone, and the tree is about half as large. A free is checked against
-//! the map (exact first unit, size and state), as util_vma_heap's callers expect.
+//! a revival moves one entry between the maps, and the tree is about half as large. A free is
+//! checked against the live map (exact first unit and size), as util_vma_heap's callers expect.
 //!
 //! An arena may be empty (`start == end`, no hole and no range) after the heap moved its range
 //! into a neighbour; [`HeapState::set_range`] moves only free space, so an allocation never
@@ -39,30 +40,15 @@ pub(crate) enum FixedMiss {
 #[derive(Debug)]
 pub(crate) struct NotLive;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// A live allocation.
-    Used,
-    /// Freed after a fence that has not signalled yet.
-    Deferred,
-}
-
-/// An allocated range (live or deferred): its size in units and state; the key is its first unit.
-#[derive(Clone, Copy, Debug)]
-struct Range {
-    units: u64,
-    state: State,
-}
-
 pub(crate) struct HeapState {
     /// The holes (empty while no unit is free).
     tree: Tree,
-    /// Every range that is not a hole, by first unit.
-    ranges: FxHashMap<u64, Range>,
-    /// The deferred ranges again, (first unit -> units) in address order, so that a fixed-address
-    /// miss finds those in its way in O(log d) without walking the live ranges (the map above is
-    /// not ordered). Touched only by deferred frees, reclaims and revivals.
-    deferred_by_start: BTreeMap<u64, u64>,
+    /// Live allocations, first unit -> units. A hash map: a free checks its range in O(1).
+    live: FxHashMap<u64, u64>,
+    /// Ranges freed after a fence that has not signalled, first unit -> units, in address order,
+    /// so that a fixed-address miss finds those in its way in O(log d) (the live map is not
+    /// ordered). Holes, live and deferred ranges tile the arena.
+    deferred_ranges: BTreeMap<u64, u64>,
     deferred: Deferred,
     timelines: Arc<Timelines>,
     free_units: u64,
@@ -82,8 +68,8 @@ impl HeapState {
         }
         HeapState {
             tree,
-            ranges: FxHashMap::default(),
-            deferred_by_start: BTreeMap::new(),
+            live: FxHashMap::default(),
+            deferred_ranges: BTreeMap::new(),
             deferred,
             timelines,
             free_units: end - start,
@@ -202,18 +188,12 @@ impl HeapState {
             n += 1;
         }
         self.tree.replace(c, pos, &[h], &with[..n]);
-        self.ranges.insert(
-            at,
-            Range {
-                units,
-                state: State::Used,
-            },
-        );
+        self.live.insert(at, units);
         self.free_units -= units;
     }
 
-    /// Turns `[start, +units)`, just taken out of the range map, into a hole merged with the holes
-    /// that touch it; returns that hole as (first unit, end).
+    /// Turns `[start, +units)`, just taken out of the live or deferred ranges, into a hole merged
+    /// with the holes that touch it; returns that hole as (first unit, end).
     fn release(&mut self, start: u64, units: u64) -> (u64, u64) {
         let end = start + units;
         let c = self.tree.locate(start);
@@ -238,14 +218,20 @@ impl HeapState {
 
     /// Frees a live allocation; returns the hole it became part of, as (first unit, end).
     pub fn free(&mut self, start: u64, units: u64) -> Result<(u64, u64), NotLive> {
-        // One hash lookup both checks and removes the range.
-        match self.ranges.entry(start) {
-            Entry::Occupied(e) if e.get().state == State::Used && e.get().units == units => {
-                e.remove();
-            }
-            _ => return Err(NotLive),
-        }
+        self.take_live(start, units)?;
         Ok(self.release(start, units))
+    }
+
+    /// Removes the live allocation `[start, +units)` from the live map, with one hash lookup that
+    /// both checks and removes it.
+    fn take_live(&mut self, start: u64, units: u64) -> Result<(), NotLive> {
+        match self.live.entry(start) {
+            Entry::Occupied(e) if *e.get() == units => {
+                e.remove();
+                Ok(())
+            }
+            _ => Err(NotLive),
+        }
     }
 
     /// Frees `[start, +units)` once `fence` signalled; `key` lets a re-import take it back.
@@ -256,18 +242,13 @@ impl HeapState {
         fence: Fence,
         key: Option<u64>,
     ) -> Result<(), NotLive> {
-        let r = match self.ranges.get_mut(&start) {
-            Some(r) if r.state == State::Used && r.units == units => r,
-            _ => return Err(NotLive),
-        };
+        self.take_live(start, units)?;
         let (wide, done) = self.timelines.widen(fence);
         if done.is_some_and(|d| wide <= d) {
-            self.ranges.remove(&start);
             self.release(start, units);
             return Ok(());
         }
-        r.state = State::Deferred;
-        self.deferred_by_start.insert(start, units);
+        self.deferred_ranges.insert(start, units);
         self.deferred.push(fence, wide, start, key);
         self.deferred_units += units;
         Ok(())
@@ -287,11 +268,12 @@ impl HeapState {
     fn reclaim_due(&mut self, generation: u64) {
         self.deferred.seen_generation = generation;
         for start in self.deferred.due(&self.timelines) {
-            let r = self.ranges.remove(&start).expect("a deferred range");
-            debug_assert_eq!(r.state, State::Deferred);
-            self.deferred_by_start.remove(&start);
-            self.deferred_units -= r.units;
-            self.release(start, r.units);
+            let units = self
+                .deferred_ranges
+                .remove(&start)
+                .expect("a deferred range");
+            self.deferred_units -= units;
+            self.release(start, units);
         }
     }
 
@@ -310,16 +292,13 @@ impl HeapState {
     pub fn revive_keyed(&mut self, key: u64, req: &Request) -> Option<u64> {
         self.reclaim();
         let start = self.deferred.take_key(key)?;
-        let r = self.ranges.get_mut(&start)?;
-        let fits = r.state == State::Deferred
-            && r.units == req.units
-            && place(start, start + r.units, req) == Some(start);
-        if !fits {
+        let units = *self.deferred_ranges.get(&start)?;
+        if units != req.units || place(start, start + units, req) != Some(start) {
             return None;
         }
-        r.state = State::Used;
-        self.deferred_units -= r.units;
-        self.deferred_by_start.remove(&start);
+        self.deferred_ranges.remove(&start);
+        self.live.insert(start, units);
+        self.deferred_units -= units;
         self.deferred.forget(start);
         Some(start)
     }
@@ -364,7 +343,7 @@ impl HeapState {
         let mut found = Vec::new();
         // Ranges do not overlap: going down from the last one starting below `end`, the first
         // that ends at or before `start` ends the search.
-        for (&s, &units) in self.deferred_by_start.range(..end).rev() {
+        for (&s, &units) in self.deferred_ranges.range(..end).rev() {
             if s + units <= start {
                 break;
             }
@@ -383,16 +362,9 @@ impl HeapState {
         self.tree.iter().map(|h| (h.start, h.units)).collect()
     }
 
-    /// Deferred ranges as (first unit, units), in address order. O(n log n).
+    /// Deferred ranges as (first unit, units), in address order. O(d).
     pub fn deferred_ranges(&self) -> Vec<(u64, u64)> {
-        let mut v: Vec<(u64, u64)> = self
-            .ranges
-            .iter()
-            .filter(|(_, r)| r.state == State::Deferred)
-            .map(|(&s, r)| (s, r.units))
-            .collect();
-        v.sort_unstable();
-        v
+        self.deferred_ranges.iter().map(|(&s, &u)| (s, u)).collect()
     }
 
     /// The largest hole in units. O(1).
@@ -404,24 +376,26 @@ impl HeapState {
     pub fn check(&self) -> Result<(), String> {
         self.tree.check()?;
         let (mut free, mut deferred, mut seen) = (0u64, 0u64, 0usize);
-        // Walks the mapped ranges that must tile `[at, to)` exactly.
+        // Walks the live and deferred ranges that must tile `[at, to)` exactly.
         let mut ranges = |mut at: u64, to: u64| -> Result<(), String> {
             while at < to {
-                let r = self
-                    .ranges
-                    .get(&at)
-                    .ok_or_else(|| format!("unit {at} is neither a hole nor a range"))?;
-                if r.units == 0 || at + r.units > to {
-                    return Err(format!("range at {at} (+{}) overlaps a hole", r.units));
-                }
-                if r.state == State::Deferred {
-                    if self.deferred.fence_of(at).is_none() {
-                        return Err(format!("deferred range at {at} has no fence"));
+                let units = match (self.live.get(&at), self.deferred_ranges.get(&at)) {
+                    (Some(&u), None) => u,
+                    (None, Some(&u)) => {
+                        if self.deferred.fence_of(at).is_none() {
+                            return Err(format!("deferred range at {at} has no fence"));
+                        }
+                        deferred += u;
+                        u
                     }
-                    deferred += r.units;
+                    (None, None) => return Err(format!("unit {at} is neither a hole nor a range")),
+                    (Some(_), Some(_)) => return Err(format!("range at {at} live and deferred")),
+                };
+                if units == 0 || at + units > to {
+                    return Err(format!("range at {at} (+{units}) overlaps a hole"));
                 }
                 seen += 1;
-                at += r.units;
+                at += units;
             }
             Ok(())
         };
@@ -443,10 +417,10 @@ impl HeapState {
             prev_end = Some(at);
         }
         ranges(at, self.end)?;
-        if seen != self.ranges.len() {
+        let mapped = self.live.len() + self.deferred_ranges.len();
+        if seen != mapped {
             return Err(format!(
-                "{} ranges mapped, {seen} inside the arena between its holes",
-                self.ranges.len()
+                "{mapped} ranges mapped, {seen} inside the arena between its holes"
             ));
         }
         if free != self.free_units || deferred != self.deferred_units {
@@ -454,19 +428,6 @@ impl HeapState {
                 "free {free}/{} deferred {deferred}/{}",
                 self.free_units, self.deferred_units
             ));
-        }
-        let indexed = self.deferred_by_start.iter().all(|(s, &units)| {
-            self.ranges
-                .get(s)
-                .is_some_and(|r| r.state == State::Deferred && r.units == units)
-        });
-        let count = self
-            .ranges
-            .values()
-            .filter(|r| r.state == State::Deferred)
-            .count();
-        if !indexed || count != self.deferred_by_start.len() {
-            return Err("the ordered index of deferred ranges is stale".into());
         }
         Ok(())
     }

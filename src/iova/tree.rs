@@ -1,7 +1,8 @@
 //! The holes of one address range in an address-ordered B+tree whose inner nodes keep, for each
 //! child, its first unit and its "room": the most units an allocation could take from one of its
 //! holes, plain and at up to three alignments ([`Levels`]). Live allocations and deferred frees are
-//! not here: they are the gaps between holes, named in the arena's range map (`state.rs`).
+//! not here: they are the gaps between holes, named in the arena's live and deferred maps
+//! (`state.rs`).
 //!
 //! Owns: [`Tree`], its leaf and inner-node pools. Takes no locks; it lives inside an arena's lock.
 //!
