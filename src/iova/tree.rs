@@ -306,6 +306,20 @@ impl Cursor {
     }
 }
 
+/// Puts `node` in a slot of `pool` that `spare` lists as free, or in a new one; returns its index.
+fn take_slot<T>(pool: &mut Vec<T>, spare: &mut Vec<u32>, node: T) -> u32 {
+    match spare.pop() {
+        Some(i) => {
+            pool[i as usize] = node;
+            i
+        }
+        None => {
+            pool.push(node);
+            (pool.len() - 1) as u32
+        }
+    }
+}
+
 pub(crate) struct Tree {
     leaves: Vec<Leaf>,
     spare_leaves: Vec<u32>,
@@ -361,16 +375,7 @@ impl Tree {
             units: [0; LEAF_CAP],
             room: NO_ROOM,
         };
-        match self.spare_leaves.pop() {
-            Some(i) => {
-                self.leaves[i as usize] = leaf;
-                i
-            }
-            None => {
-                self.leaves.push(leaf);
-                (self.leaves.len() - 1) as u32
-            }
-        }
+        take_slot(&mut self.leaves, &mut self.spare_leaves, leaf)
     }
 
     fn new_inner(&mut self) -> u32 {
@@ -381,16 +386,7 @@ impl Tree {
             child: [NIL; INNER_CAP],
             sum: NO_ROOM,
         };
-        match self.spare_inners.pop() {
-            Some(i) => {
-                self.inners[i as usize] = inner;
-                i
-            }
-            None => {
-                self.inners.push(inner);
-                (self.inners.len() - 1) as u32
-            }
-        }
+        take_slot(&mut self.inners, &mut self.spare_inners, inner)
     }
 
     fn leaf(&self, l: u32) -> &Leaf {
