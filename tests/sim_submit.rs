@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use common::submit::Submit;
-use common::{abs_timeout, file, file_with, gem_close, queue_new, raw, wc_bo};
+use common::{abs_timeout, file, file_with, gem_close, queue_new, raw, readable, wc_bo};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::{Clock, SimFile, SimOptions};
 use msm_winsys::uapi::*;
@@ -55,16 +55,6 @@ fn syncobj_create(k: &dyn Kernel, flags: u32) -> u32 {
     let mut a = drm_syncobj_create { handle: 0, flags };
     raw(k, DRM_IOCTL_SYNCOBJ_CREATE, &mut a).unwrap();
     a.handle
-}
-
-fn poll_ready(fd: &OwnedFd) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: polls one pollfd we own, without blocking.
-    unsafe { libc::poll(&mut p, 1, 0) == 1 }
 }
 
 // ---- SUBMITQUEUE ----------------------------------------------------------------------------
@@ -675,10 +665,10 @@ fn deterministic_clock_runs_nothing_until_stepped() {
         .unwrap();
     // SAFETY: the model returned a new sync-file fd.
     let fd = unsafe { OwnedFd::from_raw_fd(a.fence_fd) };
-    assert!(!poll_ready(&fd));
+    assert!(!readable(fd.as_raw_fd()));
     assert_eq!(wait_fence(&f, 0, a.fence, 0), Err(Errno::ETIMEDOUT));
     assert!(f.sim().gpu_step());
-    assert!(poll_ready(&fd), "the out fence fd signalled");
+    assert!(readable(fd.as_raw_fd()), "the out fence fd signalled");
     assert_eq!(wait_fence(&f, 0, a.fence, 0), Ok(()));
     assert!(!f.sim().gpu_step());
 }

@@ -9,7 +9,7 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use common::{file_with, gem_close, queue_new, raw, wc_bo};
+use common::{file_with, gem_close, queue_new, raw, readable, wc_bo};
 use msm_winsys::kernel::{ioctl, Kernel};
 use msm_winsys::sim::vm::Pte;
 use msm_winsys::sim::{Clock, Injection, LeakReport, SimFile, SimOptions};
@@ -893,14 +893,7 @@ fn ops_change_the_tree_at_once_and_the_page_tables_when_the_job_runs() {
     assert!(f.sim().gpu_step());
     assert!(f.gpu_mapped(VA, PAGE));
     assert!(syncobj_signalled(&f, out));
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one pollfd we own, timeout 0.
-    unsafe { libc::poll(&mut p, 1, 0) };
-    assert!(p.revents & libc::POLLIN != 0, "the out fence fd signalled");
+    assert!(readable(fd.as_raw_fd()), "the out fence fd signalled");
     drop(fd);
     unmap_all(&f, q);
     close_all(&f, &[q], &[a], &[out]);
