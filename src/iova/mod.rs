@@ -49,36 +49,36 @@
 //!
 //! # Measured (scenario `iova`, `cargo bench --bench iova`, 2 cores shared with other work)
 //! ns per alloc+free pair at 1k / 100k / 1M live, the issue's mixed sizes and alignments, freed by
-//! address, medians of 3 runs: ours 198 / 541 / 1015; the list (util_vma_heap's algorithm) 747 at
-//! 1k, 102 593 at 100k (190x ours), and it cannot fill 1M live within its budget;
-//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 38 / 67 / 196; the same
+//! address, medians of 3 runs: ours 195 / 567 / 1049; the list (util_vma_heap's algorithm) 757 at
+//! 1k, 105 149 at 100k (185x ours), and it cannot fill 1M live within its budget;
+//! offset-allocator (an O(1) TLSF: sizes only, no alignment, no lock) 39 / 66 / 215; the same
 //! crate behind a lock and freed by address through a HashMap (what a util_vma_heap replacement
-//! must also do) 78 / 207 / 754, against ours at 4 KiB alignment 136 / 398 / 771 (1.8x / 1.9x /
-//! 1.05x). Ours moves by 10-20 % between runs with the machine's load.
+//! must also do) 76 / 202 / 785, against ours at 4 KiB alignment 138 / 377 / 831 (1.8x / 1.9x /
+//! 1.06x). Ours moves by 10-20 % between runs with the machine's load.
 //! Largest hole after the churn workload, over 8 workload seeds: equal to the list's on every one
 //! (the same placement, request for request, which a unit test checks); exact best fit gets
 //! 0.976-1.029x the list's (median 0.995), offset-allocator 0.913-0.979x (median 0.945), measured
-//! exactly from its live ranges. Two threads: 1.54x the throughput of one (1.25-1.7x).
+//! exactly from its live ranges. Two threads: 1.44x the throughput of one (1.25-1.57x).
 //!
-//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 5.2x / 7.8x / 5.2x (with every
-//! request at 4 KiB alignment, as offset-allocator is given: 3.6x / 5.8x / 3.9x). Exact first fit
+//! Issue 5's goal "within 1.5x of offset-allocator" is missed: 5.0x / 8.5x / 4.9x (with every
+//! request at 4 KiB alignment, as offset-allocator is given: 3.5x / 6.0x / 3.8x). Exact first fit
 //! is an address-ordered search; offset-allocator takes any hole of a big enough size class,
 //! which is also why it fragments more, and no size-ordered policy keeps the heap as compact as
 //! address order here (best fit, the ideal such classes approximate, loses on 5 of 8 seeds). The
 //! TLSF this heap used before reached 1.9-2.7x offset-allocator's time but left a largest hole
 //! 0.94-0.99x the list's and could not make two threads faster than one; first fit meets both.
-//! Where the time goes at 1k live (callgrind, about 2 450 instructions per pair, `iova_loop 1000
+//! Where the time goes at 1k live (callgrind, about 2 390 instructions per pair, `iova_loop 1000
 //! 200000 1`): rewriting the leaf and refreshing the summaries up the path after the carve and
-//! after the merge, 48 % (rescanning a leaf whose best hole shrank 9 %, the recursive slow path
-//! for full leaves and cross-leaf merges 3.5 %, shifting holes 2 %); the first-fit descent 14 %;
-//! finding a free's neighbour holes 8 %; the live map (FxHash) a few %; locks, argument checks
+//! after the merge, 48 % (rescanning a leaf whose best hole shrank 13 %, shifting holes 4 %, the
+//! recursive slow path for full leaves and cross-leaf merges 2 %); the first-fit descent 14 %;
+//! finding a free's neighbour holes 7 %; the live map (FxHash) about 5 %; locks, argument checks
 //! and the loop itself the rest. At 100k-1M live the leaves no longer fit in cache and each
 //! lookup waits for its leaf.
 //!
 //! Holes only (this layout, 64 per leaf) against the earlier tree of every block (holes, live,
-//! deferred; 32 per leaf), same bench, medians of 3: ours 316 / 696 / 1631 -> 198 / 541 / 1015 ns;
-//! at 4 KiB alignment 239 / 567 / 1461 -> 136 / 398 / 771. `iova_loop` under callgrind at 1k:
-//! 2 770 -> 2 410 instructions per pair. With std's SipHash map instead of FxHash the instruction
+//! deferred; 32 per leaf), same bench, medians of 3: ours 316 / 696 / 1631 -> 195 / 567 / 1049 ns;
+//! at 4 KiB alignment 239 / 567 / 1461 -> 138 / 377 / 831. `iova_loop` under callgrind at 1k:
+//! 2 770 -> 2 390 instructions per pair. With std's SipHash map instead of FxHash the instruction
 //! count did not drop at all (hashing was 15 %). Memory not measured: a map entry is 24 bytes (plus the table's slack) per live or
 //! deferred range, where the old tree spent a 17-byte leaf slot (plus the leaves' slack).
 //!
