@@ -9,12 +9,12 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use crate::ffi::ErrnoError;
 use crate::kernel::drm::{DrmKernel, OpenError};
 use crate::kernel::{ioctl, Kernel, KernelError};
 use crate::sim::{Sim, SimError};
 use crate::uapi::*;
 use crate::Errno;
+use crate::ErrnoError;
 
 /// The oldest UAPI the winsys drives: 1.6 brought syncobjs on SUBMIT (turnip's floor too).
 pub const MIN_UAPI_MINOR: i32 = 6;

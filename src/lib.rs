@@ -24,4 +24,4 @@ pub mod sim;
 pub mod uapi;
 
 pub use device::{Device, DeviceError, DeviceInfo, ProbeOptions, VmMode};
-pub use errno::Errno;
+pub use errno::{Errno, ErrnoError};

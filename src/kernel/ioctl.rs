@@ -7,9 +7,9 @@ use std::fmt;
 use std::mem::size_of;
 
 use super::Kernel;
-use crate::ffi::ErrnoError;
 use crate::uapi::*;
 use crate::Errno;
+use crate::ErrnoError;
 
 /// A failed ioctl: the kernel's errno plus which call it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
