@@ -10,6 +10,7 @@
 #![allow(non_snake_case)] // unit suffixes in names: `size_B`, `offset_B`
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod backend;
 pub mod bind;
 pub mod bo;
 pub mod device;
