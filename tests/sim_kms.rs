@@ -122,6 +122,20 @@ fn set_and_drop_master_follow_drm_auth() {
 }
 
 #[test]
+fn get_unique_is_empty_as_libdrm_expects_of_a_platform_device() {
+    let sim = Sim::with_options("a750", manual()).unwrap();
+    let m = sim.open_node(Node::Primary).unwrap();
+    let mut u = drm_unique {
+        unique_len: 7,
+        unique: std::ptr::null_mut(),
+    };
+    raw(&m, DRM_IOCTL_GET_UNIQUE, &mut u).unwrap();
+    assert_eq!(u.unique_len, 0);
+    let r = sim.open().unwrap();
+    assert_eq!(raw(&r, DRM_IOCTL_GET_UNIQUE, &mut u), Err(Errno::EACCES));
+}
+
+#[test]
 fn get_magic_and_auth_magic_authenticate_once() {
     let sim = Sim::with_options("a750", manual()).unwrap();
     let m = sim.open_node(Node::Primary).unwrap();
@@ -604,4 +618,28 @@ fn file_close_removes_framebuffers_and_the_console_comes_back() {
     raw(&g, DRM_IOCTL_MODE_GETCRTC, &mut c).unwrap();
     assert_eq!(c.mode_valid, 1, "drm_lastclose restored the fbdev console");
     assert_ne!(c.fb_id, fb);
+}
+
+#[test]
+fn unread_events_use_up_the_files_4096_bytes_of_event_space() {
+    let f = master_with(SimOptions {
+        vblank: VblankClock::Immediate,
+        ..Default::default()
+    });
+    let bo = wc_bo(&f, BYTES_1080P);
+    let fb = addfb(&f, fb_cmd(bo, 1920, 1080)).unwrap();
+    let per_event = std::mem::size_of::<drm_event_vblank>();
+    for i in 0..msm_winsys::sim::EVENT_SPACE_B / per_event {
+        flip_with(&f, CRTC_ID, fb, 1, i as u64).unwrap();
+    }
+    assert_eq!(flip_with(&f, CRTC_ID, fb, 1, 0), Err(Errno::ENOMEM));
+    flip_with(&f, CRTC_ID, fb, 0, 0).unwrap();
+    let mut buf = vec![0u8; msm_winsys::sim::EVENT_SPACE_B];
+    assert_eq!(f.read(&mut buf, true), Ok(msm_winsys::sim::EVENT_SPACE_B));
+    flip_with(&f, CRTC_ID, fb, 1, 0).unwrap();
+    // Events still queued at close go with the file.
+    rmfb(&f, fb).unwrap();
+    gem_close(&f, bo).unwrap();
+    assert_eq!(f.events_queued(), 1);
+    assert!(f.close().is_empty());
 }

@@ -20,6 +20,7 @@
 //!   the master, so the next primary open becomes master.
 //! - GET_MAGIC gives a file a non-zero token (once; the same token after); AUTH_MAGIC (master
 //!   only) authenticates the file holding it, once: an unknown or used token is EINVAL.
+//! - GET_UNIQUE reports an empty bus id (no SET_VERSION is modelled).
 //! - Files are authenticated from the start when the caller has CAP_SYS_ADMIN (`drm_file_alloc`).
 
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::dispatch::typed;
 use super::SimFile;
-use crate::uapi::drm_auth;
+use crate::uapi::{drm_auth, drm_unique};
 use crate::Errno;
 
 /// Which device node a file was opened on.
@@ -239,6 +240,16 @@ pub(super) fn auth_magic(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> 
         if let Some(f) = s.files.get_mut(&target) {
             f.authenticated = true;
         }
+        Ok(())
+    })
+}
+
+/// GET_UNIQUE (`drm_getunique`): the master's bus id, which only the legacy SET_VERSION sets, so
+/// its length is 0 and nothing is copied (libdrm's `drmOpenByName` takes the empty id as "this
+/// is the device").
+pub(super) fn get_unique(_file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
+    typed(kdata, |u: &mut drm_unique| {
+        u.unique_len = 0;
         Ok(())
     })
 }

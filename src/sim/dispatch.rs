@@ -46,6 +46,7 @@ fn entry(nr: u32) -> Option<Entry> {
     const MSM: u32 = DRM_COMMAND_BASE;
     match nr {
         0x00 => e("VERSION", DRM_IOCTL_VERSION, param::version),
+        0x01 => k("GET_UNIQUE", DRM_IOCTL_GET_UNIQUE, 0, auth::get_unique),
         0x02 => k("GET_MAGIC", DRM_IOCTL_GET_MAGIC, 0, auth::get_magic),
         0x09 => e("GEM_CLOSE", DRM_IOCTL_GEM_CLOSE, gem::gem_close),
         0x0c => e("GET_CAP", DRM_IOCTL_GET_CAP, param::get_cap),

@@ -46,6 +46,7 @@ plain!(
     drm_mode_fb_cmd2,
     drm_mode_crtc_page_flip,
     drm_auth,
+    drm_unique,
     drm_set_client_cap,
     drm_mode_card_res,
     drm_mode_crtc,

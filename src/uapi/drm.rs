@@ -11,7 +11,7 @@ pub use drm_sys::{
     drm_mode_obj_set_property, drm_mode_property_enum, drm_prime_handle, drm_set_client_cap,
     drm_syncobj_array, drm_syncobj_create, drm_syncobj_destroy, drm_syncobj_handle,
     drm_syncobj_timeline_array, drm_syncobj_timeline_wait, drm_syncobj_transfer, drm_syncobj_wait,
-    drm_version, DRM_CAP_PRIME, DRM_CAP_SYNCOBJ, DRM_CAP_SYNCOBJ_TIMELINE,
+    drm_unique, drm_version, DRM_CAP_PRIME, DRM_CAP_SYNCOBJ, DRM_CAP_SYNCOBJ_TIMELINE,
     DRM_CAP_TIMESTAMP_MONOTONIC, DRM_CLOEXEC, DRM_PRIME_CAP_EXPORT, DRM_PRIME_CAP_IMPORT, DRM_RDWR,
     DRM_SYNCOBJ_CREATE_SIGNALED, DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
     DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE, DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE,
@@ -24,6 +24,7 @@ use super::ioc::{io, ior, iow, iowr};
 
 pub const DRM_IOCTL_VERSION: u64 = iowr::<drm_version>(0x00);
 pub const DRM_IOCTL_GEM_CLOSE: u64 = iow::<drm_gem_close>(0x09);
+pub const DRM_IOCTL_GET_UNIQUE: u64 = iowr::<drm_unique>(0x01);
 pub const DRM_IOCTL_GET_MAGIC: u64 = ior::<drm_auth>(0x02);
 pub const DRM_IOCTL_GET_CAP: u64 = iowr::<drm_get_cap>(0x0c);
 pub const DRM_IOCTL_SET_CLIENT_CAP: u64 = iow::<drm_set_client_cap>(0x0d);
@@ -71,6 +72,7 @@ const _: () = assert!(DRM_IOCTL_GEM_CLOSE == 0x4008_6409);
 const _: () = assert!(DRM_IOCTL_GET_CAP == 0xc010_640c);
 const _: () = assert!(DRM_IOCTL_PRIME_HANDLE_TO_FD == 0xc00c_642d);
 const _: () = assert!(DRM_IOCTL_PRIME_FD_TO_HANDLE == 0xc00c_642e);
+const _: () = assert!(DRM_IOCTL_GET_UNIQUE == 0xc010_6401);
 const _: () = assert!(DRM_IOCTL_GET_MAGIC == 0x8004_6402);
 const _: () = assert!(DRM_IOCTL_SET_CLIENT_CAP == 0x4010_640d);
 const _: () = assert!(DRM_IOCTL_AUTH_MAGIC == 0x4004_6411);
