@@ -452,6 +452,17 @@ fn atomic_check_follows_drm_atomic_check_only() {
         Err(Errno::EINVAL),
         "event on a CRTC that stays off"
     );
+    let mut out_fd = 5i32;
+    let off_fence = Req::default().obj(
+        CRTC_ID,
+        &[(prop::OUT_FENCE_PTR, &mut out_fd as *mut i32 as u64)],
+    );
+    assert_eq!(
+        off_fence.commit(&f, 0, 0),
+        Err(Errno::EINVAL),
+        "an out-fence is an event too"
+    );
+    assert_eq!(out_fd, -1, "OUT_FENCE_PTR gets -1 when the property is set");
     assert_eq!(
         f.sim().display_stats().commits,
         0,

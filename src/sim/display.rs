@@ -285,6 +285,11 @@ impl State {
                 self.unmap(id);
             }
         }
+        self.refresh();
+    }
+
+    /// Brings the gauges of [`DisplayStats`] up to date.
+    fn refresh(&mut self) {
         self.stats.framebuffers = self.fbs.values().filter(|f| f.owner != KERNEL).count();
         self.stats.mapped = self.vmas.len();
     }
@@ -368,7 +373,7 @@ pub(super) fn handle_closed(dev: &SimDevice, obj: &Arc<GemObject>) {
     if unmap {
         d.unmap(obj.id);
     }
-    d.sweep();
+    d.refresh();
 }
 
 /// File close (`drm_fb_release`, `drm_property_destroy_user_blobs`): its framebuffers go (one
@@ -580,7 +585,7 @@ impl super::Sim {
     /// modelled TLB time.
     pub fn display_stats(&self) -> DisplayStats {
         let mut d = self.dev.display();
-        d.sweep_gauges();
+        d.refresh();
         d.stats
     }
 
@@ -590,12 +595,5 @@ impl super::Sim {
             return false;
         };
         self.dev.display().vmas.contains_key(&obj.id)
-    }
-}
-
-impl State {
-    fn sweep_gauges(&mut self) {
-        self.stats.framebuffers = self.fbs.values().filter(|f| f.owner != KERNEL).count();
-        self.stats.mapped = self.vmas.len();
     }
 }

@@ -431,7 +431,9 @@ fn check(d: &State, c: &Commit) -> Result<(), Errno> {
         if new.crtc.active && new.crtc.mode.is_none() {
             return Err(Errno::EINVAL);
         }
-        if c.event.is_some() && !new.crtc.active && !old.crtc.active {
+        // An out-fence is an event the file does not see (prepare_signaling).
+        let event = c.event.is_some() || c.out_fence_ptr != 0;
+        if event && !new.crtc.active && !old.crtc.active {
             return Err(Errno::EINVAL);
         }
     }
@@ -897,27 +899,52 @@ fn set_property(d: &State, c: &mut Commit, obj: Object, prop_id: u32, v: u64) ->
     Ok(())
 }
 
-/// The (object, property, value) triples of an ATOMIC request, read from user memory in the
-/// kernel's order: EFAULT at the first bad pointer.
-/// One object of an ATOMIC request and its (property, value) pairs.
-type AtomicObject = (u32, Vec<(u32, u64)>);
-
-fn read_atomic(a: &drm_mode_atomic) -> Result<Vec<AtomicObject>, Errno> {
-    let mut out = Vec::new();
+/// The in-fences an ATOMIC request names (IN_FENCE_FD values other than -1), as far as its
+/// arrays can be read; errors are left to the real walk.
+fn in_fences(a: &drm_mode_atomic) -> Vec<i32> {
+    let mut fds = Vec::new();
     let mut k = 0u64;
     for i in 0..a.count_objs as u64 {
-        let obj: u32 = user::read(a.objs_ptr + 4 * i)?;
-        let n: u32 = user::read(a.count_props_ptr + 4 * i)?;
-        let mut props = Vec::new();
+        let Ok(n) = user::read::<u32>(a.count_props_ptr + 4 * i) else {
+            break;
+        };
         for _ in 0..n {
-            let p: u32 = user::read(a.props_ptr + 4 * k)?;
-            let v: u64 = user::read(a.prop_values_ptr + 8 * k)?;
-            props.push((p, v));
+            let (Ok(p), Ok(v)) = (
+                user::read::<u32>(a.props_ptr + 4 * k),
+                user::read::<u64>(a.prop_values_ptr + 8 * k),
+            ) else {
+                return fds;
+            };
+            if p == prop::IN_FENCE_FD && v as i64 != -1 {
+                fds.push(v as i32);
+            }
             k += 1;
         }
-        out.push((obj, props));
     }
-    Ok(out)
+    fds
+}
+
+/// The kernel's loop over an ATOMIC request: object by object, reading each id, count, property
+/// and value from user memory as it goes (EFAULT where that fails), ENOENT for an unknown object,
+/// one without properties or a property it does not have, then the property's own checks.
+fn apply_request(d: &State, c: &mut Commit, a: &drm_mode_atomic) -> Result<(), Errno> {
+    let mut k = 0u64;
+    for i in 0..a.count_objs as u64 {
+        let obj_id: u32 = user::read(a.objs_ptr + 4 * i)?;
+        let obj = kms::find(d, obj_id, kms::DRM_MODE_OBJECT_ANY).ok_or(Errno::ENOENT)?;
+        let attached = obj.props().ok_or(Errno::ENOENT)?;
+        let n: u32 = user::read(a.count_props_ptr + 4 * i)?;
+        for _ in 0..n {
+            let p: u32 = user::read(a.props_ptr + 4 * k)?;
+            if !attached.contains(&p) {
+                return Err(Errno::ENOENT);
+            }
+            let v: u64 = user::read(a.prop_values_ptr + 8 * k)?;
+            set_property(d, c, obj, p, v)?;
+            k += 1;
+        }
+    }
+    Ok(())
 }
 
 /// ATOMIC (`drm_mode_atomic_ioctl`).
@@ -939,18 +966,11 @@ pub(super) fn atomic(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
         if a.flags & DRM_MODE_ATOMIC_TEST_ONLY != 0 && a.flags & DRM_MODE_PAGE_FLIP_EVENT != 0 {
             return Err(Errno::EINVAL);
         }
-        let request = read_atomic(a);
         // In-fences first, with no lock held (see above).
-        if let Ok(objs) = &request {
-            if a.flags & DRM_MODE_ATOMIC_TEST_ONLY == 0 {
-                for (_, props) in objs {
-                    for &(p, v) in props {
-                        if p == prop::IN_FENCE_FD && v as i64 != -1 {
-                            if let Some(f) = super::sync_file::import(v as i32) {
-                                f.wait(None)?;
-                            }
-                        }
-                    }
+        if a.flags & DRM_MODE_ATOMIC_TEST_ONLY == 0 {
+            for fd in in_fences(a) {
+                if let Some(f) = super::sync_file::import(fd) {
+                    f.wait(None)?;
                 }
             }
         }
@@ -958,18 +978,7 @@ pub(super) fn atomic(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
         let shared = &file.dev.display.shared;
         let d = shared.lock();
         let mut c = Commit::on(&d);
-        // The kernel reads and applies object by object: a bad pointer after a bad object is
-        // not reached. Re-read lazily in the same order.
-        let objs = match request {
-            Ok(o) => o,
-            Err(e) => {
-                // Find which comes first: an object/property error before the bad pointer.
-                return Err(first_error(&d, &mut c, a).unwrap_or(e));
-            }
-        };
-        for (obj_id, props) in &objs {
-            apply_object(&d, &mut c, *obj_id, props)?;
-        }
+        apply_request(&d, &mut c, a)?;
         c.allow_modeset = a.flags & DRM_MODE_ATOMIC_ALLOW_MODESET != 0;
         c.test_only = a.flags & DRM_MODE_ATOMIC_TEST_ONLY != 0;
         c.nonblock = a.flags & DRM_MODE_ATOMIC_NONBLOCK != 0;
@@ -982,49 +991,6 @@ pub(super) fn atomic(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
         }
         commit(shared, d, c)
     })
-}
-
-/// One object of an ATOMIC request: ENOENT for an unknown object, one without properties or a
-/// property it does not have; the property's own errors otherwise.
-fn apply_object(d: &State, c: &mut Commit, obj_id: u32, props: &[(u32, u64)]) -> Result<(), Errno> {
-    let obj = kms::find(d, obj_id, kms::DRM_MODE_OBJECT_ANY).ok_or(Errno::ENOENT)?;
-    let attached = obj.props().ok_or(Errno::ENOENT)?;
-    for &(p, v) in props {
-        if !attached.contains(&p) {
-            return Err(Errno::ENOENT);
-        }
-        set_property(d, c, obj, p, v)?;
-    }
-    Ok(())
-}
-
-/// When reading the request failed: walks it again object by object, returning the first
-/// object or property error met before the unreadable pointer, if any.
-fn first_error(d: &State, c: &mut Commit, a: &drm_mode_atomic) -> Option<Errno> {
-    let mut k = 0u64;
-    for i in 0..a.count_objs as u64 {
-        let obj_id: u32 = user::read(a.objs_ptr + 4 * i).ok()?;
-        let obj = match kms::find(d, obj_id, kms::DRM_MODE_OBJECT_ANY) {
-            Some(o) => o,
-            None => return Some(Errno::ENOENT),
-        };
-        let Some(attached) = obj.props() else {
-            return Some(Errno::ENOENT);
-        };
-        let n: u32 = user::read(a.count_props_ptr + 4 * i).ok()?;
-        for _ in 0..n {
-            let p: u32 = user::read(a.props_ptr + 4 * k).ok()?;
-            if !attached.contains(&p) {
-                return Some(Errno::ENOENT);
-            }
-            let v: u64 = user::read(a.prop_values_ptr + 8 * k).ok()?;
-            if let Err(e) = set_property(d, c, obj, p, v) {
-                return Some(e);
-            }
-            k += 1;
-        }
-    }
-    None
 }
 
 /// OBJ_SETPROPERTY (`drm_mode_obj_set_property_ioctl` -> `set_property_atomic`): a blocking
