@@ -52,7 +52,9 @@ pub mod user;
 pub mod vm;
 pub mod vm_bind;
 
+pub use dispatch::ioctl_name;
 pub use display::DisplayStats;
+pub use gem::MapTarget;
 pub use gpu::{Clock, Devcoredump};
 pub use profile::{ChipProfile, PROFILES};
 
@@ -642,6 +644,14 @@ impl SimFile {
     ) -> Result<(), Errno> {
         self.inject("GEM_SUBMIT")?;
         submit::submit(self, arg, touches.to_vec())
+    }
+
+    /// What `mmap(offset_B, size_B)` on this file maps, with `drm_gem_mmap`'s checks and errnos
+    /// (EINVAL for an offset that is not the start of an object at least `size_B` long, EACCES
+    /// when this file holds no handle of it). For a caller that maps the memory itself, as the
+    /// LD_PRELOAD shim does for a program's `mmap` of the device fd.
+    pub fn mmap_target(&self, offset_B: u64, size_B: u64) -> Result<MapTarget, Errno> {
+        gem::mmap_target(self, offset_B, size_B)
     }
 
     /// What this file still holds (debug API; the same report `close` returns).
