@@ -102,6 +102,17 @@ fn ioctl_name_is_none_exactly_for_numbers_without_a_handler() {
 }
 
 #[test]
+fn llseek_moves_nothing_and_returns_0_and_a_bad_whence_is_einval() {
+    // DRM_GEM_FOPS: .llseek = noop_llseek; ksys_lseek checks whence <= SEEK_MAX first.
+    let f = file("a750");
+    assert_eq!(f.llseek(4096, libc::SEEK_SET), Ok(0));
+    assert_eq!(f.llseek(-8, libc::SEEK_END), Ok(0));
+    assert_eq!(f.llseek(0, libc::SEEK_HOLE), Ok(0));
+    assert_eq!(f.llseek(0, libc::SEEK_HOLE + 1), Err(Errno::EINVAL));
+    assert_eq!(f.llseek(0, -1), Err(Errno::EINVAL));
+}
+
+#[test]
 fn get_param_wrong_pipe_is_einval() {
     let mut a = drm_msm_param {
         pipe: MSM_PIPE_2D0,

@@ -654,6 +654,17 @@ impl SimFile {
         gem::mmap_target(self, offset_B, size_B)
     }
 
+    /// `lseek(2)` on the device file. DRM files use `noop_llseek` (DRM_GEM_FOPS), which moves
+    /// nothing and returns the file position, always 0 (drm_read does not advance it); the VFS
+    /// (`ksys_lseek`) rejects a `whence` above SEEK_MAX with EINVAL first.
+    pub fn llseek(&self, _offset_B: i64, whence: i32) -> Result<u64, Errno> {
+        const SEEK_MAX: i32 = libc::SEEK_HOLE;
+        if !(0..=SEEK_MAX).contains(&whence) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(0)
+    }
+
     /// What this file still holds (debug API; the same report `close` returns).
     pub fn leak_report(&self) -> LeakReport {
         let ctx = self.ctx();
