@@ -43,11 +43,13 @@ struct Run {
     report: Value,
 }
 
-fn run(mode: &str, env: &[(&str, &str)]) -> Run {
+/// Runs `program` with the shim preloaded and reads its report back.
+fn run_with(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Run, String) {
+    let tag = program.file_name().unwrap().to_str().unwrap();
     let report_path =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("shim-report-{mode}-%p.json"));
-    let mut cmd = Command::new(probe());
-    cmd.arg(mode)
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("shim-report-{tag}-%p.json"));
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env("LD_PRELOAD", shim_library())
         .env("MSMWS_SHIM_REPORT", &report_path)
         .env_remove("MSMWS_SHIM_PROFILE")
@@ -68,11 +70,17 @@ fn run(mode: &str, env: &[(&str, &str)]) -> Run {
         .replace("%p", &pid.to_string());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("report {path}: {e}"));
     std::fs::remove_file(&path).unwrap();
-    Run {
+    let run = Run {
         status: out.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         report: serde_json::from_str(&text).unwrap(),
-    }
+    };
+    (run, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The probe program in `mode` (see tests/c/shim_probe.c).
+fn run(mode: &str, env: &[(&str, &str)]) -> Run {
+    run_with(probe(), &[mode], env).0
 }
 
 fn count(r: &Value, ioctl: &str) -> u64 {
@@ -168,4 +176,46 @@ fn profile_and_options_come_from_the_environment() {
     assert!(r.stderr.contains("unknown option `turbo`"), "{}", r.stderr);
     assert_eq!(r.report["clean"], false);
     assert!(r.report["error"].as_str().unwrap().contains("turbo"));
+}
+
+/// Runs an installed program (libdrm-tests' drmdevice, modetest) under the shim; `None` (and a
+/// message) when it is not installed: ci/test installs it.
+fn run_program(program: &str, args: &[&str]) -> Option<(Run, String)> {
+    if !Path::new(program).exists() {
+        eprintln!("skipped: {program} is not installed (Debian's libdrm-tests)");
+        return None;
+    }
+    Some(run_with(Path::new(program), args, &[]))
+}
+
+#[test]
+fn libdrm_enumerates_the_model_as_a_platform_device_with_both_nodes() {
+    let Some((r, stdout)) = run_program("/usr/bin/drmdevice", &[]) else {
+        return;
+    };
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(stdout.contains("--- Devices reported 1 ---"), "{stdout}");
+    for line in [
+        "available_nodes 0x05",
+        "nodes[0] /dev/dri/card0",
+        "nodes[2] /dev/dri/renderD128",
+        "platform",
+        "fullname\t/soc@0/gpu@3d00000",
+        "qcom,adreno-43051401",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    assert_eq!(r.report["clean"], true, "{:#}", r.report);
+    assert_eq!(r.report["files"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn libdrm_opens_the_device_by_driver_name() {
+    // drmOpen("msm") walks the minors and asks each one's DRM_IOCTL_VERSION for its name.
+    let Some((r, _)) = run_program("/usr/bin/modetest", &["-M", "msm", "-c"]) else {
+        return;
+    };
+    assert!(r.report["ioctls"]["VERSION"]["count"].as_u64().unwrap() >= 1);
+    assert_eq!(r.report["files"][0]["node"], "primary");
+    assert!(!r.stderr.contains("failed to open device"), "{}", r.stderr);
 }
