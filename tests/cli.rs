@@ -68,3 +68,19 @@ fn scenario_probe_json_passes() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["passed"], true);
 }
+
+#[test]
+fn bind_scenarios_release_everything_under_the_panic_leak_check() {
+    // The cargo config gives this process (and so msmws) MSMWS_SIM_LEAK_CHECK=panic, as `cargo
+    // run` gives it to the README's main command: a leak was a 30 KB panic there.
+    let (ok, out, err) = msmws(&["scenario", "bind-churn", "sparse", "--quick"]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for name in ["bind-churn", "sparse"] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(" pass "))
+            .unwrap_or_else(|| panic!("no passing summary row for {name}: {out}"));
+        assert!(row.contains("model leaks: none"), "{row}");
+    }
+}

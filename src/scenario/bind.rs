@@ -20,7 +20,7 @@ use crate::bind::{BindOp, BindVm, GpuBuffer, GpuVm};
 use crate::device::ProbeOptions;
 use crate::iova::{AllocFlags, Fence, VaHeap};
 use crate::kernel::ioctl::{self, Fences, SyncPoint};
-use crate::sim::{Clock, Sim, SimFile, SimOptions};
+use crate::sim::{Clock, LeakReport, Sim, SimFile, SimOptions};
 use crate::uapi::*;
 use crate::Device;
 
@@ -81,7 +81,7 @@ fn tables_needed(ranges: &[(u64, u64)]) -> u64 {
 }
 
 /// Per-policy totals over the run.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Totals {
     frames: u64,
     ioctls: u64,
@@ -94,6 +94,8 @@ struct Totals {
     submits: u64,
     max_ioctls_per_frame: u64,
     pt_pages: u64,
+    /// What the model file still held when the run closed it (empty when everything was released).
+    leaks: LeakReport,
 }
 
 fn buffer_size(rng: &mut Rng) -> u64 {
@@ -141,6 +143,16 @@ fn churn_winsys(frames: u64, per_frame: u64, passes: u64) -> Totals {
     let mut rng = Rng(0x5eed_1234);
     let (mut t, mut point) = (Totals::default(), 0u64);
     let mut prev: Vec<GpuBuffer> = Vec::new();
+    // A frame's buffers are freed once the submits up to `point` are done.
+    let free_all = |bufs: &mut dyn Iterator<Item = GpuBuffer>, point: u64| {
+        for b in bufs {
+            let users = [SyncPoint {
+                handle: frame_tl,
+                point,
+            }];
+            gvm.free_buffer(k, b, &users, false).expect("free");
+        }
+    };
     for _ in 0..frames {
         let (s0, stalls0) = (vm.stats(), f.throttle_stalls());
         let mapped = vm.last_points()[0] + 1; // the map point this frame's buffers will get
@@ -150,18 +162,7 @@ fn churn_winsys(frames: u64, per_frame: u64, passes: u64) -> Totals {
                     .expect("buffer")
             })
             .collect();
-        for b in prev.drain(..) {
-            gvm.free_buffer(
-                k,
-                b,
-                &[SyncPoint {
-                    handle: frame_tl,
-                    point,
-                }],
-                false,
-            )
-            .expect("free");
-        }
+        free_all(&mut prev.drain(..), point);
         for pass in bufs.chunks((per_frame / passes).max(1) as usize) {
             let uses: Vec<(u64, u64)> = pass.iter().map(|b| (b.iova, b.size_B)).collect();
             let waits = vm.waits_for(k, &uses).expect("flush");
@@ -192,7 +193,31 @@ fn churn_winsys(frames: u64, per_frame: u64, passes: u64) -> Totals {
     }
     t.cpu_throttle_waits = vm.stats().throttle_waits;
     t.pt_pages = f.pt_pages().unwrap_or(0);
+    // Teardown as a driver's vkDestroyDevice: free the last frame's buffers once its submits are
+    // done, flush their unmaps, release the queues and timelines, close the file.
+    free_all(&mut prev.into_iter(), point);
+    gvm.flush(k).expect("final flush");
+    idle(&f);
+    gvm.destroy(k).expect("release the bind queues");
+    ioctl::syncobj_destroy(k, frame_tl).expect("frame timeline");
+    drop(dev);
+    t.leaks = close(f);
     t
+}
+
+/// Waits until the model has run every queued job, so unmaps have reached the VM.
+fn idle(f: &SimFile) {
+    assert!(
+        f.sim().gpu_wait_idle(Duration::from_secs(60)),
+        "the model's GPU did not go idle"
+    );
+}
+
+/// Closes the run's model file and returns what it still held.
+fn close(f: Arc<SimFile>) -> LeakReport {
+    Arc::try_unwrap(f)
+        .expect("the device and its buffers are gone")
+        .close()
 }
 
 /// Turnip's policy: one ioctl per create and per free; submits wait for the latest bind.
@@ -228,6 +253,22 @@ fn churn_turnip(frames: u64, per_frame: u64, passes: u64) -> Totals {
         t.ops_sent += 1;
         t.prealloc += f.last_prealloc();
     };
+    // vkFreeMemory: unmap after the submits up to `point`, reuse the range after the unmap,
+    // close the handle at once (the VMA keeps the object until the unmap runs).
+    let free = |b: Buf, point: u64, bind_point: &mut u64, t: &mut Totals| {
+        let users = [SyncPoint {
+            handle: frame_tl,
+            point,
+        }];
+        bind(BindOp::unmap(b.iova, b.size_B), &users, bind_point, t);
+        let fence = Fence::Syncobj {
+            handle: bind_tl,
+            point: *bind_point,
+        };
+        heap.free_after(b.iova, b.size_B, fence, None)
+            .expect("free");
+        ioctl::gem_close(&f, b.handle).expect("GEM_CLOSE");
+    };
     for _ in 0..frames {
         let (i0, stalls0) = (t.ioctls, f.throttle_stalls());
         let bufs: Vec<Buf> = (0..per_frame)
@@ -244,23 +285,7 @@ fn churn_turnip(frames: u64, per_frame: u64, passes: u64) -> Totals {
             mapped_at.push(bind_point);
         }
         for b in prev.drain(..) {
-            let users = [SyncPoint {
-                handle: frame_tl,
-                point,
-            }];
-            bind(
-                BindOp::unmap(b.iova, b.size_B),
-                &users,
-                &mut bind_point,
-                &mut t,
-            );
-            let fence = Fence::Syncobj {
-                handle: bind_tl,
-                point: bind_point,
-            };
-            heap.free_after(b.iova, b.size_B, fence, None)
-                .expect("free");
-            ioctl::gem_close(&f, b.handle).expect("GEM_CLOSE");
+            free(b, point, &mut bind_point, &mut t);
         }
         let chunk = (per_frame / passes).max(1) as usize;
         for (i, pass) in bufs.chunks(chunk).enumerate() {
@@ -294,6 +319,22 @@ fn churn_turnip(frames: u64, per_frame: u64, passes: u64) -> Totals {
         prev = bufs;
     }
     t.pt_pages = f.pt_pages().unwrap_or(0);
+    // Teardown: unmap and close the last frame's buffers after their submits, then wait for the
+    // last bind before releasing the queue and the timelines.
+    for b in prev {
+        free(b, point, &mut bind_point, &mut t);
+    }
+    let last = [SyncPoint {
+        handle: bind_tl,
+        point: bind_point,
+    }];
+    ioctl::syncobj_timeline_wait(&f, &last, i64::MAX).expect("last bind");
+    idle(&f);
+    ioctl::submitqueue_close(&f, q).expect("bind queue");
+    for h in [bind_tl, frame_tl] {
+        ioctl::syncobj_destroy(&f, h).expect("timeline");
+    }
+    t.leaks = f.close();
     t
 }
 
@@ -325,11 +366,14 @@ pub fn run_churn(effort: Effort) -> Outcome {
     let turnip = churn_turnip(frames, per_frame_bufs, passes);
     let ratio = turnip.ioctls as f64 / ours.ioctls.max(1) as f64;
     let pt_ratio = ours.prealloc as f64 / ours.needed.max(1) as f64;
+    let leaks = leak_line(&ours, &turnip);
     let passed = ours.max_ioctls_per_frame <= 1
         && ratio >= 10.0
         && pt_ratio <= 1.2
         && ours.stalls == 0
-        && ours.delayed_submits == 0;
+        && ours.delayed_submits == 0
+        && ours.leaks.is_empty()
+        && turnip.leaks.is_empty();
     let headers = [
         "policy",
         "ioctls/frame",
@@ -344,7 +388,7 @@ pub fn run_churn(effort: Effort) -> Outcome {
     Outcome {
         name: "bind-churn",
         summary: format!(
-            "{frames} frames x {per_frame_bufs} buffers: msm-winsys {ratio:.0}x fewer VM_BIND ioctls than turnip's policy, prealloc {pt_ratio:.2}x the tables needed, {} throttle stalls, {} submits waiting on unrelated binds; goals {}",
+            "{frames} frames x {per_frame_bufs} buffers: msm-winsys {ratio:.0}x fewer VM_BIND ioctls than turnip's policy, prealloc {pt_ratio:.2}x the tables needed, {} throttle stalls, {} submits waiting on unrelated binds, {leaks}; goals {}",
             ours.stalls,
             ours.delayed_submits,
             if passed { "met" } else { "NOT met" }
@@ -366,7 +410,21 @@ fn totals_json(t: &Totals) -> serde_json::Value {
         "ops_sent": t.ops_sent, "prealloc_pages": t.prealloc, "tables_needed": t.needed,
         "throttle_stalls": t.stalls, "cpu_throttle_waits": t.cpu_throttle_waits,
         "delayed_submits": t.delayed_submits, "submits": t.submits, "resident_pt_pages": t.pt_pages,
+        "leaks": t.leaks.summary(),
     })
+}
+
+/// `model leaks: none`, or what each policy's model file still held at close.
+fn leak_line(ours: &Totals, turnip: &Totals) -> String {
+    if ours.leaks.is_empty() && turnip.leaks.is_empty() {
+        "model leaks: none".into()
+    } else {
+        format!(
+            "model LEAKS: msm-winsys {}, turnip policy {}",
+            ours.leaks.summary(),
+            turnip.leaks.summary()
+        )
+    }
 }
 
 /// A 4 GiB sparse resource: 65,536 pages of 64 KiB, bound in random order in batches.
@@ -410,8 +468,11 @@ fn sparse_run(winsys: bool, batches: u64, per_batch: u64) -> Totals {
             .collect()
     };
     let stalls0 = f.throttle_stalls();
+    let mut winsys_vm = None;
+    let mut turnip_queue = None;
     if winsys {
-        let vm = BindVm::new(&f, crate::bind::KERNEL_THROTTLE_PAGES).expect("bind queues");
+        let vm = winsys_vm
+            .insert(BindVm::new(&f, crate::bind::KERNEL_THROTTLE_PAGES).expect("bind queues"));
         for (i, batch) in sparse_pages(batches, per_batch).iter().enumerate() {
             let signal = [SyncPoint {
                 handle: done,
@@ -430,7 +491,8 @@ fn sparse_run(winsys: bool, batches: u64, per_batch: u64) -> Totals {
             s.throttle_waits,
         );
     } else {
-        let q = ioctl::submitqueue_new(&f, MSM_SUBMITQUEUE_VM_BIND, 0).expect("bind queue");
+        let q = *turnip_queue
+            .insert(ioctl::submitqueue_new(&f, MSM_SUBMITQUEUE_VM_BIND, 0).expect("bind queue"));
         for (i, batch) in sparse_pages(batches, per_batch).iter().enumerate() {
             let mut ops = ops_of(batch);
             ops.sort_by_key(|o| o.iova);
@@ -471,6 +533,24 @@ fn sparse_run(winsys: bool, batches: u64, per_batch: u64) -> Totals {
     t.stalls = f.throttle_stalls() - stalls0;
     t.frames = batches;
     t.pt_pages = f.pt_pages().unwrap_or(0);
+    // Teardown as vkDestroyBuffer + vkDestroyDevice: one UNMAP of the whole resource, then the
+    // queues, the backing object and the timeline go.
+    let whole = BindOp::unmap(base, 4 << 30);
+    if let Some(vm) = winsys_vm {
+        vm.unmap_freed(whole.iova, whole.range_B, &[]);
+        vm.flush(&f).expect("unmap the resource");
+        idle(&f);
+        vm.destroy(&f).expect("release the bind queues");
+    }
+    if let Some(q) = turnip_queue {
+        ioctl::vm_bind(&f, q, &[whole], Fences::default()).expect("unmap the resource");
+        idle(&f);
+        ioctl::submitqueue_close(&f, q).expect("bind queue");
+    }
+    heap.free(base, 4 << 30).expect("the resource's VA");
+    ioctl::gem_close(&f, backing).expect("backing BO");
+    ioctl::syncobj_destroy(&f, done).expect("timeline");
+    t.leaks = f.close();
     t
 }
 
@@ -494,7 +574,10 @@ pub fn run_sparse(effort: Effort) -> Outcome {
     };
     let ours = sparse_run(true, batches, 1024);
     let turnip = sparse_run(false, batches, 1024);
-    let passed = ours.stalls < turnip.stalls || (ours.stalls == 0 && turnip.stalls == 0);
+    let leaks = leak_line(&ours, &turnip);
+    let passed = (ours.stalls < turnip.stalls || (ours.stalls == 0 && turnip.stalls == 0))
+        && ours.leaks.is_empty()
+        && turnip.leaks.is_empty();
     let headers = [
         "policy",
         "VM_BIND ioctls",
@@ -508,7 +591,7 @@ pub fn run_sparse(effort: Effort) -> Outcome {
     Outcome {
         name: "sparse",
         summary: format!(
-            "{batches} batches of 1024 random 64 KiB pages of a 4 GiB resource: throttle stalls {} (msm-winsys) vs {} (turnip policy); goal {}",
+            "{batches} batches of 1024 random 64 KiB pages of a 4 GiB resource: throttle stalls {} (msm-winsys) vs {} (turnip policy), {leaks}; goal {}",
             ours.stalls,
             turnip.stalls,
             if passed { "met" } else { "NOT met" }

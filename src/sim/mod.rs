@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -214,6 +214,26 @@ pub struct LeakReport {
 impl LeakReport {
     pub fn is_empty(&self) -> bool {
         *self == LeakReport::default()
+    }
+
+    /// One short line: how many of each kind, e.g. `2000 GEM handles, 3 syncobjs, 2 queues`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = [
+            (self.handles.len(), "GEM handle"),
+            (self.syncobjs, "syncobj"),
+            (self.queues.len(), "submitqueue"),
+            (self.vmas.len(), "VMA"),
+            (self.open_fds.len(), "open fd entry"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 
@@ -427,22 +447,66 @@ pub struct SimFile {
 /// suite's check that every test, and every winsys object a test used, cleans up: the
 /// repository's `.cargo/config.toml` sets `panic` for `cargo test`, `tests/c/meson.build` sets
 /// `abort`. A file ended with [`SimFile::close`] is never checked: its caller has the report.
+///
+/// A program that reports leaks itself (`msmws scenario`, whose runs `cargo run` starts with the
+/// same cargo config) overrides the environment with [`set_leak_check`]`(LeakCheck::Record)` and
+/// collects what was dropped with [`take_recorded_leaks`].
 pub const LEAK_CHECK_ENV: &str = "MSMWS_SIM_LEAK_CHECK";
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum LeakCheck {
+/// What dropping a [`SimFile`] that still holds objects does (see [`LEAK_CHECK_ENV`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeakCheck {
+    /// Nothing: the model tears the file down as the kernel's postclose does.
     Off,
+    /// Panic with the report (`MSMWS_SIM_LEAK_CHECK=panic`).
     Panic,
+    /// Print the report and abort (`MSMWS_SIM_LEAK_CHECK=abort`).
     Abort,
+    /// Keep the report for [`take_recorded_leaks`].
+    Record,
+}
+
+/// 0 = not chosen yet (read the environment), else `LeakCheck as u8 + 1`.
+static LEAK_CHECK: AtomicU8 = AtomicU8::new(0);
+static RECORDED_LEAKS: Mutex<Vec<(u64, LeakReport)>> = Mutex::new(Vec::new());
+
+/// Overrides [`LEAK_CHECK_ENV`] for the rest of the process.
+pub fn set_leak_check(mode: LeakCheck) {
+    LEAK_CHECK.store(mode as u8 + 1, Ordering::Relaxed);
+}
+
+/// The reports of files dropped holding objects under [`LeakCheck::Record`] since the last call,
+/// with each file's id.
+pub fn take_recorded_leaks() -> Vec<(u64, LeakReport)> {
+    std::mem::take(&mut *RECORDED_LEAKS.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn leak_check() -> LeakCheck {
-    static MODE: std::sync::OnceLock<LeakCheck> = std::sync::OnceLock::new();
-    *MODE.get_or_init(|| match std::env::var(LEAK_CHECK_ENV).as_deref() {
-        Ok("panic") => LeakCheck::Panic,
-        Ok("abort") => LeakCheck::Abort,
-        _ => LeakCheck::Off,
-    })
+    const MODES: [LeakCheck; 4] = [
+        LeakCheck::Off,
+        LeakCheck::Panic,
+        LeakCheck::Abort,
+        LeakCheck::Record,
+    ];
+    match LEAK_CHECK.load(Ordering::Relaxed) {
+        0 => {
+            let mode = match std::env::var(LEAK_CHECK_ENV).as_deref() {
+                Ok("panic") => LeakCheck::Panic,
+                Ok("abort") => LeakCheck::Abort,
+                Ok("record") => LeakCheck::Record,
+                _ => LeakCheck::Off,
+            };
+            // A concurrent set_leak_check wins over the environment.
+            let _ = LEAK_CHECK.compare_exchange(
+                0,
+                mode as u8 + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            leak_check()
+        }
+        n => MODES[n as usize - 1],
+    }
 }
 
 impl SimFile {
@@ -713,14 +777,21 @@ impl Drop for SimFile {
         self.postclose();
         if let Some(r) = leaks {
             let what = format!(
-                "{LEAK_CHECK_ENV}: model file {} dropped holding {r:?}",
-                self.id
+                "{LEAK_CHECK_ENV}: model file {} dropped holding {}",
+                self.id,
+                r.summary()
             );
-            if mode == LeakCheck::Abort {
-                eprintln!("{what}");
-                std::process::abort();
+            match mode {
+                LeakCheck::Record => RECORDED_LEAKS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((self.id, r)),
+                LeakCheck::Abort => {
+                    eprintln!("{what}: {r:?}");
+                    std::process::abort();
+                }
+                _ => panic!("{what}: {r:?}"),
             }
-            panic!("{what}");
         }
     }
 }

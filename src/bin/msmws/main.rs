@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use msm_winsys::scenario::{self, Effort};
+use msm_winsys::sim::LeakCheck;
 use msm_winsys::{Device, DeviceError, DeviceInfo};
 use serde_json::json;
 
@@ -24,6 +25,8 @@ usage:
       Run scenarios on the embedded kernel model and print their tables (--json: one
       object per scenario per line). --quick runs a smoke-sized version. The summary says
       which goals held; --check also makes the exit status non-zero when one did not.
+      A scenario whose model files were dropped still holding objects fails with a LEAK
+      line and makes the exit status non-zero.
   msmws scenario list
       List the scenarios.
   msmws sim [--profile PROFILE] [--vm-log-shift N]
@@ -230,10 +233,25 @@ fn run_scenarios(args: &[String]) -> Result<(), String> {
     } else {
         Effort::Full
     };
+    // Leaks are this command's own check (a failed row and a non-zero exit), not a panic: the
+    // repository's cargo config sets MSMWS_SIM_LEAK_CHECK=panic for its tests, and `cargo run`
+    // passes it on.
+    msm_winsys::sim::set_leak_check(LeakCheck::Record);
     let mut failed = vec![];
+    let mut leaked = vec![];
     let mut summary = vec![];
     for s in chosen {
-        let o = (s.run)(effort);
+        let mut o = (s.run)(effort);
+        let leaks = msm_winsys::sim::take_recorded_leaks();
+        if !leaks.is_empty() {
+            let what: Vec<String> = leaks
+                .iter()
+                .map(|(id, r)| format!("model file {id} dropped holding {}", r.summary()))
+                .collect();
+            o.passed = false;
+            o.summary = format!("LEAK: {}; {}", what.join("; "), o.summary);
+            leaked.push(o.name);
+        }
         if a.has("--json") {
             println!("{}", o.json);
         } else {
@@ -259,6 +277,12 @@ fn run_scenarios(args: &[String]) -> Result<(), String> {
                 &summary
             )
         );
+    }
+    if !leaked.is_empty() {
+        return Err(format!(
+            "scenarios leaked model objects: {}",
+            leaked.join(", ")
+        ));
     }
     if failed.is_empty() || !a.has("--check") {
         if !failed.is_empty() && !a.has("--json") {
