@@ -57,6 +57,7 @@ extern "C" fn init() {
             .unwrap_or_else(|| msm_winsys::sim::ChipProfile::by_name("a750").expect("a750 exists"));
         match paths::Tree::create(p) {
             Ok(t) => {
+                report::init();
                 let _ = TREE.set(t);
                 // SAFETY: registers a plain function to run at exit().
                 unsafe { libc::atexit(at_exit) };

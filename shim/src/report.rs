@@ -267,19 +267,40 @@ pub fn to_json() -> Value {
     })
 }
 
+/// Where the report goes: `MSMWS_SHIM_REPORT` made absolute against the working directory at
+/// load time (a program may change directory before it exits); `None` for stderr.
+fn report_path() -> &'static Option<std::path::PathBuf> {
+    static PATH: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::env::var_os(REPORT_ENV).filter(|p| !p.is_empty())?;
+        let p = std::path::PathBuf::from(p);
+        Some(match std::env::current_dir() {
+            Ok(cwd) if p.is_relative() => cwd.join(p),
+            _ => p,
+        })
+    })
+}
+
+/// Reads `MSMWS_SHIM_REPORT` now (called when the library loads).
+pub fn init() {
+    report_path();
+}
+
 /// Writes the report where `MSMWS_SHIM_REPORT` says (`%p` becomes the pid), else to stderr as
 /// one line starting `msmws-shim report: `.
 pub fn write() {
     let report = to_json();
-    match std::env::var(REPORT_ENV) {
-        Ok(path) if !path.is_empty() => {
-            let path = path.replace("%p", &std::process::id().to_string());
+    match report_path() {
+        Some(path) => {
+            let path = path
+                .to_string_lossy()
+                .replace("%p", &std::process::id().to_string());
             let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
             if let Err(e) = std::fs::write(&path, text) {
                 eprintln!("msmws-shim: cannot write the report to {path}: {e}");
             }
         }
-        _ => eprintln!("msmws-shim report: {report}"),
+        None => eprintln!("msmws-shim report: {report}"),
     }
 }
 

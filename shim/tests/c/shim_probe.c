@@ -6,7 +6,9 @@
  *   exit-open  leaves a device fd with a GEM handle open at exit (closed by the shim, no leak)
  * Exits 0 when every check passed; prints the first failure otherwise. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,6 +99,39 @@ int main(int argc, char **argv)
    check_node(&st, 0);
    CHECK(access("/dev/dri/renderD128", R_OK | W_OK) == 0);
    CHECK(stat("/dev/dri/renderD129", &st) == -1 && errno == ENOENT);
+
+   /* What libdrm reads to enumerate the device (xf86drm.c: drmParseSubsystemType,
+    * drmParseOFBusInfo, drmGetMinorNameForFD), through stdio, readlink, realpath and opendir. */
+   struct statx stx;
+   CHECK(statx(AT_FDCWD, "/dev/dri/renderD128", 0, STATX_BASIC_STATS, &stx) == 0);
+   CHECK(S_ISCHR(stx.stx_mode) && stx.stx_rdev_major == 226 && stx.stx_rdev_minor == 128);
+   char link[PATH_MAX] = {0};
+   CHECK(readlink("/sys/dev/char/226:128/device/subsystem", link, sizeof(link) - 1) > 0);
+   CHECK(strcmp(strrchr(link, '/'), "/platform") == 0);
+   char real[PATH_MAX];
+   CHECK(realpath("/sys/dev/char/226:128/device", real) != NULL);
+   CHECK(strcmp(real, "/sys/devices/platform/soc@0/3d00000.gpu") == 0);
+   char *canon = realpath("/dev/dri/../dri/card0", NULL);
+   CHECK(canon != NULL && strcmp(canon, "/dev/dri/card0") == 0);
+   free(canon);
+   FILE *uevent = fopen("/sys/dev/char/226:128/device/uevent", "r");
+   CHECK(uevent != NULL);
+   char line[256];
+   int of_fullname = 0;
+   while (fgets(line, sizeof(line), uevent))
+      of_fullname |= strcmp(line, "OF_FULLNAME=/soc@0/gpu@3d00000\n") == 0;
+   fclose(uevent);
+   CHECK(of_fullname);
+   DIR *dir = opendir("/dev/dri");
+   CHECK(dir != NULL);
+   int nodes = 0;
+   for (struct dirent *e; (e = readdir(dir));)
+      nodes += strcmp(e->d_name, "card0") == 0 || strcmp(e->d_name, "renderD128") == 0;
+   closedir(dir);
+   CHECK(nodes == 2);
+   dir = opendir("/sys/dev/char/226:0/device/drm");
+   CHECK(dir != NULL);
+   closedir(dir);
 
    int fd = open_render();
    CHECK(fstat(fd, &st) == 0);
