@@ -150,3 +150,33 @@ pub fn drain() -> Vec<Arc<DevFile>> {
     }
     std::mem::take(&mut *t).into_values().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use msm_winsys::sim::Sim;
+
+    #[test]
+    fn the_bitmap_follows_the_table_and_the_file_closes_with_its_last_fd() {
+        let sim = Sim::new("a750").unwrap();
+        let dev = Arc::new(DevFile::new(sim.open().unwrap(), Node::Render));
+        // Numbers no real fd of this test process has: the table is only bookkeeping here.
+        let (low, high) = (60_000, 70_000);
+        assert!(!maybe_device(low) && !maybe_device(-1));
+        let ((), gone) = edit(|t| {
+            t.insert(low, dev.clone());
+            t.insert(high, dev.clone());
+        });
+        assert!(gone.is_empty());
+        assert!(maybe_device(low) && maybe_device(high));
+        assert!(Arc::ptr_eq(&lookup(high).unwrap(), &dev));
+        let ((), gone) = edit(|t| t.remove(low));
+        assert_eq!(gone.len(), 1);
+        drop(gone);
+        assert!(!maybe_device(low) && lookup(low).is_none());
+        let ((), gone) = edit(|t| t.remove(high));
+        drop(gone);
+        // Only the test's own reference is left: dropping it closes the model file.
+        assert_eq!(Arc::strong_count(&dev), 1);
+    }
+}
