@@ -231,7 +231,12 @@ fn fcntl_with(fd: c_int, cmd: c_int, real: impl FnOnce() -> c_int) -> c_int {
 unsafe fn ioctl_fd(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     let Some(f) = fds::lookup(fd) else {
         // SAFETY: forwarded C contract.
-        return unsafe { real::ioctl(fd, request, arg) };
+        let r = unsafe { real::ioctl(fd, request, arg) };
+        if r == -1 && errno() == libc::ENOTTY {
+            report::foreign_enotty(request as u32);
+            set_errno(libc::ENOTTY);
+        }
+        return r;
     };
     // The syscall takes `unsigned int cmd`: the upper bits of a sign-extended int never reach
     // the kernel.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use msm_winsys::sim::{ioctl_name, LeakReport};
-use msm_winsys::uapi::{ioc_nr, DRM_COMMAND_BASE};
+use msm_winsys::uapi::{ioc_nr, ioc_type, DRM_COMMAND_BASE};
 use msm_winsys::Errno;
 use serde_json::{json, Value};
 
@@ -137,6 +137,41 @@ fn label(request: u32) -> (String, bool) {
             (format!("{name} ({request:#010x})"), false)
         }
     }
+}
+
+/// The kernel's name of a dma-buf or sync-file ioctl (types `'b'` and `'>'`).
+fn fd_ioctl_name(request: u32) -> Option<&'static str> {
+    let nr = ioc_nr(request as u64);
+    Some(match (ioc_type(request as u64) as u8, nr) {
+        (b'b', 0) => "DMA_BUF_IOCTL_SYNC",
+        (b'b', 1) => "DMA_BUF_SET_NAME",
+        (b'b', 2) => "DMA_BUF_IOCTL_EXPORT_SYNC_FILE",
+        (b'b', 3) => "DMA_BUF_IOCTL_IMPORT_SYNC_FILE",
+        (b'>', 3) => "SYNC_IOC_MERGE",
+        (b'>', 4) => "SYNC_IOC_FILE_INFO",
+        (b'>', 5) => "SYNC_IOC_SET_DEADLINE",
+        (b'b' | b'>', _) => "dma-buf/sync-file ioctl",
+        _ => return None,
+    })
+}
+
+/// An ioctl on an fd that is not a device fd which failed with ENOTTY: if it is a dma-buf or
+/// sync-file request, the fd can only be one the model made (a real dma-buf or sync file knows
+/// its ioctls), so the model has no answer for it. Other requests are the program's business.
+pub fn foreign_enotty(request: u32) {
+    let Some(name) = fd_ioctl_name(request) else {
+        return;
+    };
+    let mut s = stats();
+    let c = s
+        .ioctls
+        .entry(format!(
+            "{name} on a dma-buf/sync-file fd ({request:#010x})"
+        ))
+        .or_default();
+    c.count += 1;
+    c.requests.insert(request);
+    *c.errors.entry("ENOTTY".into()).or_default() += 1;
 }
 
 /// One ioctl on a device fd and its result.
@@ -322,5 +357,12 @@ mod tests {
         );
         assert_eq!(label(0xc0086449), ("MSM_0x09 (0xc0086449)".into(), false));
         assert_eq!(label(0x6430), ("0x30 (0x00006430)".into(), false));
+        // SYNC_IOC_MERGE and DMA_BUF_IOCTL_EXPORT_SYNC_FILE; TCGETS is nobody's business here.
+        assert_eq!(fd_ioctl_name(0xc0303e03), Some("SYNC_IOC_MERGE"));
+        assert_eq!(
+            fd_ioctl_name(0xc0086202),
+            Some("DMA_BUF_IOCTL_EXPORT_SYNC_FILE")
+        );
+        assert_eq!(fd_ioctl_name(0x5401), None);
     }
 }

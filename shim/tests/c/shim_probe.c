@@ -175,6 +175,16 @@ int main(int argc, char **argv)
    map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, prime.fd, 0);
    CHECK(map != MAP_FAILED && map[5] == 0x5eed0005u);
    CHECK(munmap(map, 4096) == 0);
+   if (strcmp(mode, "unknown") == 0) {
+      /* DMA_BUF_IOCTL_EXPORT_SYNC_FILE: the model's dma-bufs are plain memfds. */
+      struct {
+         uint32_t flags;
+         int32_t fd;
+      } export_sync = {.flags = 1};
+      CHECK(ioctl(prime.fd, _IOWR('b', 2, export_sync), &export_sync) == -1 && errno == ENOTTY);
+      /* TCGETS on a pipe: ENOTTY too, but nothing of the model's. */
+      CHECK(!isatty(1) && errno == ENOTTY);
+   }
    CHECK(close(prime.fd) == 0);
 
    /* dup, F_DUPFD_CLOEXEC and close: the file lives while any of its fds does. */
