@@ -252,6 +252,14 @@ fn entry(nr: u32) -> Option<Entry> {
     }
 }
 
+/// The model's name of `request` (`"GEM_NEW"`, `"VERSION"`, ...), found by command number as
+/// `drm_ioctl` finds its table entry; `None` when the model has no handler for that number (the
+/// kernel may still have one: such a request is answered EINVAL by the model, and a caller that
+/// stands in for a real device, such as the LD_PRELOAD shim, reports it as unanswered).
+pub fn ioctl_name(request: u64) -> Option<&'static str> {
+    entry(ioc_nr(request)).map(|e| e.name)
+}
+
 pub(super) fn ioctl(file: &SimFile, request: u64, arg: u64) -> Result<(), Errno> {
     // drm_ioctl: an ioctl number without a table entry is EINVAL.
     let Some(entry) = entry(ioc_nr(request)) else {

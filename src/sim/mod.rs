@@ -59,8 +59,10 @@ pub mod vm;
 pub mod vm_bind;
 
 pub use auth::Node;
+pub use dispatch::ioctl_name;
 pub use display::DisplayStats;
 pub use event::EVENT_SPACE_B;
+pub use gem::MapTarget;
 pub use gpu::{Clock, Devcoredump};
 pub use modeset::VblankClock;
 pub use profile::{ChipProfile, PROFILES};
@@ -748,6 +750,25 @@ impl SimFile {
     ) -> Result<(), Errno> {
         self.inject("GEM_SUBMIT")?;
         submit::submit(self, arg, touches.to_vec())
+    }
+
+    /// What `mmap(offset_B, size_B)` on this file maps, with `drm_gem_mmap`'s checks and errnos
+    /// (EINVAL for an offset that is not the start of an object at least `size_B` long, EACCES
+    /// when this file holds no handle of it). For a caller that maps the memory itself, as the
+    /// LD_PRELOAD shim does for a program's `mmap` of the device fd.
+    pub fn mmap_target(&self, offset_B: u64, size_B: u64) -> Result<MapTarget, Errno> {
+        gem::mmap_target(self, offset_B, size_B)
+    }
+
+    /// `lseek(2)` on the device file. DRM files use `noop_llseek` (DRM_GEM_FOPS), which moves
+    /// nothing and returns the file position, always 0 (drm_read does not advance it); the VFS
+    /// (`ksys_lseek`) rejects a `whence` above SEEK_MAX with EINVAL first.
+    pub fn llseek(&self, _offset_B: i64, whence: i32) -> Result<u64, Errno> {
+        const SEEK_MAX: i32 = libc::SEEK_HOLE;
+        if !(0..=SEEK_MAX).contains(&whence) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(0)
     }
 
     /// What this file still holds (debug API; the same report `close` returns).
