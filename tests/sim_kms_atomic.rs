@@ -626,7 +626,24 @@ fn dumb_buffers_follow_drm_dumb_buffers_and_msm_gem_dumb_create() {
         };
         raw(&f, DRM_IOCTL_MODE_CREATE_DUMB, &mut a).map(|()| a)
     };
-    assert_eq!(create(0, 1080, 32).unwrap_err(), Errno::EINVAL);
+    let mut bad = drm_mode_create_dumb {
+        width: 0,
+        height: 1080,
+        bpp: 32,
+        handle: 9,
+        pitch: 9,
+        size: 9,
+        ..Default::default()
+    };
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MODE_CREATE_DUMB, &mut bad),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        (bad.handle, bad.pitch, bad.size),
+        (0, 0, 0),
+        "outputs zeroed on failure"
+    );
     assert_eq!(create(1920, 1080, 0).unwrap_err(), Errno::EINVAL);
     assert_eq!(
         create(1 << 16, 1 << 16, 32).unwrap_err(),
