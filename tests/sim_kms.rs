@@ -643,3 +643,11 @@ fn unread_events_use_up_the_files_4096_bytes_of_event_space() {
     assert_eq!(f.events_queued(), 1);
     assert!(f.close().is_empty());
 }
+
+#[test]
+fn the_file_fd_is_created_blocking_so_its_status_flags_are_the_clients() {
+    let f = master_with(manual());
+    // SAFETY: F_GETFL on the file's own open fd.
+    let flags = unsafe { libc::fcntl(f.fd().as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(flags & libc::O_NONBLOCK, 0);
+}

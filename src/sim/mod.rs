@@ -812,7 +812,8 @@ impl Kernel for SimFile {
     }
 
     /// The file's fd: an eventfd that polls readable (POLLIN) exactly while the file has DRM
-    /// events queued; read them with [`SimFile::read`] (event.rs).
+    /// events queued; read them with [`SimFile::read`] (event.rs). It is created blocking, so
+    /// its O_NONBLOCK status flag is whatever the client sets.
     fn fd(&self) -> BorrowedFd<'_> {
         self.events.fd().as_fd()
     }
