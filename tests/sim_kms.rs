@@ -651,3 +651,123 @@ fn the_file_fd_is_created_blocking_so_its_status_flags_are_the_clients() {
     let flags = unsafe { libc::fcntl(f.fd().as_raw_fd(), libc::F_GETFL) };
     assert_eq!(flags & libc::O_NONBLOCK, 0);
 }
+
+const VBLANK_RELATIVE: u32 = 0x1;
+const VBLANK_EVENT: u32 = 0x0400_0000;
+const VBLANK_FLIP: u32 = 0x0800_0000;
+const VBLANK_NEXTONMISS: u32 = 0x1000_0000;
+const VBLANK_SECONDARY: u32 = 0x2000_0000;
+const VBLANK_SIGNAL: u32 = 0x4000_0000;
+
+/// WAIT_VBLANK with `type_`, `sequence` and `signal`; the reply (sequence, tv_sec).
+fn wait_vblank(
+    k: &dyn Kernel,
+    type_: u32,
+    sequence: u32,
+    signal: u64,
+) -> Result<(u32, i64), Errno> {
+    let mut w = drm_wait_vblank {
+        request: drm_wait_vblank_request {
+            type_,
+            sequence,
+            signal: signal as _,
+        },
+    };
+    raw(k, DRM_IOCTL_WAIT_VBLANK, &mut w)?;
+    // SAFETY: the union holds plain integers; the kernel wrote the reply.
+    let r = unsafe { w.reply };
+    Ok((r.sequence, r.tval_sec))
+}
+
+#[test]
+fn wait_vblank_rejects_what_drm_wait_vblank_ioctl_rejects() {
+    let f = master_with(SimOptions {
+        fbdev_console: false,
+        ..manual()
+    });
+    let r = f.sim().open().unwrap();
+    assert_eq!(
+        wait_vblank(&r, VBLANK_RELATIVE, 0, 0),
+        Err(Errno::EACCES),
+        "not RENDER_ALLOW"
+    );
+    assert_eq!(
+        wait_vblank(&f, VBLANK_SIGNAL, 0, 0),
+        Err(Errno::EINVAL),
+        "SIGNAL"
+    );
+    assert_eq!(
+        wait_vblank(&f, VBLANK_FLIP, 0, 0),
+        Err(Errno::EINVAL),
+        "not a known bit"
+    );
+    assert_eq!(
+        wait_vblank(&f, VBLANK_SECONDARY, 0, 0),
+        Err(Errno::EINVAL),
+        "no second CRTC"
+    );
+    assert_eq!(
+        wait_vblank(&f, 1 << 1, 0, 0),
+        Err(Errno::EINVAL),
+        "high CRTC index 1"
+    );
+    assert_eq!(
+        wait_vblank(&f, VBLANK_RELATIVE, 0, 0),
+        Err(Errno::EINVAL),
+        "the CRTC is off"
+    );
+}
+
+#[test]
+fn wait_vblank_events_and_waits_follow_the_vblank_counter() {
+    let f = master_with(manual());
+    let sim = f.sim();
+    let (now, _) = wait_vblank(&f, VBLANK_RELATIVE, 0, 0).unwrap();
+    let (target, _) = wait_vblank(&f, VBLANK_RELATIVE | VBLANK_EVENT, 2, 0x5157).unwrap();
+    assert_eq!(target, now + 2);
+    sim.vblank();
+    assert_eq!(f.events_queued(), 0);
+    sim.vblank();
+    let ev = read_events(&f);
+    assert_eq!(
+        (ev.len(), ev[0].base.type_, ev[0].user_data, ev[0].sequence),
+        (1, 1, 0x5157, target)
+    );
+    // An absolute target already passed: at once, or the next one with NEXTONMISS.
+    let (seq, _) = wait_vblank(&f, VBLANK_EVENT, now, 1).unwrap();
+    assert_eq!(seq, target, "sent at once with the current count");
+    assert_eq!(read_events(&f).len(), 1);
+    let (next, _) = wait_vblank(&f, VBLANK_EVENT | VBLANK_NEXTONMISS, now, 2).unwrap();
+    assert_eq!(next, target + 1);
+    // A blocking wait returns at its vblank.
+    std::thread::scope(|s| {
+        let t = s.spawn(|| wait_vblank(&f, VBLANK_RELATIVE, 1, 0));
+        while !t.is_finished() {
+            sim.vblank();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(t.join().unwrap().unwrap().0 > target);
+    });
+    read_events(&f);
+    // Turning the CRTC off sends the events still waiting (drm_crtc_vblank_off).
+    wait_vblank(&f, VBLANK_RELATIVE | VBLANK_EVENT, 100, 3).unwrap();
+    set_crtc(&f, CRTC_ID, None).unwrap();
+    assert_eq!(read_events(&f).len(), 1);
+}
+
+#[test]
+fn a_blocking_wait_vblank_without_vblanks_times_out_with_ebusy() {
+    let f = master_with(manual());
+    assert_eq!(wait_vblank(&f, VBLANK_RELATIVE, 1, 0), Err(Errno::EBUSY));
+}
+
+#[test]
+fn realtime_wait_vblank_returns_at_the_next_frame() {
+    let f = master_with(SimOptions::default());
+    let (now, _) = wait_vblank(&f, VBLANK_RELATIVE, 0, 0).unwrap();
+    let (after, _) = wait_vblank(&f, VBLANK_RELATIVE, 1, 0).unwrap();
+    assert!(after > now);
+    wait_vblank(&f, VBLANK_RELATIVE | VBLANK_EVENT, 1, 9).unwrap();
+    let mut buf = [0u8; 32];
+    assert_eq!(f.read(&mut buf, false), Ok(32));
+}

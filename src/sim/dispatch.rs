@@ -74,6 +74,12 @@ fn entry(nr: u32) -> Option<Entry> {
             DRM_IOCTL_PRIME_FD_TO_HANDLE,
             prime::fd_to_handle,
         ),
+        0x3a => k(
+            "WAIT_VBLANK",
+            DRM_IOCTL_WAIT_VBLANK,
+            0,
+            modeset::wait_vblank,
+        ),
         0xa0 => k(
             "MODE_GETRESOURCES",
             DRM_IOCTL_MODE_GETRESOURCES,
