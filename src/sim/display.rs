@@ -4,10 +4,10 @@
 //! scanout buffers").
 //!
 //! Owns: the device's display state [`State`] — framebuffers, property blobs, the committed KMS
-//! state and the pending commit (modeset.rs), the display VMAs and their counters
-//! ([`DisplayStats`]). Locks: `Shared::state`, taken after `SimFile::ctx` and before
-//! `GemObject::state` (and so before the PRIME registry, read under the object lock) and a
-//! file's event queue (event.rs, a leaf). Framebuffers removed under it are dropped after it is
+//! state and the pending commit (modeset.rs), the vblank counter and waits (vblank.rs), the
+//! display VMAs and their counters ([`DisplayStats`]). Locks: `vblank::Shared::state`, taken
+//! after `SimFile::ctx` and before `GemObject::state` (and so before the PRIME registry, read
+//! under the object lock) and a file's event queue (event.rs, a leaf). Framebuffers removed under it are dropped after it is
 //! released; fences are signalled after it is released.
 //!
 //! `vma_ref` of an object = its open userspace GEM handles (all files) + 1 while a dma-buf this
@@ -133,7 +133,7 @@ pub(super) struct State {
     pub vblank_seq: u64,
     pub vblank_ns: i64,
     /// WAIT_VBLANK events waiting for their vblank.
-    pub vblank_waits: Vec<super::modeset::VblankWait>,
+    pub vblank_waits: Vec<super::vblank::VblankWait>,
     /// Display VMAs by object id.
     vmas: HashMap<u64, DisplayVma>,
     pub stats: DisplayStats,
