@@ -771,3 +771,11 @@ fn realtime_wait_vblank_returns_at_the_next_frame() {
     let mut buf = [0u8; 32];
     assert_eq!(f.read(&mut buf, false), Ok(32));
 }
+
+#[test]
+fn closing_the_last_file_restores_the_console_only_if_the_display_changed() {
+    let sim = Sim::new("a750").unwrap();
+    let r = sim.open().unwrap();
+    assert!(r.close().is_empty());
+    assert_eq!(sim.display_stats().commits, 0, "nothing to restore");
+}

@@ -442,6 +442,11 @@ pub(super) fn restore_console(dev: &SimDevice) {
     let mut c = Commit::on(&d);
     c.new = KmsState::lit(console, kms::panel_mode(), 0, 0);
     c.new.crtc.mode_blob = d.kms.crtc.mode_blob;
+    c.new.crtc.vrr = d.kms.crtc.vrr;
+    // Nothing changed since the console was last shown: no commit (and no vblank to wait for).
+    if c.new == d.kms && d.blobs.contains_key(&d.kms.crtc.mode_blob) {
+        return;
+    }
     c.allow_modeset = true;
     c.crtc = true;
     c.connector = true;
