@@ -370,6 +370,13 @@ fn atomic_property_errors_follow_drm_atomic_set_property() {
             Errno::EINVAL,
             "not a sync file",
         ),
+        (
+            CONNECTOR_ID,
+            prop::DPMS,
+            0,
+            Errno::EINVAL,
+            "DPMS is legacy-only",
+        ),
     ];
     for (obj, p, v, errno, why) in cases {
         assert_eq!(one(obj, p, v), Err(errno), "{why}");

@@ -657,8 +657,11 @@ fn set_property(d: &State, c: &mut Commit, obj: Object, prop_id: u32, v: u64) ->
     match obj {
         Object::Connector => {
             c.connector = true;
-            // DPMS and link-status go through their own paths; setting them atomically changes
-            // nothing the model tracks.
+            // drm_atomic_connector_set_property: DPMS only goes through the legacy path;
+            // link-status is taken but only the hardware ever makes it Bad.
+            if prop_id == prop::DPMS {
+                return Err(Errno::EINVAL);
+            }
             if prop_id == prop::CRTC_ID {
                 if old.connector_crtc || v != 0 {
                     c.crtc = true;
