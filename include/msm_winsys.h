@@ -306,7 +306,8 @@ void msmws_flip_chain_destroy(struct msmws_flip_chain *chain);
 int msmws_device_new_from_fd(int fd, struct msmws_device **out);
 
 // Creates a kernel model device of chip profile `profile` ("a618", "a660" or "a750"), opens a
-// file on it and probes it; returns the new device in `*out`.
+// file on its primary node (DRM master, so flip chains can flip; flips complete as they are
+// made) and probes it; returns the new device in `*out`.
 //
 // Release it with `msmws_device_destroy`. Returns 0, or -EINVAL for a NULL argument or an
 // unknown profile (the message lists the known ones).

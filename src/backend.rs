@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::device::{Device, DeviceError, ProbeOptions};
 use crate::kernel::drm::DrmKernel;
 use crate::kernel::KernelError;
-use crate::sim::Sim;
+use crate::sim::{Node, Sim, SimOptions, VblankClock};
 
 impl Device {
     /// Opens and probes a device node such as `/dev/dri/renderD128`.
@@ -34,18 +34,35 @@ impl Device {
         Device::new(Box::new(k), ProbeOptions::default())
     }
 
-    /// A device on a new kernel model of chip profile `profile`. The model lives as long as the
-    /// device's file; a caller that wants its debug API makes the [`Sim`] itself and uses
-    /// [`Device::on_sim`].
+    /// A device on a new kernel model of chip profile `profile`, opened as its primary node
+    /// (`card0`, so its first and only file is DRM master and may flip, as a compositor's is),
+    /// with flips completing as they are made (a vblank per commit), so a client that does not
+    /// read flip events, as the C tests' flip chains do not, never meets EBUSY for a flip still
+    /// pending. The model lives as long as the device's file; a caller that wants its debug API
+    /// makes the [`Sim`] itself and uses [`Device::on_sim`].
     pub fn new_sim(profile: &str) -> Result<Device, DeviceError> {
-        let sim = Sim::new(profile).map_err(|e| DeviceError::open(&e))?;
-        Device::on_sim(&sim)
+        Device::on_sim_node(&Device::sim_model(profile)?, Node::Primary)
     }
 
-    /// A device on a new file of the kernel model `sim`, which the caller keeps for the model's
-    /// debug API (`msmws_device_sim_wait_idle` does).
+    /// The kernel model [`Device::new_sim`] opens (`msmws_device_new_sim` keeps it for the
+    /// model's debug API): chip profile `profile`, flips completing as they are made.
+    pub fn sim_model(profile: &str) -> Result<Sim, DeviceError> {
+        let options = SimOptions {
+            vblank: VblankClock::Immediate,
+            ..SimOptions::default()
+        };
+        Sim::with_options(profile, options).map_err(|e| DeviceError::open(&e))
+    }
+
+    /// A device on a new render-node file of the kernel model `sim`, which the caller keeps for
+    /// the model's debug API (`msmws_device_sim_wait_idle` does).
     pub fn on_sim(sim: &Sim) -> Result<Device, DeviceError> {
-        let file = sim.open().map_err(|errno| {
+        Device::on_sim_node(sim, Node::Render)
+    }
+
+    /// A device on a new file of `sim` opened as `node`.
+    pub fn on_sim_node(sim: &Sim, node: Node) -> Result<Device, DeviceError> {
+        let file = sim.open_node(node).map_err(|errno| {
             DeviceError::Kernel(KernelError {
                 errno,
                 call: "open(sim)".into(),

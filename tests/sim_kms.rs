@@ -643,3 +643,193 @@ fn unread_events_use_up_the_files_4096_bytes_of_event_space() {
     assert_eq!(f.events_queued(), 1);
     assert!(f.close().is_empty());
 }
+
+#[test]
+fn the_file_fd_is_created_blocking_so_its_status_flags_are_the_clients() {
+    let f = master_with(manual());
+    // SAFETY: F_GETFL on the file's own open fd.
+    let flags = unsafe { libc::fcntl(f.fd().as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(flags & libc::O_NONBLOCK, 0);
+}
+
+const VBLANK_RELATIVE: u32 = 0x1;
+const VBLANK_EVENT: u32 = 0x0400_0000;
+const VBLANK_FLIP: u32 = 0x0800_0000;
+const VBLANK_NEXTONMISS: u32 = 0x1000_0000;
+const VBLANK_SECONDARY: u32 = 0x2000_0000;
+const VBLANK_SIGNAL: u32 = 0x4000_0000;
+
+/// WAIT_VBLANK with `type_`, `sequence` and `signal`; the reply (sequence, tv_sec).
+fn wait_vblank(
+    k: &dyn Kernel,
+    type_: u32,
+    sequence: u32,
+    signal: u64,
+) -> Result<(u32, i64), Errno> {
+    let mut w = drm_wait_vblank {
+        request: drm_wait_vblank_request {
+            type_,
+            sequence,
+            signal: signal as _,
+        },
+    };
+    raw(k, DRM_IOCTL_WAIT_VBLANK, &mut w)?;
+    // SAFETY: the union holds plain integers; the kernel wrote the reply.
+    let r = unsafe { w.reply };
+    Ok((r.sequence, r.tval_sec))
+}
+
+#[test]
+fn wait_vblank_rejects_what_drm_wait_vblank_ioctl_rejects() {
+    let f = master_with(SimOptions {
+        fbdev_console: false,
+        ..manual()
+    });
+    let r = f.sim().open().unwrap();
+    assert_eq!(
+        wait_vblank(&r, VBLANK_RELATIVE, 0, 0),
+        Err(Errno::EACCES),
+        "not RENDER_ALLOW"
+    );
+    assert_eq!(
+        wait_vblank(&f, VBLANK_SIGNAL, 0, 0),
+        Err(Errno::EINVAL),
+        "SIGNAL"
+    );
+    assert_eq!(
+        wait_vblank(&f, VBLANK_FLIP, 0, 0),
+        Err(Errno::EINVAL),
+        "not a known bit"
+    );
+    assert_eq!(
+        wait_vblank(&f, VBLANK_SECONDARY, 0, 0),
+        Err(Errno::EINVAL),
+        "no second CRTC"
+    );
+    assert_eq!(
+        wait_vblank(&f, 1 << 1, 0, 0),
+        Err(Errno::EINVAL),
+        "high CRTC index 1"
+    );
+    assert_eq!(
+        wait_vblank(&f, VBLANK_RELATIVE, 0, 0),
+        Err(Errno::EINVAL),
+        "the CRTC is off"
+    );
+}
+
+#[test]
+fn wait_vblank_events_and_waits_follow_the_vblank_counter() {
+    let f = master_with(manual());
+    let sim = f.sim();
+    let (now, _) = wait_vblank(&f, VBLANK_RELATIVE, 0, 0).unwrap();
+    let (target, _) = wait_vblank(&f, VBLANK_RELATIVE | VBLANK_EVENT, 2, 0x5157).unwrap();
+    assert_eq!(target, now + 2);
+    sim.vblank();
+    assert_eq!(f.events_queued(), 0);
+    sim.vblank();
+    let ev = read_events(&f);
+    assert_eq!(
+        (ev.len(), ev[0].base.type_, ev[0].user_data, ev[0].sequence),
+        (1, 1, 0x5157, target)
+    );
+    // An absolute target already passed: at once, or the next one with NEXTONMISS.
+    let (seq, _) = wait_vblank(&f, VBLANK_EVENT, now, 1).unwrap();
+    assert_eq!(seq, target, "sent at once with the current count");
+    assert_eq!(read_events(&f).len(), 1);
+    let (next, _) = wait_vblank(&f, VBLANK_EVENT | VBLANK_NEXTONMISS, now, 2).unwrap();
+    assert_eq!(next, target + 1);
+    // A blocking wait returns at its vblank.
+    std::thread::scope(|s| {
+        let t = s.spawn(|| wait_vblank(&f, VBLANK_RELATIVE, 1, 0));
+        while !t.is_finished() {
+            sim.vblank();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(t.join().unwrap().unwrap().0 > target);
+    });
+    read_events(&f);
+    // Turning the CRTC off sends the events still waiting (drm_crtc_vblank_off).
+    wait_vblank(&f, VBLANK_RELATIVE | VBLANK_EVENT, 100, 3).unwrap();
+    set_crtc(&f, CRTC_ID, None).unwrap();
+    assert_eq!(read_events(&f).len(), 1);
+}
+
+#[test]
+fn a_blocking_wait_vblank_without_vblanks_times_out_with_ebusy() {
+    let f = master_with(manual());
+    assert_eq!(wait_vblank(&f, VBLANK_RELATIVE, 1, 0), Err(Errno::EBUSY));
+}
+
+#[test]
+fn realtime_wait_vblank_returns_at_the_next_frame() {
+    let f = master_with(SimOptions::default());
+    let (now, _) = wait_vblank(&f, VBLANK_RELATIVE, 0, 0).unwrap();
+    let (after, _) = wait_vblank(&f, VBLANK_RELATIVE, 1, 0).unwrap();
+    assert!(after > now);
+    wait_vblank(&f, VBLANK_RELATIVE | VBLANK_EVENT, 1, 9).unwrap();
+    let mut buf = [0u8; 32];
+    assert_eq!(f.read(&mut buf, false), Ok(32));
+}
+
+#[test]
+fn closing_the_last_file_restores_the_console_only_if_the_display_changed() {
+    let sim = Sim::new("a750").unwrap();
+    let r = sim.open().unwrap();
+    assert!(r.close().is_empty());
+    assert_eq!(sim.display_stats().commits, 0, "nothing to restore");
+}
+
+/// What `modetest -s <connector>:<mode> -v` does, at 60 Hz of real time: dumb buffers, SETCRTC,
+/// then page flips, each waited for with poll(2) on the file's fd and read as an event.
+#[test]
+fn a_modetest_style_flip_loop_runs_on_realtime_vblanks() {
+    let f = master_with(SimOptions::default());
+    let mut bufs = Vec::new();
+    for _ in 0..2 {
+        let mut d = drm_mode_create_dumb {
+            width: 1920,
+            height: 1080,
+            bpp: 32,
+            ..Default::default()
+        };
+        raw(&f, DRM_IOCTL_MODE_CREATE_DUMB, &mut d).unwrap();
+        let mut m = drm_mode_map_dumb {
+            handle: d.handle,
+            ..Default::default()
+        };
+        raw(&f, DRM_IOCTL_MODE_MAP_DUMB, &mut m).unwrap();
+        f.map(m.offset, d.size as usize).unwrap()[0] = 0xff;
+        let fb = addfb(
+            &f,
+            drm_mode_fb_cmd2 {
+                pitches: [d.pitch, 0, 0, 0],
+                ..fb_cmd(d.handle, 1920, 1080)
+            },
+        )
+        .unwrap();
+        bufs.push((d.handle, fb));
+    }
+    set_crtc(&f, CRTC_ID, Some(bufs[0].1)).unwrap();
+    let mut last_seq = 0;
+    for frame in 1..=3u64 {
+        flip_with(&f, CRTC_ID, bufs[(frame % 2) as usize].1, 1, frame).unwrap();
+        let mut p = libc::pollfd {
+            fd: f.fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd we own; a generous timeout only guards against a hang.
+        assert_eq!(unsafe { libc::poll(&mut p, 1, 5000) }, 1);
+        let ev = read_events(&f);
+        assert_eq!((ev.len(), ev[0].user_data), (1, frame));
+        assert!(ev[0].sequence > last_seq);
+        last_seq = ev[0].sequence;
+    }
+    for (handle, fb) in bufs {
+        rmfb(&f, fb).unwrap();
+        let mut d = drm_mode_destroy_dumb { handle };
+        raw(&f, DRM_IOCTL_MODE_DESTROY_DUMB, &mut d).unwrap();
+    }
+    assert!(f.close().is_empty());
+}

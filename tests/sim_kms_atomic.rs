@@ -370,6 +370,13 @@ fn atomic_property_errors_follow_drm_atomic_set_property() {
             Errno::EINVAL,
             "not a sync file",
         ),
+        (
+            CONNECTOR_ID,
+            prop::DPMS,
+            0,
+            Errno::EINVAL,
+            "DPMS is legacy-only",
+        ),
     ];
     for (obj, p, v, errno, why) in cases {
         assert_eq!(one(obj, p, v), Err(errno), "{why}");
@@ -626,7 +633,24 @@ fn dumb_buffers_follow_drm_dumb_buffers_and_msm_gem_dumb_create() {
         };
         raw(&f, DRM_IOCTL_MODE_CREATE_DUMB, &mut a).map(|()| a)
     };
-    assert_eq!(create(0, 1080, 32).unwrap_err(), Errno::EINVAL);
+    let mut bad = drm_mode_create_dumb {
+        width: 0,
+        height: 1080,
+        bpp: 32,
+        handle: 9,
+        pitch: 9,
+        size: 9,
+        ..Default::default()
+    };
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MODE_CREATE_DUMB, &mut bad),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        (bad.handle, bad.pitch, bad.size),
+        (0, 0, 0),
+        "outputs zeroed on failure"
+    );
     assert_eq!(create(1920, 1080, 0).unwrap_err(), Errno::EINVAL);
     assert_eq!(
         create(1 << 16, 1 << 16, 32).unwrap_err(),

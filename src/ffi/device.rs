@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::{borrow, boundary, check_out, write_out, FfiError};
-use crate::sim::Sim;
+use crate::sim::{Node, Sim};
 use crate::Device;
 
 /// An opened, probed msm device. Opaque.
@@ -101,7 +101,8 @@ pub extern "C" fn msmws_device_new_from_fd(fd: c_int, out: *mut *mut msmws_devic
 }
 
 /// Creates a kernel model device of chip profile `profile` ("a618", "a660" or "a750"), opens a
-/// file on it and probes it; returns the new device in `*out`.
+/// file on its primary node (DRM master, so flip chains can flip; flips complete as they are
+/// made) and probes it; returns the new device in `*out`.
 ///
 /// Release it with `msmws_device_destroy`. Returns 0, or -EINVAL for a NULL argument or an
 /// unknown profile (the message lists the known ones).
@@ -117,8 +118,8 @@ pub extern "C" fn msmws_device_new_sim(
         }
         // SAFETY: non-null and, per the documented contract, a NUL-terminated string.
         let name = unsafe { CStr::from_ptr(profile) }.to_string_lossy();
-        let sim = Sim::new(&name)?;
-        into_handle(Device::on_sim(&sim)?, Some(sim), out);
+        let sim = Device::sim_model(&name)?;
+        into_handle(Device::on_sim_node(&sim, Node::Primary)?, Some(sim), out);
         Ok(())
     })
 }

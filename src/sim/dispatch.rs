@@ -7,7 +7,7 @@
 use super::auth::{DRM_MASTER, DRM_RENDER_ALLOW};
 use super::user::{self, bytes_of, from_bytes, Plain};
 use super::{auth, display, dumb, gem, kms, modeset, param, prime, queue, submit, syncobj};
-use super::{vm_bind, SimFile};
+use super::{vblank, vm_bind, SimFile};
 use crate::uapi::*;
 use crate::Errno;
 
@@ -74,6 +74,7 @@ fn entry(nr: u32) -> Option<Entry> {
             DRM_IOCTL_PRIME_FD_TO_HANDLE,
             prime::fd_to_handle,
         ),
+        0x3a => k("WAIT_VBLANK", DRM_IOCTL_WAIT_VBLANK, 0, vblank::wait_vblank),
         0xa0 => k(
             "MODE_GETRESOURCES",
             DRM_IOCTL_MODE_GETRESOURCES,

@@ -4,10 +4,10 @@
 //! scanout buffers").
 //!
 //! Owns: the device's display state [`State`] — framebuffers, property blobs, the committed KMS
-//! state and the pending commit (modeset.rs), the display VMAs and their counters
-//! ([`DisplayStats`]). Locks: `Shared::state`, taken after `SimFile::ctx` and before
-//! `GemObject::state` (and so before the PRIME registry, read under the object lock) and a
-//! file's event queue (event.rs, a leaf). Framebuffers removed under it are dropped after it is
+//! state and the pending commit (modeset.rs), the vblank counter and waits (vblank.rs), the
+//! display VMAs and their counters ([`DisplayStats`]). Locks: `vblank::Shared::state`, taken
+//! after `SimFile::ctx` and before `GemObject::state` (and so before the PRIME registry, read
+//! under the object lock) and a file's event queue (event.rs, a leaf). Framebuffers removed under it are dropped after it is
 //! released; fences are signalled after it is released.
 //!
 //! `vma_ref` of an object = its open userspace GEM handles (all files) + 1 while a dma-buf this
@@ -128,8 +128,12 @@ pub(super) struct State {
     pub kms: KmsState,
     /// The commit waiting for its vblank (modeset.rs).
     pub pending: Option<super::modeset::Pending>,
-    /// Vblanks counted so far (`drm_crtc_vblank_count`).
+    /// The last vblank (`Manual`, `Immediate`; `Realtime` counts from the clock) and its
+    /// CLOCK_MONOTONIC time.
     pub vblank_seq: u64,
+    pub vblank_ns: i64,
+    /// WAIT_VBLANK events waiting for their vblank.
+    pub vblank_waits: Vec<super::vblank::VblankWait>,
     /// Display VMAs by object id.
     vmas: HashMap<u64, DisplayVma>,
     pub stats: DisplayStats,
@@ -155,6 +159,8 @@ impl State {
             kms: KmsState::default(),
             pending: None,
             vblank_seq: 0,
+            vblank_ns: super::gem::monotonic_ns(),
+            vblank_waits: Vec::new(),
             vmas: HashMap::new(),
             stats: DisplayStats::default(),
             fix: options.display_vma_ref_fix,

@@ -13,65 +13,79 @@ use super::SimFile;
 use crate::uapi::*;
 use crate::Errno;
 
-/// CREATE_DUMB (`drm_mode_create_dumb` -> `msm_gem_dumb_create`): zero width, height or bpp and
-/// 32-bit overflows of the size are EINVAL; the pitch is the width aligned to 32 pixels (Adreno's
-/// pitch alignment) times the bytes per pixel, the size a page multiple.
+/// CREATE_DUMB (`drm_mode_create_dumb_ioctl` -> `msm_gem_dumb_create`): zero width, height or
+/// bpp and 32-bit overflows of `width * cpp * height` are EINVAL; the pitch is the width aligned
+/// to 32 pixels (Adreno's pitch alignment) times the bytes per pixel, the size that times the
+/// height rounded up to a page, both in 32-bit arithmetic as msm does it. On failure the outputs
+/// are zeroed.
 pub(super) fn create_dumb(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     typed(kdata, |a: &mut drm_mode_create_dumb| {
-        need_kms(file)?;
-        if a.width == 0 || a.height == 0 || a.bpp == 0 {
-            return Err(Errno::EINVAL);
+        let r = create(file, a);
+        if r.is_err() {
+            a.handle = 0;
+            a.pitch = 0;
+            a.size = 0;
         }
-        if a.bpp > u32::MAX - 8 {
-            return Err(Errno::EINVAL);
-        }
-        let cpp = a.bpp.div_ceil(8);
-        if cpp > u32::MAX / a.width {
-            return Err(Errno::EINVAL);
-        }
-        let stride = cpp * a.width;
-        if a.height > u32::MAX / stride {
-            return Err(Errno::EINVAL);
-        }
-        let size = a.height * stride;
-        if (size as u64).next_multiple_of(PAGE_SIZE) > u32::MAX as u64 {
-            return Err(Errno::EINVAL);
-        }
-        // The outputs are zeroed first: userspace may pass garbage in them.
-        a.handle = 0;
-        a.pitch = 0;
-        a.size = 0;
-        // msm_gem_dumb_create: the pitch and size arithmetic is 32-bit.
-        let pitch = cpp.wrapping_mul(a.width.next_multiple_of(32));
-        let size_B = (pitch as u64 * a.height as u64).next_multiple_of(PAGE_SIZE);
-        if size_B == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let obj = GemObject::create(
-            file.dev.uid,
-            file.dev.next_object_id(),
-            size_B,
-            MSM_BO_SCANOUT | MSM_BO_WC,
-            Resv::new(),
-        )?;
-        file.dev.track(&obj);
-        let mut ctx = file.ctx();
-        a.handle = SimFile::new_handle(&mut ctx, obj);
-        a.pitch = pitch;
-        a.size = size_B;
-        Ok(())
+        r
     })
 }
 
-/// MAP_DUMB (`drm_gem_dumb_map_offset`): unknown handle -> ENOENT; an imported object -> EINVAL;
-/// otherwise the object's fake mmap offset.
+fn create(file: &SimFile, a: &mut drm_mode_create_dumb) -> Result<(), Errno> {
+    need_kms(file)?;
+    if a.width == 0 || a.height == 0 || a.bpp == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a.bpp > u32::MAX - 8 {
+        return Err(Errno::EINVAL);
+    }
+    let cpp = a.bpp.div_ceil(8);
+    if cpp > u32::MAX / a.width {
+        return Err(Errno::EINVAL);
+    }
+    let stride = cpp * a.width;
+    if a.height > u32::MAX / stride {
+        return Err(Errno::EINVAL);
+    }
+    if (a.height * stride)
+        .checked_next_multiple_of(PAGE_SIZE as u32)
+        .is_none()
+    {
+        return Err(Errno::EINVAL);
+    }
+    // align_pitch and PAGE_ALIGN(pitch * height): u32 arithmetic that may wrap.
+    let pitch = cpp.wrapping_mul(a.width.wrapping_add(31) & !31);
+    let size_B = (pitch
+        .wrapping_mul(a.height)
+        .wrapping_add(PAGE_SIZE as u32 - 1)
+        & !(PAGE_SIZE as u32 - 1)) as u64;
+    a.pitch = pitch;
+    a.size = size_B;
+    // msm_gem_new: an empty object is EINVAL.
+    if size_B == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let obj = GemObject::create(
+        file.dev.uid,
+        file.dev.next_object_id(),
+        size_B,
+        MSM_BO_SCANOUT | MSM_BO_WC,
+        Resv::new(),
+    )?;
+    file.dev.track(&obj);
+    let mut ctx = file.ctx();
+    a.handle = SimFile::new_handle(&mut ctx, obj);
+    Ok(())
+}
+
+/// MAP_DUMB (`msm_gem_dumb_map_offset`): unknown handle -> ENOENT (the offset is zeroed);
+/// otherwise the object's fake mmap offset, imported objects included.
 pub(super) fn map_dumb(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     typed(kdata, |a: &mut drm_mode_map_dumb| {
         need_kms(file)?;
-        let obj = SimFile::lookup(&file.ctx(), a.handle).ok_or(Errno::ENOENT)?;
-        if obj.imported {
-            return Err(Errno::EINVAL);
-        }
+        let Some(obj) = SimFile::lookup(&file.ctx(), a.handle) else {
+            a.offset = 0;
+            return Err(Errno::ENOENT);
+        };
         a.offset = file.dev.mmap_offset(&obj);
         Ok(())
     })

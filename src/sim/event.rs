@@ -4,8 +4,8 @@
 //! Owns: the events queued for one open file, the file's event space, and the eventfd that is
 //! the file's pollable fd. Locks: `EventQueue::inner`, a leaf (taken under the display state).
 //!
-//! The file's fd ([`super::SimFile::fd`]) is a non-blocking eventfd whose counter is non-zero
-//! exactly while an event is queued: the model writes 1 when the queue goes from empty to
+//! The file's fd ([`super::SimFile::fd`]) is an eventfd whose counter is non-zero exactly while an
+//! event is queued: the model writes 1 when the queue goes from empty to
 //! non-empty and reads the counter back to 0 when the last event is read, both under the queue
 //! lock. So `poll`/`select`/`epoll` on the fd, or a dup of it, report POLLIN exactly when
 //! `drm_poll` would. The fd's own `read(2)` is the eventfd's, not `drm_read`: a client reads
@@ -36,8 +36,10 @@ pub(super) struct EventQueue {
 
 impl EventQueue {
     pub(super) fn new() -> Result<EventQueue, Errno> {
+        // Blocking, so the fd's status flags stay the client's to set: a shim can read the
+        // program's O_NONBLOCK back with fcntl(F_GETFL) and pass it to `read`.
         // SAFETY: eventfd with valid flags; the result is checked.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if raw < 0 {
             return Err(Errno::last());
         }
@@ -94,13 +96,23 @@ impl EventQueue {
     fn set_readable(&self, readable: bool) {
         let fd = self.efd.as_raw_fd();
         let mut v: u64 = 1;
-        // SAFETY: an 8-byte write/read on our own non-blocking eventfd, from/to a u64 we own. A
-        // write cannot block (the counter stays far below its maximum), a read of a zero counter
-        // returns EAGAIN, which is the state we want anyway.
+        if readable {
+            // SAFETY: an 8-byte write to our own eventfd from a u64 we own; it cannot block, the
+            // counter stays far below its maximum.
+            unsafe { libc::write(fd, (&v as *const u64).cast(), 8) };
+            return;
+        }
+        // Only a non-zero counter is read back, so the read cannot block even if someone else
+        // read the eventfd behind the model's back.
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one pollfd we own with timeout 0, then an 8-byte read into a u64 we
+        // own from our own eventfd, which is readable.
         unsafe {
-            if readable {
-                libc::write(fd, (&v as *const u64).cast(), 8);
-            } else {
+            if libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 {
                 libc::read(fd, (&mut v as *mut u64).cast(), 8);
             }
         }

@@ -8,8 +8,8 @@
 //! 1. `SimFile::ctx` — one file's handles, queues, VM pointer and settings;
 //! 2. `Vm::bind_lock` — serialises one VM's VM_BIND ioctls from pin to push (never taken with
 //!    `ctx` held);
-//!    also at this level, the display state (display.rs, modeset.rs) — framebuffers, blobs,
-//!    the KMS state, display VMAs; taken after `ctx`, never with `bind_lock`;
+//!    also at this level, the display state (display.rs, modeset.rs, vblank.rs) — framebuffers,
+//!    blobs, the KMS state, vblanks, display VMAs; taken after `ctx`, never with `bind_lock`;
 //! 3. `GemObject::state` — one object's name, metadata, madvise state, mappings;
 //! 4. leaves: `Vm::inner`, `Queue::state`, `Resv::fences`, the syncobj table, `Gpu::state`,
 //!    `SimDevice::{offsets, objects, injections}`, the PRIME registry, a file's event queue,
@@ -55,6 +55,7 @@ mod submit;
 pub mod sync_file;
 mod syncobj;
 pub mod user;
+pub mod vblank;
 pub mod vm;
 pub mod vm_bind;
 
@@ -64,8 +65,8 @@ pub use display::DisplayStats;
 pub use event::EVENT_SPACE_B;
 pub use gem::MapTarget;
 pub use gpu::{Clock, Devcoredump};
-pub use modeset::VblankClock;
 pub use profile::{ChipProfile, PROFILES};
+pub use vblank::VblankClock;
 
 /// Names of model dma-buf memfds start with this, followed by `<device uid>:<object id>`.
 pub(crate) const DMABUF_PREFIX: &str = "msm-sim-bo:";
@@ -282,7 +283,7 @@ struct SimDevice {
     objects: Mutex<Vec<Weak<GemObject>>>,
     injections: Mutex<Vec<InjectionState>>,
     /// Framebuffers, the KMS state, vblanks and the display VM.
-    display: modeset::Display,
+    display: vblank::Display,
     /// The current DRM master and each file's node and authentication.
     auth: auth::Auth,
 }
@@ -332,7 +333,7 @@ impl Sim {
             gpu: gpu::Gpu::new(options.clock, profile.name),
             // Without per-process page tables every file shares one VM: [16 MiB, 4 GiB).
             global_vm: Vm::new(0x100_0000, 0xff00_0000, false, false),
-            display: modeset::Display::new(&options, uid),
+            display: vblank::Display::new(&options, uid),
             options,
             born: Instant::now(),
             offsets: Mutex::default(),
@@ -904,7 +905,8 @@ impl Kernel for SimFile {
     }
 
     /// The file's fd: an eventfd that polls readable (POLLIN) exactly while the file has DRM
-    /// events queued; read them with [`SimFile::read`] (event.rs).
+    /// events queued; read them with [`SimFile::read`] (event.rs). It is created blocking, so
+    /// its O_NONBLOCK status flag is whatever the client sets.
     fn fd(&self) -> BorrowedFd<'_> {
         self.events.fd().as_fd()
     }

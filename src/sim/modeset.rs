@@ -1,13 +1,13 @@
 //! Commits to the model's display pipeline: SETCRTC, PAGE_FLIP, ATOMIC, OBJ_SETPROPERTY and the
-//! kernel's own commits (a framebuffer removed while on a plane, the fbdev console restored), the
-//! atomic check, flip-complete events and the 60 Hz vblank that completes commits
-//! (drivers/gpu/drm/drm_crtc.c, drm_plane.c `drm_mode_page_flip_ioctl`, drm_atomic_uapi.c,
-//! drm_atomic.c `drm_atomic_check_only`, drm_atomic_helper.c, drm_mode_object.c,
-//! drm_framebuffer.c `drm_framebuffer_remove`).
+//! kernel's own commits (a framebuffer removed while on a plane, the fbdev console restored) and
+//! the atomic check (drivers/gpu/drm/drm_crtc.c, drm_plane.c `drm_mode_page_flip_ioctl`,
+//! drm_atomic_uapi.c, drm_atomic.c `drm_atomic_check_only`, drm_atomic_helper.c,
+//! drm_mode_object.c, drm_framebuffer.c `drm_framebuffer_remove`). The vblank that completes a
+//! commit is vblank.rs's.
 //!
-//! Owns: [`Display`] (the display state and the vblank thread), the committed [`KmsState`] and
-//! the pending commit. Locks: `Shared::state` (see display.rs); fences are signalled and
-//! in-fences waited with it released.
+//! Owns: the committed [`KmsState`] and the pending commit (both in the display state). Locks:
+//! the display state's (see display.rs); fences are signalled and in-fences waited with it
+//! released.
 //!
 //! A commit is checked in the kernel's order (planes, CRTC, routing and modeset), then: TEST_ONLY
 //! stops; a nonblocking commit while the previous one has not reached its vblank is EBUSY; a
@@ -16,37 +16,22 @@
 //! counters do not depend on timing). The commit then completes at the next vblank, when its
 //! flip-complete event is queued to the file and its out-fence signals; a blocking commit
 //! returns after that. A commit that leaves the CRTC off completes at once.
-//!
-//! Vblanks (`SimOptions::vblank`): `Realtime` — every 1/60 s of real time since the device was
-//! made, driven by a thread; `Manual` — only when the test calls [`super::Sim::vblank`], or when
-//! a blocking commit has to wait for one (the wait is the vblank); `Immediate` — every commit
-//! completes as it is made (an infinitely fast display, for tests about something else).
 
 use std::os::fd::IntoRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, MutexGuard, Weak};
+use std::time::Instant;
 
 use super::display::{self, Framebuffer, State};
 use super::event::EventQueue;
 use super::fence::Fence;
-use super::kms::{self, need_kms, prop, Object, FRAME_NS};
-use super::{prime, user, SimDevice, SimFile, SimOptions};
+use super::kms::{self, need_kms, prop, Object};
+use super::vblank::{Shared, VblankClock, EVENT_B};
+use super::{prime, user, SimDevice, SimFile};
 use crate::uapi::*;
 use crate::Errno;
 
 pub use super::display::CRTC_ID;
 
-/// How vblanks happen in the model (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum VblankClock {
-    #[default]
-    Realtime,
-    Manual,
-    Immediate,
-}
-
-pub const DRM_EVENT_FLIP_COMPLETE: u32 = 0x02;
 pub const DRM_MODE_ATOMIC_TEST_ONLY: u32 = 0x0100;
 pub const DRM_MODE_ATOMIC_NONBLOCK: u32 = 0x0200;
 pub const DRM_MODE_ATOMIC_ALLOW_MODESET: u32 = 0x0400;
@@ -57,7 +42,6 @@ const DRM_MODE_ATOMIC_FLAGS: u32 = DRM_MODE_PAGE_FLIP_EVENT
     | DRM_MODE_ATOMIC_TEST_ONLY
     | DRM_MODE_ATOMIC_NONBLOCK
     | DRM_MODE_ATOMIC_ALLOW_MODESET;
-const EVENT_B: usize = std::mem::size_of::<drm_event_vblank>();
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlaneState {
@@ -129,175 +113,10 @@ impl KmsState {
 /// A commit waiting for its vblank.
 #[derive(Debug)]
 pub(super) struct Pending {
-    queued_at: Instant,
-    event: Option<(Weak<EventQueue>, u64)>,
-    out_fence: Option<Arc<Fence>>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
-    /// Notified whenever a commit is queued or completes, and at shutdown.
-    changed: Condvar,
-    clock: VblankClock,
-    born: Instant,
-    /// CLOCK_MONOTONIC at `born`, in ns.
-    born_ns: i64,
-    worker: AtomicBool,
-    shutdown: AtomicBool,
-}
-
-/// The display engine of one model device.
-#[derive(Debug)]
-pub(super) struct Display {
-    shared: Arc<Shared>,
-}
-
-impl Display {
-    pub(super) fn new(options: &SimOptions, dev_uid: u64) -> Display {
-        Display {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::new(options, dev_uid)),
-                changed: Condvar::new(),
-                clock: options.vblank,
-                born: Instant::now(),
-                born_ns: super::gem::monotonic_ns(),
-                worker: AtomicBool::new(false),
-                shutdown: AtomicBool::new(false),
-            }),
-        }
-    }
-
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.lock()
-    }
-}
-
-impl Drop for Display {
-    fn drop(&mut self) {
-        self.shared.shutdown.store(true, Ordering::Release);
-        let _guard = self.shared.lock();
-        self.shared.changed.notify_all();
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn wait<'a>(&self, d: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed.wait(d).unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Completes the pending commit at vblank `seq`, CLOCK_MONOTONIC `t_ns`; returns its
-    /// out-fence, to be signalled once the lock is released.
-    fn complete(&self, d: &mut State, seq: u64, t_ns: i64) -> Option<Arc<Fence>> {
-        let p = d.pending.take()?;
-        d.vblank_seq = seq;
-        d.stats.vblanks += 1;
-        if let Some(q) = p
-            .event
-            .as_ref()
-            .and_then(|(q, ud)| q.upgrade().map(|q| (q, *ud)))
-        {
-            let (q, user_data) = q;
-            let ev = drm_event_vblank {
-                base: drm_event {
-                    type_: DRM_EVENT_FLIP_COMPLETE,
-                    length: EVENT_B as u32,
-                },
-                user_data,
-                tv_sec: (t_ns / 1_000_000_000) as u32,
-                tv_usec: ((t_ns % 1_000_000_000) / 1000) as u32,
-                sequence: seq as u32,
-                crtc_id: CRTC_ID,
-            };
-            q.push(user::bytes_of(&ev).to_vec());
-            d.stats.events += 1;
-        }
-        self.changed.notify_all();
-        p.out_fence
-    }
-
-    /// A vblank now (`Manual`, `Immediate`, or a commit that turns the CRTC off).
-    fn fire(&self, d: &mut State) -> Option<Arc<Fence>> {
-        let seq = d.vblank_seq + 1;
-        self.complete(d, seq, super::gem::monotonic_ns())
-    }
-
-    /// The vblank after `t` in `Realtime`: (index, its CLOCK_MONOTONIC time, its Instant).
-    fn next_vblank(&self, t: Instant) -> (u64, i64, Instant) {
-        let since = t.saturating_duration_since(self.born).as_nanos() as u64;
-        let k = since / FRAME_NS + 1;
-        let at_ns = k * FRAME_NS;
-        (
-            k,
-            self.born_ns + at_ns as i64,
-            self.born + Duration::from_nanos(at_ns),
-        )
-    }
-
-    /// Starts the `Realtime` vblank thread on first use.
-    fn start_worker(self: &Arc<Self>) {
-        if self.clock != VblankClock::Realtime || self.worker.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let shared = self.clone();
-        std::thread::Builder::new()
-            .name("msm-sim-vblank".into())
-            .spawn(move || shared.worker_loop())
-            .expect("spawning the vblank thread");
-    }
-
-    fn worker_loop(&self) {
-        let mut d = self.lock();
-        loop {
-            if self.shutdown.load(Ordering::Acquire) {
-                return;
-            }
-            let Some(queued_at) = d.pending.as_ref().map(|p| p.queued_at) else {
-                d = self.wait(d);
-                continue;
-            };
-            let (seq, t_ns, due) = self.next_vblank(queued_at);
-            let now = Instant::now();
-            if now < due {
-                d = self
-                    .changed
-                    .wait_timeout(d, due - now)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-                continue;
-            }
-            let fence = self.complete(&mut d, seq, t_ns);
-            drop(d);
-            if let Some(f) = fence {
-                f.signal();
-            }
-            d = self.lock();
-        }
-    }
-
-    /// Waits until no commit is pending: the thread's vblank in `Realtime`, an inline one
-    /// otherwise. Fences to signal are appended to `fences`.
-    fn wait_idle<'a>(
-        self: &Arc<Self>,
-        mut d: MutexGuard<'a, State>,
-        fences: &mut Vec<Arc<Fence>>,
-    ) -> MutexGuard<'a, State> {
-        while d.pending.is_some() {
-            if self.clock == VblankClock::Realtime {
-                self.start_worker();
-                // The thread may be asleep with nothing pending when it last looked.
-                self.changed.notify_all();
-                d = self.wait(d);
-            } else {
-                fences.extend(self.fire(&mut d));
-            }
-        }
-        d
-    }
+    pub(super) queued_at: Instant,
+    /// The file's queue and `user_data` of its flip-complete event.
+    pub(super) event: Option<(Weak<EventQueue>, u64)>,
+    pub(super) out_fence: Option<Arc<Fence>>,
 }
 
 /// What a commit changes and how it is made.
@@ -544,6 +363,9 @@ fn commit_locked(
         None
     };
     let old = std::mem::replace(&mut d.kms, c.new.clone());
+    if old.crtc.active && !c.new.crtc.active {
+        shared.crtc_off(&mut d);
+    }
     // cleanup_fb: unpin what the planes showed before.
     for i in (0..2).filter(|&i| c.planes[i]) {
         if let Some(fb) = old.planes[i].fb {
@@ -620,6 +442,11 @@ pub(super) fn restore_console(dev: &SimDevice) {
     let mut c = Commit::on(&d);
     c.new = KmsState::lit(console, kms::panel_mode(), 0, 0);
     c.new.crtc.mode_blob = d.kms.crtc.mode_blob;
+    c.new.crtc.vrr = d.kms.crtc.vrr;
+    // Nothing changed since the console was last shown: no commit (and no vblank to wait for).
+    if c.new == d.kms && d.blobs.contains_key(&d.kms.crtc.mode_blob) {
+        return;
+    }
     c.allow_modeset = true;
     c.crtc = true;
     c.connector = true;
@@ -830,8 +657,11 @@ fn set_property(d: &State, c: &mut Commit, obj: Object, prop_id: u32, v: u64) ->
     match obj {
         Object::Connector => {
             c.connector = true;
-            // DPMS and link-status go through their own paths; setting them atomically changes
-            // nothing the model tracks.
+            // drm_atomic_connector_set_property: DPMS only goes through the legacy path;
+            // link-status is taken but only the hardware ever makes it Bad.
+            if prop_id == prop::DPMS {
+                return Err(Errno::EINVAL);
+            }
             if prop_id == prop::CRTC_ID {
                 if old.connector_crtc || v != 0 {
                     c.crtc = true;
@@ -1022,25 +852,4 @@ pub(super) fn obj_set_property(file: &SimFile, kdata: &mut [u8]) -> Result<(), E
         }
         commit(shared, d, c)
     })
-}
-
-impl super::Sim {
-    /// A vblank now, completing the pending commit (`VblankClock::Manual`; debug API). Returns
-    /// whether a commit completed.
-    pub fn vblank(&self) -> bool {
-        let shared = &self.dev.display.shared;
-        let mut d = shared.lock();
-        let had = d.pending.is_some();
-        let fence = shared.fire(&mut d);
-        drop(d);
-        if let Some(f) = fence {
-            f.signal();
-        }
-        had
-    }
-
-    /// Whether a commit is waiting for its vblank (debug API).
-    pub fn commit_pending(&self) -> bool {
-        self.dev.display.shared.lock().pending.is_some()
-    }
 }

@@ -47,6 +47,7 @@ plain!(
     drm_mode_crtc_page_flip,
     drm_auth,
     drm_unique,
+    drm_wait_vblank,
     drm_set_client_cap,
     drm_mode_card_res,
     drm_mode_crtc,

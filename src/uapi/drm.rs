@@ -11,13 +11,14 @@ pub use drm_sys::{
     drm_mode_obj_set_property, drm_mode_property_enum, drm_prime_handle, drm_set_client_cap,
     drm_syncobj_array, drm_syncobj_create, drm_syncobj_destroy, drm_syncobj_handle,
     drm_syncobj_timeline_array, drm_syncobj_timeline_wait, drm_syncobj_transfer, drm_syncobj_wait,
-    drm_unique, drm_version, DRM_CAP_PRIME, DRM_CAP_SYNCOBJ, DRM_CAP_SYNCOBJ_TIMELINE,
-    DRM_CAP_TIMESTAMP_MONOTONIC, DRM_CLOEXEC, DRM_PRIME_CAP_EXPORT, DRM_PRIME_CAP_IMPORT, DRM_RDWR,
-    DRM_SYNCOBJ_CREATE_SIGNALED, DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
-    DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE, DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE,
-    DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_TIMELINE, DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED,
-    DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL, DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE,
-    DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE, DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
+    drm_unique, drm_version, drm_wait_vblank, drm_wait_vblank_reply, drm_wait_vblank_request,
+    DRM_CAP_PRIME, DRM_CAP_SYNCOBJ, DRM_CAP_SYNCOBJ_TIMELINE, DRM_CAP_TIMESTAMP_MONOTONIC,
+    DRM_CLOEXEC, DRM_PRIME_CAP_EXPORT, DRM_PRIME_CAP_IMPORT, DRM_RDWR, DRM_SYNCOBJ_CREATE_SIGNALED,
+    DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE, DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE,
+    DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE, DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_TIMELINE,
+    DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED, DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
+    DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE, DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE,
+    DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
 };
 
 use super::ioc::{io, ior, iow, iowr};
@@ -33,6 +34,7 @@ pub const DRM_IOCTL_SET_MASTER: u64 = io(0x1e);
 pub const DRM_IOCTL_DROP_MASTER: u64 = io(0x1f);
 pub const DRM_IOCTL_PRIME_HANDLE_TO_FD: u64 = iowr::<drm_prime_handle>(0x2d);
 pub const DRM_IOCTL_PRIME_FD_TO_HANDLE: u64 = iowr::<drm_prime_handle>(0x2e);
+pub const DRM_IOCTL_WAIT_VBLANK: u64 = iowr::<drm_wait_vblank>(0x3a);
 pub const DRM_IOCTL_MODE_GETRESOURCES: u64 = iowr::<drm_mode_card_res>(0xa0);
 pub const DRM_IOCTL_MODE_GETCRTC: u64 = iowr::<drm_mode_crtc>(0xa1);
 pub const DRM_IOCTL_MODE_SETCRTC: u64 = iowr::<drm_mode_crtc>(0xa2);
@@ -78,6 +80,7 @@ const _: () = assert!(DRM_IOCTL_SET_CLIENT_CAP == 0x4010_640d);
 const _: () = assert!(DRM_IOCTL_AUTH_MAGIC == 0x4004_6411);
 const _: () = assert!(DRM_IOCTL_SET_MASTER == 0x641e);
 const _: () = assert!(DRM_IOCTL_DROP_MASTER == 0x641f);
+const _: () = assert!(DRM_IOCTL_WAIT_VBLANK == 0xc018_643a);
 const _: () = assert!(DRM_IOCTL_MODE_GETRESOURCES == 0xc040_64a0);
 const _: () = assert!(DRM_IOCTL_MODE_GETCRTC == 0xc068_64a1);
 const _: () = assert!(DRM_IOCTL_MODE_SETCRTC == 0xc068_64a2);
