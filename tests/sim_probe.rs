@@ -455,10 +455,22 @@ fn get_cap_answers_the_render_node_caps() {
     assert_eq!(cap(DRM_CAP_TIMESTAMP_MONOTONIC), Ok(1));
     assert_eq!(
         cap(0x1),
-        Err(Errno::EOPNOTSUPP),
-        "DRM_CAP_DUMB_BUFFER: modesetting cap"
+        Ok(1),
+        "DRM_CAP_DUMB_BUFFER on a KMS device, any node"
     );
     assert_eq!(cap(0x999), Err(Errno::EINVAL));
+    // A GPU-only device (no DRIVER_MODESET): the KMS caps, and unknown ones, are EOPNOTSUPP.
+    let g = file_with(
+        "a750",
+        SimOptions {
+            kms: false,
+            ..Default::default()
+        },
+    );
+    let cap = |c: u32| ioctl::get_cap(&g, c as u64).map_err(|e| e.errno);
+    assert_eq!(cap(DRM_CAP_SYNCOBJ), Ok(1));
+    assert_eq!(cap(0x1), Err(Errno::EOPNOTSUPP), "DRM_CAP_DUMB_BUFFER");
+    assert_eq!(cap(0x999), Err(Errno::EOPNOTSUPP));
 }
 
 #[test]

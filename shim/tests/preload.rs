@@ -31,6 +31,7 @@ fn probe() -> &'static Path {
             .arg(&src)
             .arg("-o")
             .arg(&out)
+            .arg("-ldrm")
             .status()
             .expect("cc runs");
         assert!(st.success(), "cc {} failed", src.display());
@@ -154,6 +155,17 @@ fn a_file_left_open_at_exit_is_closed_by_the_shim_and_is_not_a_leak() {
     let render = files.iter().find(|f| f["node"] == "render").unwrap();
     assert_eq!(render["closed_by"], "exit");
     assert_eq!(render["leaks"]["handles"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_page_flip_event_is_polled_and_read_through_libdrm() {
+    let r = run("flip", &[]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let rep = &r.report;
+    assert_eq!(rep["clean"], true, "{rep:#}");
+    assert_eq!(rep["ioctls"]["MODE_PAGE_FLIP"]["count"], 1);
+    assert_eq!(rep["ioctls"]["MODE_SETCRTC"]["count"], 2);
+    assert_eq!(rep["files"][0]["node"], "primary");
 }
 
 #[test]
