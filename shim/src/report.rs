@@ -339,8 +339,8 @@ mod tests {
         );
         assert_eq!(label(DRM_IOCTL_VERSION as u32), ("VERSION".into(), true));
         assert_eq!(
-            label(0xc04064a0),
-            ("MODE_GETRESOURCES (0xc04064a0)".into(), false)
+            label(0xc01864b1),
+            ("MODE_DIRTYFB (0xc01864b1)".into(), false)
         );
         assert_eq!(label(0xc0086449), ("MSM_0x09 (0xc0086449)".into(), false));
         assert_eq!(label(0x6430), ("0x30 (0x00006430)".into(), false));
