@@ -143,7 +143,8 @@ fn open_node(node: Node, flags: c_int) -> c_int {
             real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as c_ulong);
         }
     }
-    let dev = Arc::new(DevFile::new(file, node));
+    let writable = matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR);
+    let dev = Arc::new(DevFile::new(file, node, writable));
     let ((), displaced) = fds::edit(|t| t.insert(fd, dev));
     keep_errno(fd, displaced)
 }
@@ -328,6 +329,19 @@ unsafe fn read_with(
             Ok(()) => len as ssize_t,
             Err(e) => fail(e) as ssize_t,
         },
+        Err(e) => fail(e) as ssize_t,
+    };
+    keep_errno(ret, vec![f])
+}
+
+/// `write(2)` of a device fd: the model's answer (DRM files cannot be written). Without this the
+/// bytes would reach the model file's eventfd and make it poll readable.
+fn write_with(fd: c_int, real: impl FnOnce() -> ssize_t) -> ssize_t {
+    let Some(f) = fds::lookup(fd) else {
+        return real();
+    };
+    let ret = match f.file().write(f.writable) {
+        Ok(n) => n as ssize_t,
         Err(e) => fail(e) as ssize_t,
     };
     keep_errno(ret, vec![f])
@@ -546,6 +560,8 @@ hooks! {
     /// `_FORTIFY_SOURCE`'s read: an overflowing `n` is libc's to report (it aborts).
     fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t = -1
         => read_with(fd, buf, n, buflen, || real::__read_chk(fd, buf, n, buflen));
+    fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t = -1
+        => write_with(fd, || real::write(fd, buf, n));
     fn lseek(fd: c_int, offset: off_t, whence: c_int) -> off_t = -1
         => lseek_with(fd, offset, whence, || real::lseek(fd, offset, whence));
     fn lseek64(fd: c_int, offset: off_t, whence: c_int) -> off_t = -1

@@ -256,6 +256,7 @@ int main(int argc, char **argv)
    CHECK(fstat(e, &st) == 0);
    check_node(&st, 128);
    CHECK(lseek(e, 4096, SEEK_SET) == 0);
+   CHECK(write(e, "x", 1) == -1 && errno == EINVAL);
    CHECK(dup2(e, 90) == 90);
    CHECK(close(e) == 0);
    fd = 90;
@@ -272,6 +273,10 @@ int main(int argc, char **argv)
       return 0;
    }
    gem_close(fd, bo);
+
+   int ro = open("/dev/dri/renderD128", O_RDONLY);
+   CHECK(ro >= 0 && write(ro, "x", 1) == -1 && errno == EBADF);
+   CHECK(close(ro) == 0);
 
    int card = open("/dev/dri/card0", O_RDWR);
    CHECK(card >= 0);
