@@ -338,10 +338,7 @@ mod tests {
             ("GEM_NEW".into(), true)
         );
         assert_eq!(label(DRM_IOCTL_VERSION as u32), ("VERSION".into(), true));
-        assert_eq!(
-            label(0xc01864b1),
-            ("MODE_DIRTYFB (0xc01864b1)".into(), false)
-        );
+        assert_eq!(label(0xc008640a), ("GEM_FLINK (0xc008640a)".into(), false));
         assert_eq!(label(0xc0086449), ("MSM_0x09 (0xc0086449)".into(), false));
         assert_eq!(label(0x6430), ("0x30 (0x00006430)".into(), false));
         // SYNC_IOC_MERGE and DMA_BUF_IOCTL_EXPORT_SYNC_FILE; TCGETS is nobody's business here.
