@@ -102,6 +102,14 @@ fn ioctl_name_is_none_exactly_for_numbers_without_a_handler() {
 }
 
 #[test]
+fn write_is_ebadf_on_a_read_only_file_and_einval_otherwise() {
+    // vfs_write: FMODE_WRITE first (EBADF), then FMODE_CAN_WRITE, unset without fops->write.
+    let f = file("a750");
+    assert_eq!(f.write(false), Err(Errno::EBADF));
+    assert_eq!(f.write(true), Err(Errno::EINVAL));
+}
+
+#[test]
 fn llseek_moves_nothing_and_returns_0_and_a_bad_whence_is_einval() {
     // DRM_GEM_FOPS: .llseek = noop_llseek; ksys_lseek checks whence <= SEEK_MAX first.
     let f = file("a750");

@@ -23,16 +23,19 @@ use crate::report;
 pub struct DevFile {
     file: Option<SimFile>,
     pub node: Node,
+    /// Opened with write access (O_WRONLY or O_RDWR), as `FMODE_WRITE` records it.
+    pub writable: bool,
     /// Order of opening in this process (1, 2, ...), for the report.
     pub seq: u64,
 }
 
 impl DevFile {
-    pub fn new(file: SimFile, node: Node) -> DevFile {
+    pub fn new(file: SimFile, node: Node, writable: bool) -> DevFile {
         static SEQ: AtomicU64 = AtomicU64::new(1);
         DevFile {
             file: Some(file),
             node,
+            writable,
             seq: SEQ.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -159,7 +162,7 @@ mod tests {
     #[test]
     fn the_bitmap_follows_the_table_and_the_file_closes_with_its_last_fd() {
         let sim = Sim::new("a750").unwrap();
-        let dev = Arc::new(DevFile::new(sim.open().unwrap(), Node::Render));
+        let dev = Arc::new(DevFile::new(sim.open().unwrap(), Node::Render, true));
         // Numbers no real fd of this test process has: the table is only bookkeeping here.
         let (low, high) = (60_000, 70_000);
         assert!(!maybe_device(low) && !maybe_device(-1));

@@ -28,10 +28,11 @@ use std::sync::Arc;
 
 use libc::{mode_t, off_t, size_t, ssize_t, DIR, FILE};
 use msm_winsys::kernel::Kernel;
+use msm_winsys::sim::user;
 use msm_winsys::Errno;
 
 use crate::fds::{self, DevFile};
-use crate::paths::{Node, Target, Tree, DRM_MAJOR};
+use crate::paths::{Node, NodePath, Target, Tree, DRM_MAJOR};
 use crate::{device, real, report};
 
 fn errno() -> c_int {
@@ -119,7 +120,7 @@ fn open_node(node: Node, flags: c_int) -> c_int {
         Ok(s) => s,
         Err(_) => return fail(Errno::ENODEV),
     };
-    let file = match sim.open() {
+    let file = match sim.open_node(node) {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
@@ -142,7 +143,8 @@ fn open_node(node: Node, flags: c_int) -> c_int {
             real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as c_ulong);
         }
     }
-    let dev = Arc::new(DevFile::new(file, node));
+    let writable = matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR);
+    let dev = Arc::new(DevFile::new(file, node, writable));
     let ((), displaced) = fds::edit(|t| t.insert(fd, dev));
     keep_errno(fd, displaced)
 }
@@ -301,18 +303,48 @@ unsafe fn mmap_with(
     keep_errno(ret, vec![f])
 }
 
-/// `read(2)` of a device fd: DRM events. The model does not deliver events yet: the read is
-/// recorded as unanswered and fails with EINVAL. `n > buflen` (a fortified read that would
-/// overflow) is left to libc, which aborts.
-fn read_with(fd: c_int, n: size_t, buflen: size_t, real: impl FnOnce() -> ssize_t) -> ssize_t {
-    match fds::lookup(fd) {
-        Some(f) if n <= buflen => {
-            report::unanswered_call("read");
-            set_errno(libc::EINVAL);
-            keep_errno(-1, vec![f])
-        }
-        _ => real(),
-    }
+/// `read(2)` of a device fd: DRM events (`drm_read`), blocking unless the fd's description is
+/// O_NONBLOCK. The model fills a buffer of its own, copied out as `copy_to_user` would (EFAULT
+/// for a bad buffer). `n > buflen` (a fortified read that would overflow) is left to libc, which
+/// aborts.
+///
+/// # Safety
+/// As read(2).
+unsafe fn read_with(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    real: impl FnOnce() -> ssize_t,
+) -> ssize_t {
+    let f = match fds::lookup(fd) {
+        Some(f) if n <= buflen => f,
+        _ => return real(),
+    };
+    // SAFETY: F_GETFL of the caller's fd.
+    let nonblock = unsafe { real::fcntl(fd, libc::F_GETFL, 0) } & libc::O_NONBLOCK != 0;
+    let mut events = vec![0u8; n];
+    let ret = match f.file().read(&mut events, nonblock) {
+        Ok(len) => match user::write_bytes(buf as u64, &events[..len]) {
+            Ok(()) => len as ssize_t,
+            Err(e) => fail(e) as ssize_t,
+        },
+        Err(e) => fail(e) as ssize_t,
+    };
+    keep_errno(ret, vec![f])
+}
+
+/// `write(2)` of a device fd: the model's answer (DRM files cannot be written). Without this the
+/// bytes would reach the model file's eventfd and make it poll readable.
+fn write_with(fd: c_int, real: impl FnOnce() -> ssize_t) -> ssize_t {
+    let Some(f) = fds::lookup(fd) else {
+        return real();
+    };
+    let ret = match f.file().write(f.writable) {
+        Ok(n) => n as ssize_t,
+        Err(e) => fail(e) as ssize_t,
+    };
+    keep_errno(ret, vec![f])
 }
 
 fn lseek_with(fd: c_int, offset: off_t, whence: c_int, real: impl FnOnce() -> off_t) -> off_t {
@@ -524,10 +556,12 @@ hooks! {
         -> *mut c_void = libc::MAP_FAILED
         => mmap_with(addr, len, prot, flags, fd, off, real::mmap64);
     fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t = -1
-        => read_with(fd, n, n, || real::read(fd, buf, n));
+        => read_with(fd, buf, n, n, || real::read(fd, buf, n));
     /// `_FORTIFY_SOURCE`'s read: an overflowing `n` is libc's to report (it aborts).
     fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t = -1
-        => read_with(fd, n, buflen, || real::__read_chk(fd, buf, n, buflen));
+        => read_with(fd, buf, n, buflen, || real::__read_chk(fd, buf, n, buflen));
+    fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t = -1
+        => write_with(fd, || real::write(fd, buf, n));
     fn lseek(fd: c_int, offset: off_t, whence: c_int) -> off_t = -1
         => lseek_with(fd, offset, whence, || real::lseek(fd, offset, whence));
     fn lseek64(fd: c_int, offset: off_t, whence: c_int) -> off_t = -1

@@ -25,46 +25,48 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use msm_winsys::sim::ChipProfile;
+pub use msm_winsys::sim::Node;
 
 /// DRM's character-device major (`DRM_MAJOR`).
 pub const DRM_MAJOR: u32 = 226;
 
-/// The two device nodes of the model device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Node {
-    /// `/dev/dri/card0`, minor 0.
-    Primary,
-    /// `/dev/dri/renderD128`, minor 128.
-    Render,
+/// The model device's nodes.
+pub const NODES: [Node; 2] = [Node::Primary, Node::Render];
+
+/// Where the model's two nodes ([`Node`]) appear: `/dev/dri/card0` (primary, minor 0) and
+/// `/dev/dri/renderD128` (render, minor 128).
+pub trait NodePath: Copy {
+    fn minor(self) -> u32;
+    /// The name under `/dev/dri` and under the device's `drm/` directory.
+    fn name(self) -> &'static str;
+    fn path(self) -> &'static str;
+    /// `"primary"` / `"render"`, as the report names them.
+    fn kind(self) -> &'static str;
 }
 
-impl Node {
-    pub const ALL: [Node; 2] = [Node::Primary, Node::Render];
-
-    pub fn minor(self) -> u32 {
+impl NodePath for Node {
+    fn minor(self) -> u32 {
         match self {
             Node::Primary => 0,
             Node::Render => 128,
         }
     }
 
-    /// The name under `/dev/dri` and under the device's `drm/` directory.
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Node::Primary => "card0",
             Node::Render => "renderD128",
         }
     }
 
-    pub fn path(self) -> &'static str {
+    fn path(self) -> &'static str {
         match self {
             Node::Primary => "/dev/dri/card0",
             Node::Render => "/dev/dri/renderD128",
         }
     }
 
-    /// `"primary"` / `"render"`, as the report names them.
-    pub fn kind(self) -> &'static str {
+    fn kind(self) -> &'static str {
         match self {
             Node::Primary => "primary",
             Node::Render => "render",
@@ -167,7 +169,7 @@ impl Tree {
             "../../../../bus/platform/drivers/adreno",
             dev.join("driver"),
         )?;
-        for node in Node::ALL {
+        for node in NODES {
             let name = node.name();
             let minor = node.minor();
             let placeholder = root.join("dev/dri").join(name);
@@ -211,7 +213,7 @@ impl Tree {
         if !(p.starts_with(b"/dev/dri") || p.starts_with(b"/sys/")) {
             return Target::Pass;
         }
-        if let Some(node) = Node::ALL.into_iter().find(|n| n.path().as_bytes() == p) {
+        if let Some(node) = NODES.into_iter().find(|n| n.path().as_bytes() == p) {
             return Target::Node(node);
         }
         let shadowed = SHADOWED.iter().any(|s| {

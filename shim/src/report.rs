@@ -5,8 +5,8 @@
 //! is held).
 //!
 //! "Unanswered" means the model has no handler: an ioctl whose command number is not in the
-//! model's table (the model answers EINVAL, the kernel may have a handler), or a file operation
-//! the model does not implement. A "leak" is whatever a model file still held (GEM handles,
+//! model's table (the model answers EINVAL, the kernel may have a handler), or a dma-buf or
+//! sync-file ioctl on one of the model's fds (see [`foreign_enotty`]). A "leak" is whatever a model file still held (GEM handles,
 //! syncobjs, submitqueues, VMAs, dma-buf or sync-file fds) when the program closed its last fd of
 //! that file. Files still open at exit are closed by the shim, as the kernel closes them at
 //! process exit, and their reports are listed apart: they do not make a run unclean.
@@ -21,7 +21,7 @@ use msm_winsys::Errno;
 use serde_json::{json, Value};
 
 use crate::device;
-use crate::paths::Node;
+use crate::paths::{Node, NodePath};
 
 /// Names the report (file path, `%p` for the pid); stderr without it.
 pub const REPORT_ENV: &str = "MSMWS_SHIM_REPORT";
@@ -46,8 +46,6 @@ struct Closed {
 struct Stats {
     /// By the model's name of the request, or a label for requests it has no handler for.
     ioctls: BTreeMap<String, Counts>,
-    /// Other calls the model could not answer (`read`), with their counts.
-    unanswered_calls: BTreeMap<&'static str, u64>,
     mmaps: u64,
     mmap_errors: BTreeMap<String, u64>,
     closed: Vec<Closed>,
@@ -55,7 +53,6 @@ struct Stats {
 
 static STATS: Mutex<Stats> = Mutex::new(Stats {
     ioctls: BTreeMap::new(),
-    unanswered_calls: BTreeMap::new(),
     mmaps: 0,
     mmap_errors: BTreeMap::new(),
     closed: Vec::new(),
@@ -187,11 +184,6 @@ pub fn ioctl(request: u32, result: Result<(), Errno>) {
     }
 }
 
-/// A call on a device fd the model has no answer for (`"read"`).
-pub fn unanswered_call(what: &'static str) {
-    *stats().unanswered_calls.entry(what).or_default() += 1;
-}
-
 /// One mmap of a device fd and its result.
 pub fn mmap(result: Result<(), Errno>) {
     let mut s = stats();
@@ -251,17 +243,12 @@ pub fn to_json() -> Value {
             )
         })
         .collect();
-    let mut unanswered: Vec<Value> = s
+    let unanswered: Vec<Value> = s
         .ioctls
         .iter()
         .filter(|(_, c)| !c.answered)
         .map(|(k, c)| json!({"ioctl": k, "count": c.count}))
         .collect();
-    unanswered.extend(
-        s.unanswered_calls
-            .iter()
-            .map(|(k, n)| json!({"call": k, "count": n})),
-    );
     let files: Vec<Value> = s
         .closed
         .iter()

@@ -31,6 +31,7 @@ fn probe() -> &'static Path {
             .arg(&src)
             .arg("-o")
             .arg(&out)
+            .arg("-ldrm")
             .status()
             .expect("cc runs");
         assert!(st.success(), "cc {} failed", src.display());
@@ -107,14 +108,14 @@ fn a_program_using_the_render_node_runs_on_the_model_and_its_report_is_clean() {
     assert_eq!(rep["ioctls"]["GET_PARAM"]["errors"]["EINVAL"], 1);
     assert_eq!(rep["mmaps"]["count"], 4);
     assert_eq!(rep["mmaps"]["errors"]["EINVAL"], 2);
-    // The render file (closed through its fourth fd, 90) and card0, both by the program.
+    // The render file (closed through its fourth fd, 90), a read-only render file and card0,
+    // all closed by the program with nothing left.
     let files = rep["files"].as_array().unwrap();
-    assert_eq!(files.len(), 2, "{rep:#}");
-    let render = files.iter().find(|f| f["node"] == "render").unwrap();
-    assert_eq!(render["closed_by"], "program");
-    assert_eq!(render["leaked"], false);
-    let card = files.iter().find(|f| f["node"] == "primary").unwrap();
-    assert_eq!(card["closed_by"], "program");
+    assert_eq!(files.len(), 3, "{rep:#}");
+    assert_eq!(files.iter().filter(|f| f["node"] == "render").count(), 2);
+    assert!(files
+        .iter()
+        .all(|f| f["closed_by"] == "program" && f["leaked"] == false));
 }
 
 #[test]
@@ -151,9 +152,20 @@ fn a_file_left_open_at_exit_is_closed_by_the_shim_and_is_not_a_leak() {
     let rep = &r.report;
     assert_eq!(rep["clean"], true, "{rep:#}");
     let files = rep["files"].as_array().unwrap();
-    let render = files.iter().find(|f| f["node"] == "render").unwrap();
-    assert_eq!(render["closed_by"], "exit");
+    let render = files.iter().find(|f| f["closed_by"] == "exit").unwrap();
+    assert_eq!(render["node"], "render");
     assert_eq!(render["leaks"]["handles"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_page_flip_event_is_polled_and_read_through_libdrm() {
+    let r = run("flip", &[]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let rep = &r.report;
+    assert_eq!(rep["clean"], true, "{rep:#}");
+    assert_eq!(rep["ioctls"]["MODE_PAGE_FLIP"]["count"], 1);
+    assert_eq!(rep["ioctls"]["MODE_SETCRTC"]["count"], 2);
+    assert_eq!(rep["files"][0]["node"], "primary");
 }
 
 #[test]

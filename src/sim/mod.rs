@@ -761,6 +761,17 @@ impl SimFile {
         gem::mmap_target(self, offset_B, size_B)
     }
 
+    /// `write(2)` on the device file. DRM_GEM_FOPS has no `.write`, so `vfs_write` fails: EBADF
+    /// when the file was not opened for writing (`writable`: the caller knows the open flags,
+    /// the model file does not), else EINVAL (no FMODE_CAN_WRITE). Nothing is written.
+    pub fn write(&self, writable: bool) -> Result<usize, Errno> {
+        Err(if writable {
+            Errno::EINVAL
+        } else {
+            Errno::EBADF
+        })
+    }
+
     /// `lseek(2)` on the device file. DRM files use `noop_llseek` (DRM_GEM_FOPS), which moves
     /// nothing and returns the file position, always 0 (drm_read does not advance it); the VFS
     /// (`ksys_lseek`) rejects a `whence` above SEEK_MAX with EINVAL first.

@@ -4,6 +4,8 @@
  *   unknown    also an ioctl the model has no handler for (reported unanswered)
  *   leak       closes the device fd while it still holds a GEM handle (a leak)
  *   exit-open  leaves a device fd with a GEM handle open at exit (closed by the shim, no leak)
+ *   flip       legacy KMS on card0 through libdrm: a dumb buffer on the CRTC, a page flip with an
+ *              event, which poll and drmHandleEvent (read) deliver
  * Exits 0 when every check passed; prints the first failure otherwise. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -18,9 +20,12 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <drm.h>
+#include <xf86drm.h>
+#include <xf86drmMode.h>
 
 /* The msm uAPI as today's kernel has it (include/uapi/drm/msm_drm.h); the machine's libdrm copy
  * may be older, so the few structs used here are spelled out. */
@@ -88,9 +93,61 @@ static int open_render(void)
    return fd;
 }
 
+static int flips;
+
+static void on_flip(int fd, unsigned seq, unsigned sec, unsigned usec, void *data)
+{
+   (void)fd, (void)seq, (void)sec, (void)usec;
+   CHECK(data == &flips);
+   flips++;
+}
+
+/* What kmscube or modetest do first, with the legacy API: set a mode on the first connector's
+ * CRTC with a dumb buffer, flip to it once with an event, take the event, and tear down. */
+static int flip(void)
+{
+   int card = open("/dev/dri/card0", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+   CHECK(card >= 0);
+   CHECK((fcntl(card, F_GETFL) & O_NONBLOCK) != 0);
+   char buf[64];
+   CHECK(read(card, buf, sizeof(buf)) == -1 && errno == EAGAIN);
+   struct pollfd pfd = {.fd = card, .events = POLLIN};
+   CHECK(poll(&pfd, 1, 0) == 0);
+
+   drmModeRes *res = drmModeGetResources(card);
+   CHECK(res && res->count_crtcs > 0 && res->count_connectors > 0);
+   drmModeConnector *conn = drmModeGetConnector(card, res->connectors[0]);
+   CHECK(conn && conn->count_modes > 0);
+   drmModeModeInfo mode = conn->modes[0];
+   struct drm_mode_create_dumb dumb = {.width = mode.hdisplay, .height = mode.vdisplay, .bpp = 32};
+   CHECK(drmIoctl(card, DRM_IOCTL_MODE_CREATE_DUMB, &dumb) == 0);
+   uint32_t fb;
+   CHECK(drmModeAddFB(card, mode.hdisplay, mode.vdisplay, 24, 32, dumb.pitch, dumb.handle, &fb) == 0);
+   uint32_t crtc = res->crtcs[0];
+   CHECK(drmModeSetCrtc(card, crtc, fb, 0, 0, &conn->connector_id, 1, &mode) == 0);
+
+   CHECK(drmModePageFlip(card, crtc, fb, DRM_MODE_PAGE_FLIP_EVENT, &flips) == 0);
+   CHECK(poll(&pfd, 1, 5000) == 1 && (pfd.revents & POLLIN));
+   drmEventContext ev = {.version = 2, .page_flip_handler = on_flip};
+   CHECK(drmHandleEvent(card, &ev) == 0);
+   CHECK(flips == 1);
+   CHECK(poll(&pfd, 1, 0) == 0);
+
+   CHECK(drmModeSetCrtc(card, crtc, 0, 0, 0, NULL, 0, NULL) == 0);
+   CHECK(drmModeRmFB(card, fb) == 0);
+   struct drm_mode_destroy_dumb destroy = {.handle = dumb.handle};
+   CHECK(drmIoctl(card, DRM_IOCTL_MODE_DESTROY_DUMB, &destroy) == 0);
+   drmModeFreeConnector(conn);
+   drmModeFreeResources(res);
+   CHECK(close(card) == 0);
+   return 0;
+}
+
 int main(int argc, char **argv)
 {
    const char *mode = argc > 1 ? argv[1] : "clean";
+   if (strcmp(mode, "flip") == 0)
+      return flip();
    struct stat st;
 
    CHECK(stat("/dev/dri/renderD128", &st) == 0);
@@ -199,6 +256,7 @@ int main(int argc, char **argv)
    CHECK(fstat(e, &st) == 0);
    check_node(&st, 128);
    CHECK(lseek(e, 4096, SEEK_SET) == 0);
+   CHECK(write(e, "x", 1) == -1 && errno == EINVAL);
    CHECK(dup2(e, 90) == 90);
    CHECK(close(e) == 0);
    fd = 90;
@@ -215,6 +273,10 @@ int main(int argc, char **argv)
       return 0;
    }
    gem_close(fd, bo);
+
+   int ro = open("/dev/dri/renderD128", O_RDONLY);
+   CHECK(ro >= 0 && write(ro, "x", 1) == -1 && errno == EBADF);
+   CHECK(close(ro) == 0);
 
    int card = open("/dev/dri/card0", O_RDWR);
    CHECK(card >= 0);
