@@ -34,6 +34,18 @@ use crate::{Device, Errno, VmMode};
 /// merging.
 pub const PENDING_OPS_BUDGET: usize = 4096;
 
+/// Where a new buffer's address comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The lowest hole that fits (ordinary buffers).
+    Any,
+    /// The highest hole that fits: buffers whose addresses an app may capture and replay, kept
+    /// away from ordinary ones so a replay finds their addresses free.
+    Top,
+    /// Exactly this address (a replayed capture).
+    At(u64),
+}
+
 /// A GPU buffer with its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuBuffer {
@@ -153,14 +165,44 @@ impl GpuVm {
         size_B: u64,
         flags: u32,
     ) -> Result<GpuBuffer, BindError> {
+        self.create_buffer_at(k, size_B, flags, Placement::Any)
+    }
+
+    /// [`Self::create_buffer`] at an address chosen by `placement`. `Top` and `At` need an
+    /// address allocator (EOPNOTSUPP in kernel-iova mode). An `At` address still held by a freed
+    /// buffer whose users have not finished is EBUSY after one flush; one in use is EEXIST.
+    pub fn create_buffer_at(
+        &self,
+        k: &dyn Kernel,
+        size_B: u64,
+        flags: u32,
+        placement: Placement,
+    ) -> Result<GpuBuffer, BindError> {
+        if placement != Placement::Any && self.heap.is_none() {
+            return Err(kerr(KernelError {
+                errno: Errno::EOPNOTSUPP,
+                call: "a chosen GPU address: the kernel picks addresses in this mode".into(),
+            }));
+        }
         let size_B = size_B.checked_next_multiple_of(4096).ok_or_else(|| {
             kerr(KernelError {
                 errno: Errno::EINVAL,
                 call: format!("buffer of {size_B:#x} bytes"),
             })
         })?;
-        let handle = ioctl::gem_new(k, size_B, flags).map_err(kerr)?;
-        let iova = match self.place(k, handle, size_B) {
+        if let Placement::At(iova) = placement {
+            self.reserve_at(k, iova, size_B)?;
+        }
+        let handle = match ioctl::gem_new(k, size_B, flags) {
+            Ok(h) => h,
+            Err(e) => {
+                if let (Placement::At(iova), Some(heap)) = (placement, &self.heap) {
+                    heap.free(iova, size_B).ok();
+                }
+                return Err(kerr(e));
+            }
+        };
+        let iova = match self.place(k, handle, size_B, placement) {
             Ok(iova) => iova,
             Err(e) => {
                 ioctl::gem_close(k, handle).ok();
@@ -217,15 +259,27 @@ impl GpuVm {
     /// Gives the object `handle` of `size_B` bytes its address in this VM, as the mode does it:
     /// an allocator address and a queued MAP (VM_BIND), an allocator address and SET_IOVA, or the
     /// kernel's GET_IOVA.
-    fn place(&self, k: &dyn Kernel, handle: u32, size_B: u64) -> Result<u64, BindError> {
+    ///
+    /// `Placement::At` addresses were reserved by [`Self::reserve_at`] already.
+    fn place(
+        &self,
+        k: &dyn Kernel,
+        handle: u32,
+        size_B: u64,
+        placement: Placement,
+    ) -> Result<u64, BindError> {
         let alloc = |heap: &VaHeap| {
-            heap.alloc(size_B, 4096, AllocFlags::BOTTOM_UP)
-                .map_err(|e| {
-                    kerr(KernelError {
-                        errno: Errno::ENOSPC,
-                        call: format!("address for {size_B:#x} bytes: {e}"),
-                    })
+            let flags = match placement {
+                Placement::Any => AllocFlags::BOTTOM_UP,
+                Placement::Top => AllocFlags::TOP_DOWN,
+                Placement::At(iova) => return Ok(iova),
+            };
+            heap.alloc(size_B, 4096, flags).map_err(|e| {
+                kerr(KernelError {
+                    errno: Errno::ENOSPC,
+                    call: format!("address for {size_B:#x} bytes: {e}"),
                 })
+            })
         };
         match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
@@ -249,12 +303,34 @@ impl GpuVm {
         }
     }
 
+    /// Takes `[iova, iova + size_B)` from the allocator for a replayed buffer. A range held back
+    /// only by frees waiting for their users gets one flush (which learns how far the users got
+    /// and returns what is done) before the answer is EBUSY: replay is debug tooling, and stock
+    /// turnip waits for its zombies there too.
+    fn reserve_at(&self, k: &dyn Kernel, iova: u64, size_B: u64) -> Result<(), BindError> {
+        let heap = self.heap.as_ref().expect("checked by the caller");
+        let va = |e: crate::iova::VaError| {
+            kerr(KernelError {
+                errno: crate::ffi::ErrnoError::errno(&e),
+                call: format!("address {iova:#x} for {size_B:#x} bytes: {e}"),
+            })
+        };
+        match heap.alloc_addr(iova, size_B) {
+            Err(crate::iova::VaError::AddressDeferred { .. }) => {
+                self.flush(k)?;
+                heap.reclaim();
+                heap.alloc_addr(iova, size_B).map_err(va)
+            }
+            r => r.map_err(va),
+        }
+    }
+
     /// Gives a buffer of the sharing layer (an imported or exported [`Bo`]) a GPU address in this
     /// VM. The VM keeps a reference on the `Bo` while it is mapped, so its handle cannot be closed
     /// under the mapping; release it with [`Self::unmap_bo`].
     pub fn map_bo(&self, k: &dyn Kernel, bo: &Bo) -> Result<GpuBuffer, BindError> {
         let (handle, size_B) = (bo.handle(), bo.size_B());
-        let iova = self.place(k, handle, size_B)?;
+        let iova = self.place(k, handle, size_B, Placement::Any)?;
         let buf = GpuBuffer {
             handle,
             iova,
