@@ -1,20 +1,20 @@
-//! Device probe: opens a kernel (a real node or the model), reads what the GPU is, and chooses the
-//! VM mode: VM_BIND when UAPI >= 1.13 and EN_VM_BIND succeeds on a fresh fd; else userspace iova
-//! when VA_START/VA_SIZE answer; else kernel-chosen iova.
+//! Device probe: reads what the GPU behind a [`Kernel`] is, and chooses the VM mode: VM_BIND when
+//! UAPI >= 1.13 and EN_VM_BIND succeeds on a fresh fd; else userspace iova when VA_START/VA_SIZE
+//! answer; else kernel-chosen iova.
 //!
 //! Owns: the device's [`Kernel`] (its fd) and the probed [`DeviceInfo`]. Locks: none yet; the
 //! probe happens before the device is shared, and afterwards `info` is immutable.
+//!
+//! This module sees only the `Kernel` trait, never a backend: the constructors that open one (a
+//! real node: `Device::open_path`, `open_default`, `from_fd`; the model: `Device::new_sim`,
+//! `on_sim`) live in `crate::backend`, the layer above (docs/layering.md).
 
 use std::fmt;
-use std::os::fd::OwnedFd;
-use std::path::Path;
 
-use crate::ffi::ErrnoError;
-use crate::kernel::drm::{DrmKernel, OpenError};
 use crate::kernel::{ioctl, Kernel, KernelError};
-use crate::sim::{Sim, SimError};
 use crate::uapi::*;
 use crate::Errno;
+use crate::ErrnoError;
 
 /// The oldest UAPI the winsys drives: 1.6 brought syncobjs on SUBMIT (turnip's floor too).
 pub const MIN_UAPI_MINOR: i32 = 6;
@@ -91,8 +91,12 @@ impl Default for ProbeOptions {
 /// Why a device could not be opened or probed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceError {
-    Open(OpenError),
-    Sim(SimError),
+    /// The backend could not open a kernel file (a missing node, a node of another driver, an
+    /// unknown model profile): its errno and its sentence, as the backend gave them.
+    Open {
+        errno: Errno,
+        message: String,
+    },
     Kernel(KernelError),
     NotMsm {
         source: String,
@@ -108,8 +112,7 @@ pub enum DeviceError {
 impl fmt::Display for DeviceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeviceError::Open(e) => write!(f, "{e}"),
-            DeviceError::Sim(e) => write!(f, "{e}"),
+            DeviceError::Open { message, .. } => f.write_str(message),
             DeviceError::Kernel(e) => write!(f, "device probe: {e}"),
             DeviceError::NotMsm { source, driver } => {
                 write!(f, "{source} is driven by \"{driver}\", not \"msm\"")
@@ -133,10 +136,19 @@ impl std::error::Error for DeviceError {}
 impl ErrnoError for DeviceError {
     fn errno(&self) -> Errno {
         match self {
-            DeviceError::Open(e) => e.errno,
-            DeviceError::Sim(e) => e.errno(),
+            DeviceError::Open { errno, .. } => *errno,
             DeviceError::Kernel(e) => e.errno,
             DeviceError::NotMsm { .. } | DeviceError::TooOld { .. } => Errno::ENODEV,
+        }
+    }
+}
+
+impl DeviceError {
+    /// A backend's failure to open a kernel file, kept as its errno and its sentence.
+    pub fn open(e: &impl ErrnoError) -> DeviceError {
+        DeviceError::Open {
+            errno: e.errno(),
+            message: e.to_string(),
         }
     }
 }
@@ -154,8 +166,6 @@ pub struct Device {
     info: DeviceInfo,
     /// GEM handles, the buffer cache (`crate::bo`).
     bos: crate::bo::BoManager,
-    /// The kernel model behind a device made by [`Device::new_sim`] (its debug API).
-    sim: Option<Sim>,
 }
 
 impl Drop for Device {
@@ -173,40 +183,7 @@ impl Device {
             kernel,
             info,
             bos: Default::default(),
-            sim: None,
         })
-    }
-
-    /// Opens and probes a device node such as `/dev/dri/renderD128`.
-    pub fn open_path(path: &Path) -> Result<Device, DeviceError> {
-        let k = DrmKernel::open(path).map_err(DeviceError::Open)?;
-        Device::new(Box::new(k), ProbeOptions::default())
-    }
-
-    /// Opens and probes the first msm render node.
-    pub fn open_default() -> Result<Device, DeviceError> {
-        let k = DrmKernel::open_default().map_err(DeviceError::Open)?;
-        Device::new(Box::new(k), ProbeOptions::default())
-    }
-
-    /// Takes ownership of an open DRM fd and probes it.
-    pub fn from_fd(fd: OwnedFd) -> Result<Device, DeviceError> {
-        let k = DrmKernel::from_fd(fd).map_err(DeviceError::Open)?;
-        Device::new(Box::new(k), ProbeOptions::default())
-    }
-
-    /// A device on a new kernel model of chip profile `profile`.
-    pub fn new_sim(profile: &str) -> Result<Device, DeviceError> {
-        let sim = Sim::new(profile).map_err(DeviceError::Sim)?;
-        let file = sim.open().map_err(|errno| {
-            DeviceError::Kernel(KernelError {
-                errno,
-                call: "open(sim)".into(),
-            })
-        })?;
-        let mut dev = Device::new(Box::new(file), ProbeOptions::default())?;
-        dev.sim = Some(sim);
-        Ok(dev)
     }
 
     pub fn info(&self) -> &DeviceInfo {
@@ -215,11 +192,6 @@ impl Device {
 
     pub fn kernel(&self) -> &dyn Kernel {
         self.kernel.as_ref()
-    }
-
-    /// The kernel model of a device made by [`Device::new_sim`] (`None` for a real device).
-    pub fn sim(&self) -> Option<&Sim> {
-        self.sim.as_ref()
     }
 
     /// The device's buffer table and cache (buffers themselves: [`crate::bo::Bo`]).

@@ -1,6 +1,8 @@
-//! Kernel errno values as a type, with their names for messages.
+//! Kernel errno values as a type, with their names for messages, and the trait by which every
+//! error type of the crate says which errno stands for it.
 //!
-//! Owns: nothing but the mapping from numbers to names. Takes no locks.
+//! Owns: nothing but the mapping from numbers to names. Takes no locks. The bottom of the layers
+//! (docs/layering.md): every module may use it, it uses none.
 
 use std::fmt;
 
@@ -95,6 +97,13 @@ impl fmt::Display for Errno {
 }
 
 impl std::error::Error for Errno {}
+
+/// An error type that knows which errno stands for it: the kernel's own when a call failed, or the
+/// one the kernel would give for the same mistake. The C ABI returns it negated
+/// (`ffi::FfiError`); every layer's error implements it where the error is defined.
+pub trait ErrnoError: fmt::Display {
+    fn errno(&self) -> Errno;
+}
 
 #[cfg(test)]
 mod tests {

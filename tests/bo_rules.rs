@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use bo_common::{device_on, sim};
 use msm_winsys::bo::{Bo, BoError, BoFlags};
-use msm_winsys::ffi::ErrnoError;
 use msm_winsys::iova::Fence;
 use msm_winsys::kernel::ioctl;
 use msm_winsys::uapi::*;
 use msm_winsys::Errno;
+use msm_winsys::ErrnoError;
 
 const WC: BoFlags = BoFlags::WC;
 

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use common::file_with;
 use msm_winsys::device::ProbeOptions;
-use msm_winsys::ffi::ErrnoError;
 use msm_winsys::kernel::ioctl;
 use msm_winsys::sim::SimOptions;
 use msm_winsys::uapi::MSM_PARAM_GPU_ID;
+use msm_winsys::ErrnoError;
 use msm_winsys::{Device, Errno, VmMode};
 
 #[test]

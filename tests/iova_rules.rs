@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use msm_winsys::ffi::ErrnoError;
 use msm_winsys::iova::{AllocFlags, Fence, FenceWait, Timelines, VaError, VaHeap};
 use msm_winsys::Errno;
+use msm_winsys::ErrnoError;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;

@@ -82,7 +82,7 @@ fn a_buffer_smaller_than_the_layout_is_refused() {
     let (h, _, size_B) = export_image(&a);
     let hi = share(&a, h, &b);
     let e = metadata::load(&b, hi, size_B - 4096, &ID).unwrap_err();
-    assert_eq!(msm_winsys::ffi::ErrnoError::errno(&e), Errno::ERANGE);
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), Errno::ERANGE);
     gem_close(&b, hi).unwrap();
     gem_close(&a, h).unwrap();
 }

@@ -1,7 +1,9 @@
-//! VM_BIND operations as the winsys queues them, before they are packed into
-//! `drm_msm_vm_bind_op`s by `kernel::ioctl`.
+//! VM_BIND operations as the winsys queues them, before they become the kernel boundary's
+//! [`VmBindOp`]s (which `kernel::ioctl` packs into `drm_msm_vm_bind_op`s).
 //!
 //! Owns: plain values; no locks.
+
+use crate::kernel::ioctl::{VmBindKind, VmBindOp};
 
 /// What a range of GPU addresses points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,5 +84,24 @@ impl BindOp {
                 (Some(a), Some(b)) => a.advanced(self.range_B) == b,
                 _ => false,
             }
+    }
+}
+
+/// The op as the kernel boundary takes it for VM_BIND.
+impl From<&BindOp> for VmBindOp {
+    fn from(op: &BindOp) -> VmBindOp {
+        VmBindOp {
+            kind: match op.target {
+                None => VmBindKind::Unmap,
+                Some(Target::Null) => VmBindKind::MapNull,
+                Some(Target::Bo { handle, offset_B }) => VmBindKind::Map {
+                    handle,
+                    obj_offset_B: offset_B,
+                },
+            },
+            iova: op.iova,
+            range_B: op.range_B,
+            dump: op.dump,
+        }
     }
 }

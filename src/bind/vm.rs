@@ -33,11 +33,11 @@ use super::op::BindOp;
 use super::plan::{plan, split, KERNEL_THROTTLE_PAGES};
 use super::prealloc::job_pages;
 use super::va::VaMirror;
-use crate::ffi::ErrnoError;
 use crate::kernel::ioctl::{self, Fences, SyncPoint};
 use crate::kernel::{Kernel, KernelError};
 use crate::uapi::MSM_SUBMITQUEUE_VM_BIND;
 use crate::Errno;
+use crate::ErrnoError;
 
 /// How many recent VM operations a device-loss report shows.
 const LOG_ENTRIES: usize = 64;

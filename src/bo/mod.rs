@@ -19,8 +19,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::ffi::ErrnoError;
 use crate::kernel::KernelError;
+use crate::ErrnoError;
 use crate::{Device, Errno};
 
 mod buffer;

@@ -8,12 +8,16 @@ use std::ffi::{c_char, c_int, CStr};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use super::{borrow, boundary, check_out, write_out, FfiError};
+use crate::sim::Sim;
 use crate::Device;
 
 /// An opened, probed msm device. Opaque.
 pub struct msmws_device {
     /// Shared with the buffers made on it (`msmws_bo`), which keep it alive.
     pub(crate) inner: std::sync::Arc<Device>,
+    /// The kernel model behind a device made by `msmws_device_new_sim` (its debug API); `None`
+    /// for any other device.
+    pub(crate) sim: Option<Sim>,
 }
 
 /// Userspace allocates GPU addresses and maps them with VM_BIND (UAPI 1.13).
@@ -55,9 +59,10 @@ pub struct msmws_device_info {
     pub chip_name: [c_char; 32],
 }
 
-fn into_handle(dev: Device, out: *mut *mut msmws_device) {
+fn into_handle(dev: Device, sim: Option<Sim>, out: *mut *mut msmws_device) {
     let raw = Box::into_raw(Box::new(msmws_device {
         inner: std::sync::Arc::new(dev),
+        sim,
     }));
     // SAFETY: `out` was checked non-null by the caller of this helper before any work was done.
     unsafe { write_out(out, raw) }
@@ -90,7 +95,7 @@ pub extern "C" fn msmws_device_new_from_fd(fd: c_int, out: *mut *mut msmws_devic
         }
         // SAFETY: `dup` is a new fd owned by nobody else.
         let owned = unsafe { OwnedFd::from_raw_fd(dup) };
-        into_handle(Device::from_fd(owned)?, out);
+        into_handle(Device::from_fd(owned)?, None, out);
         Ok(())
     })
 }
@@ -112,7 +117,8 @@ pub extern "C" fn msmws_device_new_sim(
         }
         // SAFETY: non-null and, per the documented contract, a NUL-terminated string.
         let name = unsafe { CStr::from_ptr(profile) }.to_string_lossy();
-        into_handle(Device::new_sim(&name)?, out);
+        let sim = Sim::new(&name)?;
+        into_handle(Device::on_sim(&sim)?, Some(sim), out);
         Ok(())
     })
 }
@@ -208,8 +214,8 @@ pub extern "C" fn msmws_device_sim_wait_idle(dev: *const msmws_device, timeout_n
         // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
         let dev = unsafe { borrow(dev, "dev") }?;
         let sim = dev
-            .inner
-            .sim()
+            .sim
+            .as_ref()
             .ok_or_else(|| FfiError::new(crate::Errno::EOPNOTSUPP, "not a kernel model device"))?;
         if !sim.gpu_wait_idle(std::time::Duration::from_nanos(timeout_ns)) {
             return Err(FfiError::new(
@@ -306,6 +312,7 @@ mod tests {
         let other = crate::Device::new(Box::new(sim.open().unwrap()), Default::default()).unwrap();
         let dev = Box::into_raw(Box::new(msmws_device {
             inner: std::sync::Arc::new(other),
+            sim: None,
         }));
         assert_eq!(msmws_device_sim_wait_idle(dev, 0), -libc::EOPNOTSUPP);
         msmws_device_destroy(dev);

@@ -21,9 +21,10 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CString};
-use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+// Re-exported where it used to live, for callers that reach it from the C ABI side.
+pub use crate::errno::ErrnoError;
 use crate::Errno;
 
 pub mod bo;
@@ -51,11 +52,6 @@ impl FfiError {
     pub fn invalid(message: impl Into<String>) -> FfiError {
         FfiError::new(Errno::EINVAL, message)
     }
-}
-
-/// An error type that knows which errno stands for it at the C ABI.
-pub trait ErrnoError: fmt::Display {
-    fn errno(&self) -> Errno;
 }
 
 impl<E: ErrnoError> From<E> for FfiError {

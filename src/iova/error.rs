@@ -5,8 +5,8 @@
 use std::fmt;
 
 use super::fence::Fence;
-use crate::ffi::ErrnoError;
 use crate::Errno;
+use crate::ErrnoError;
 
 /// Why a heap call failed. Every failing call changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]

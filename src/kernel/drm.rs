@@ -28,7 +28,7 @@ impl std::fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
-impl crate::ffi::ErrnoError for OpenError {
+impl crate::ErrnoError for OpenError {
     fn errno(&self) -> Errno {
         self.errno
     }

@@ -7,9 +7,9 @@ use std::fmt;
 use std::mem::size_of;
 
 use super::Kernel;
-use crate::ffi::ErrnoError;
 use crate::uapi::*;
 use crate::Errno;
+use crate::ErrnoError;
 
 /// A failed ioctl: the kernel's errno plus which call it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -522,12 +522,36 @@ pub struct Fences<'a> {
     pub fence_fd_out: bool,
 }
 
-fn pack_bind_op(op: &crate::bind::BindOp) -> drm_msm_vm_bind_op {
-    use crate::bind::Target;
-    let (kind, handle, obj_offset) = match op.target {
-        None => (MSM_VM_BIND_OP_UNMAP, 0, 0),
-        Some(Target::Null) => (MSM_VM_BIND_OP_MAP_NULL, 0, 0),
-        Some(Target::Bo { handle, offset_B }) => (MSM_VM_BIND_OP_MAP, handle, offset_B),
+/// What one VM_BIND op does, as the uAPI can say it (`drm_msm_vm_bind_op::op` and its object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmBindKind {
+    /// `MSM_VM_BIND_OP_UNMAP`.
+    Unmap,
+    /// `MSM_VM_BIND_OP_MAP` of GEM object `handle` from byte `obj_offset_B` of it.
+    Map { handle: u32, obj_offset_B: u64 },
+    /// `MSM_VM_BIND_OP_MAP_NULL`: the shared zero page.
+    MapNull,
+}
+
+/// One op of a VM_BIND job, typed: what [`vm_bind`] packs into a `drm_msm_vm_bind_op`. The
+/// winsys's bind planner (`crate::bind`) converts its own ops into these (`From<&BindOp>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmBindOp {
+    pub kind: VmBindKind,
+    pub iova: u64,
+    pub range_B: u64,
+    /// `MSM_VM_BIND_OP_DUMP`: include the mapping in devcoredumps.
+    pub dump: bool,
+}
+
+fn pack_bind_op(op: VmBindOp) -> drm_msm_vm_bind_op {
+    let (kind, handle, obj_offset) = match op.kind {
+        VmBindKind::Unmap => (MSM_VM_BIND_OP_UNMAP, 0, 0),
+        VmBindKind::MapNull => (MSM_VM_BIND_OP_MAP_NULL, 0, 0),
+        VmBindKind::Map {
+            handle,
+            obj_offset_B,
+        } => (MSM_VM_BIND_OP_MAP, handle, obj_offset_B),
     };
     drm_msm_vm_bind_op {
         op: kind,
@@ -541,14 +565,16 @@ fn pack_bind_op(op: &crate::bind::BindOp) -> drm_msm_vm_bind_op {
 }
 
 /// VM_BIND of `ops` on VM_BIND queue `queue_id`, as one job. Returns the out fence fd if asked.
+/// `ops` are [`VmBindOp`]s or anything that converts into them (the planner's `&BindOp`).
 pub fn vm_bind(
     k: &dyn Kernel,
     queue_id: u32,
-    ops: &[crate::bind::BindOp],
+    ops: impl IntoIterator<Item = impl Into<VmBindOp>>,
     fences: Fences<'_>,
 ) -> Result<Option<std::os::fd::OwnedFd>, KernelError> {
     use std::os::fd::FromRawFd;
-    let packed: Vec<drm_msm_vm_bind_op> = ops.iter().map(pack_bind_op).collect();
+    let packed: Vec<drm_msm_vm_bind_op> =
+        ops.into_iter().map(|op| pack_bind_op(op.into())).collect();
     let (ins, outs) = (pack_syncobjs(fences.wait), pack_syncobjs(fences.signal));
     let mut arg = drm_msm_vm_bind {
         flags: if fences.fence_fd_in.is_some() {
@@ -587,7 +613,7 @@ pub fn vm_bind(
         },
     };
     call(k, DRM_IOCTL_MSM_VM_BIND, &mut arg, || {
-        format!("VM_BIND(queue {queue_id}, {} ops)", ops.len())
+        format!("VM_BIND(queue {queue_id}, {} ops)", packed.len())
     })?;
     // SAFETY: on success with FENCE_FD_OUT the kernel installed a new fd that we now own.
     Ok(fences

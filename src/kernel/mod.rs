@@ -5,7 +5,8 @@
 //! Owns: the backends' common contract. Locks: none here; each backend documents its own.
 //!
 //! Two backends implement it: [`drm::DrmKernel`] for a real `/dev/dri` node and the kernel model
-//! in [`crate::sim`]. The winsys above never knows which one it talks to.
+//! in [`crate::sim`]. The winsys above never knows which one it talks to: `crate::backend` opens
+//! them, and this module names neither (docs/layering.md).
 
 use std::ffi::c_void;
 use std::fmt;

@@ -6,9 +6,9 @@
 use std::fmt;
 
 use super::{decode, Encoded, Identity, Imported, MetadataError};
-use crate::ffi::ErrnoError;
 use crate::kernel::{ioctl, Kernel, KernelError};
 use crate::Errno;
+use crate::ErrnoError;
 
 /// Why metadata could not be stored or loaded: the kernel refused, or the bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use crate::ffi::ErrnoError;
 use crate::Errno;
+use crate::ErrnoError;
 
 /// Why metadata could not be encoded or was refused on import.
 ///

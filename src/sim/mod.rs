@@ -149,7 +149,7 @@ impl std::fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
-impl crate::ffi::ErrnoError for SimError {
+impl crate::ErrnoError for SimError {
     fn errno(&self) -> Errno {
         Errno::EINVAL
     }
