@@ -311,7 +311,7 @@ impl GpuVm {
         let heap = self.heap.as_ref().expect("checked by the caller");
         let va = |e: crate::iova::VaError| {
             kerr(KernelError {
-                errno: crate::ffi::ErrnoError::errno(&e),
+                errno: crate::ErrnoError::errno(&e),
                 call: format!("address {iova:#x} for {size_B:#x} bytes: {e}"),
             })
         };
