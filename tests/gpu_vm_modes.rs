@@ -274,3 +274,49 @@ fn at(done: u32, point: u64) -> [SyncPoint; 1] {
         point,
     }]
 }
+
+/// A driver tearing down a lost device: `destroy` reports the loss (EPIPE) and still releases the
+/// VM's bind queues and timelines. Only the mapping the lost VM could not unmap stays, until the
+/// file closes (msm_gem_vm_close: an unusable VM takes no more VM_BIND).
+#[test]
+fn destroying_a_lost_vm_releases_its_queues_and_timelines() {
+    use std::sync::Arc;
+    let sim = Sim::with_options(
+        "a750",
+        SimOptions {
+            clock: Clock::Manual,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let file = Arc::new(sim.open().unwrap());
+    let dev = Device::new(Box::new(file.clone()), ProbeOptions::default()).unwrap();
+    assert_eq!(dev.info().mode, VmMode::VmBind);
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let buf = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+    vm.submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
+        .unwrap();
+    sim.gpu_run_until_idle();
+    // A command at an address nothing maps faults and makes the VM unusable.
+    vm.submit(k, 0, &[(buf.iova + (1 << 30), 64)], &[], &[], &[])
+        .unwrap();
+    sim.gpu_run_until_idle();
+    vm.free_buffer(k, buf, &[], false).unwrap();
+    let e = vm.destroy(k).unwrap_err();
+    assert_eq!(
+        msm_winsys::ErrnoError::errno(&e),
+        msm_winsys::Errno::EPIPE,
+        "{e}"
+    );
+    drop(dev);
+    let report = Arc::try_unwrap(file)
+        .expect("the device let go of its file")
+        .close();
+    assert!(
+        report.queues.is_empty() && report.syncobjs == 0,
+        "{report:?}"
+    );
+    assert!(report.handles.is_empty(), "{report:?}");
+    assert_eq!(report.vmas.len(), 1, "{report:?}");
+}

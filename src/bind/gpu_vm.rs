@@ -558,11 +558,16 @@ impl GpuVm {
     }
 
     /// Releases everything this object owns on the kernel side (after the GPU is idle).
+    ///
+    /// The bind queues and timelines are released even when the final flush fails (a lost VM
+    /// reports EPIPE there): a driver tearing down a lost device must not leak them. The flush's
+    /// error is returned first.
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), BindError> {
-        self.flush(k)?;
-        if let Some(vm) = self.bind {
-            vm.destroy(k).map_err(kerr)?;
-        }
-        Ok(())
+        let flushed = self.flush(k);
+        let released = match self.bind {
+            Some(vm) => vm.destroy(k).map_err(kerr),
+            None => Ok(()),
+        };
+        flushed.and(released)
     }
 }

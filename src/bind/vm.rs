@@ -223,15 +223,16 @@ impl BindVm {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Releases the queues and timelines (after the last flush).
+    /// Releases the queues and timelines (after the last flush). Each is released even if an
+    /// earlier one failed; the first error is returned.
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), KernelError> {
-        for q in self.queues {
-            ioctl::submitqueue_close(k, q)?;
-        }
-        for t in self.timelines {
-            ioctl::syncobj_destroy(k, t)?;
-        }
-        Ok(())
+        let queues = self.queues.iter().map(|&q| ioctl::submitqueue_close(k, q));
+        let timelines = self.timelines.iter().map(|&t| ioctl::syncobj_destroy(k, t));
+        queues
+            .chain(timelines)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// Queues a MAP (or MAP_NULL) of `op`.
