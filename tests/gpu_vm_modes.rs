@@ -197,14 +197,7 @@ fn submits_tell_the_buffer_cache_when_a_cached_buffer_went_idle() {
     use msm_winsys::bo::{Bo, BoFlags};
     use msm_winsys::iova::Fence;
     use std::sync::Arc;
-    let sim = Sim::with_options(
-        "a750",
-        SimOptions {
-            clock: Clock::Manual,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let sim = a750_manual_clock();
     let dev =
         Arc::new(Device::new(Box::new(sim.open().unwrap()), ProbeOptions::default()).unwrap());
     let k = dev.kernel();
@@ -281,14 +274,7 @@ fn at(done: u32, point: u64) -> [SyncPoint; 1] {
 #[test]
 fn destroying_a_lost_vm_releases_its_queues_and_timelines() {
     use std::sync::Arc;
-    let sim = Sim::with_options(
-        "a750",
-        SimOptions {
-            clock: Clock::Manual,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let sim = a750_manual_clock();
     let file = Arc::new(sim.open().unwrap());
     let dev = Device::new(Box::new(file.clone()), ProbeOptions::default()).unwrap();
     assert_eq!(dev.info().mode, VmMode::VmBind);
@@ -319,4 +305,16 @@ fn destroying_a_lost_vm_releases_its_queues_and_timelines() {
     );
     assert!(report.handles.is_empty(), "{report:?}");
     assert_eq!(report.vmas.len(), 1, "{report:?}");
+}
+
+/// An a750 model whose GPU runs only when the test says so.
+fn a750_manual_clock() -> Sim {
+    Sim::with_options(
+        "a750",
+        SimOptions {
+            clock: Clock::Manual,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
