@@ -446,10 +446,11 @@ int msmws_gpu_vm_create_buffer(const struct msmws_gpu_vm *vm,
 // [`msmws_gpu_vm_create_buffer`] for buffers whose address an app captures and replays
 // (VK_KHR_buffer_device_address capture/replay): `iova` 0 takes the highest free range (away
 // from ordinary buffers, so a replay finds these addresses free), any other page-aligned `iova`
-// exactly that address. A freed range whose users have not finished yet gets one flush before
-// the answer is -EBUSY.
+// exactly that address. A range still held by freed buffers gets a flush, then a wait of at
+// most 3 s for their users (as stock turnip waits for its zombies).
 //
-// Thread-safe. Returns 0, -EINVAL, -ENOSPC, -EEXIST (the range is in use), -EBUSY,
+// Thread-safe. Returns 0, -EINVAL, -ENOSPC, -EEXIST (the range is in use), -ETIMEDOUT (its
+// frees' users did not finish in time),
 // -EOPNOTSUPP (kernel-iova mode: the kernel picks addresses), or the kernel's errno; `*out` is
 // written on success.
 int msmws_gpu_vm_create_buffer_at(const struct msmws_gpu_vm *vm,

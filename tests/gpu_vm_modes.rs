@@ -2,7 +2,7 @@
 //! the model: buffers created at addresses, submits by address that never fault, freed buffers
 //! reclaimed only after their users are done, and all of it through one API.
 
-use msm_winsys::bind::{GpuBuffer, GpuVm};
+use msm_winsys::bind::{GpuBuffer, GpuVm, Placement};
 use msm_winsys::device::ProbeOptions;
 use msm_winsys::kernel::ioctl::{self, SyncPoint};
 use msm_winsys::sim::{Clock, Sim, SimOptions};
@@ -317,4 +317,56 @@ fn a750_manual_clock() -> Sim {
         },
     )
     .unwrap()
+}
+
+/// Capture/replay while the GPU is still busy: the replayed address is held by a free whose
+/// submit has not finished (VM_BIND: its unmap too; SET_IOVA: a zombie). `create_buffer_at`
+/// flushes, waits for those fences and gets the address, as stock turnip waits for its zombies.
+fn replay_while_busy(options: SimOptions) {
+    let sim = Sim::with_options(
+        "a660",
+        SimOptions {
+            clock: Clock::Async {
+                latency: std::time::Duration::from_millis(20),
+            },
+            ..options
+        },
+    )
+    .unwrap();
+    let dev = Device::new(Box::new(sim.open().unwrap()), ProbeOptions::default()).unwrap();
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let done = ioctl::syncobj_create(k, false).unwrap();
+    let cap = vm
+        .create_buffer_at(k, 65536, MSM_BO_WC, Placement::Top)
+        .unwrap();
+    vm.submit(k, 0, &[(cap.iova, 64)], &[cap], &[], &at(done, 1))
+        .unwrap();
+    vm.free_buffer(k, cap, &at(done, 1), false).unwrap();
+    let again = vm
+        .create_buffer_at(k, 65536, MSM_BO_WC, Placement::At(cap.iova))
+        .unwrap();
+    assert_eq!(again.iova, cap.iova);
+    // A live buffer's address is refused.
+    let e = vm
+        .create_buffer_at(k, 4096, MSM_BO_WC, Placement::At(cap.iova))
+        .unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::EEXIST);
+    sim.gpu_run_until_idle();
+    vm.free_buffer(k, again, &[], false).unwrap();
+    ioctl::syncobj_destroy(k, done).unwrap();
+    finish(&sim, &dev, vm);
+}
+
+#[test]
+fn replay_waits_for_the_frees_holding_its_address_in_vm_bind_mode() {
+    replay_while_busy(SimOptions::default());
+}
+
+#[test]
+fn replay_waits_for_the_frees_holding_its_address_in_set_iova_mode() {
+    replay_while_busy(SimOptions {
+        uapi_minor: 12,
+        ..Default::default()
+    });
 }

@@ -46,6 +46,38 @@ pub enum Placement {
     At(u64),
 }
 
+/// How long a replayed address waits for the frees still holding it (stock turnip: 3 s).
+pub const REPLAY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits for the fences of freed address ranges on the kernel: syncobj points with
+/// SYNCOBJ_TIMELINE_WAIT, queue seqnos with WAIT_FENCE.
+struct KernelFences<'a>(&'a dyn Kernel);
+
+impl crate::iova::FenceWait for KernelFences<'_> {
+    fn wait(&self, fence: Fence, timeout: std::time::Duration) -> Result<(), Errno> {
+        let timeout_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        match fence {
+            Fence::Syncobj { handle, point } => {
+                let deadline = ioctl::monotonic_now_ns()
+                    .saturating_add(timeout_ns)
+                    .min(i64::MAX as u64);
+                ioctl::syncobj_timeline_wait(
+                    self.0,
+                    &[SyncPoint { handle, point }],
+                    deadline as i64,
+                )
+            }
+            Fence::Queue { queue_id, seqno } => {
+                ioctl::wait_fence(self.0, queue_id, seqno, timeout_ns)
+            }
+        }
+        .map_err(|e| match e.errno {
+            Errno::ETIME => Errno::ETIMEDOUT,
+            other => other,
+        })
+    }
+}
+
 /// A GPU buffer with its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuBuffer {
@@ -304,9 +336,10 @@ impl GpuVm {
     }
 
     /// Takes `[iova, iova + size_B)` from the allocator for a replayed buffer. A range held back
-    /// only by frees waiting for their users gets one flush (which learns how far the users got
-    /// and returns what is done) before the answer is EBUSY: replay is debug tooling, and stock
-    /// turnip waits for its zombies there too.
+    /// by frees gets one flush (legacy modes: a reclaim pass) and then, for frees still waiting
+    /// on their users or unmaps, a wait of at most [`REPLAY_WAIT`] for those fences before the
+    /// answer is ETIMEDOUT: replay is debug tooling, and stock turnip waits for its zombies there
+    /// too. A range of a live buffer (or of a zombie still in use) is EEXIST.
     fn reserve_at(&self, k: &dyn Kernel, iova: u64, size_B: u64) -> Result<(), BindError> {
         let heap = self.heap.as_ref().expect("checked by the caller");
         let va = |e: crate::iova::VaError| {
@@ -316,12 +349,40 @@ impl GpuVm {
             })
         };
         match heap.alloc_addr(iova, size_B) {
-            Err(crate::iova::VaError::AddressDeferred { .. }) => {
+            // Deferred: freed ranges whose unmap is still pending get it sent, then the fences
+            // in the way are waited for (the unmaps' bind jobs, the frees' users). Taken: in the
+            // legacy modes a freed buffer holds its range until a reclaim pass closes it.
+            Err(crate::iova::VaError::AddressDeferred { .. })
+            | Err(crate::iova::VaError::AddressTaken { .. }) => {
+                self.wait_for_zombies_in(k, iova, size_B)?;
                 self.flush(k)?;
-                heap.reclaim();
-                heap.alloc_addr(iova, size_B).map_err(va)
+                heap.alloc_addr_wait(iova, size_B, &KernelFences(k), REPLAY_WAIT)
+                    .map_err(va)
             }
             r => r.map_err(va),
+        }
+    }
+
+    /// Legacy modes: waits (at most [`REPLAY_WAIT`]) for the users of the zombies overlapping
+    /// `[iova, iova + size_B)`, so the next reclaim pass closes them and frees their ranges.
+    fn wait_for_zombies_in(&self, k: &dyn Kernel, iova: u64, size_B: u64) -> Result<(), BindError> {
+        let users: Vec<SyncPoint> = self
+            .legacy()
+            .zombies
+            .iter()
+            .filter(|z| z.buf.iova < iova + size_B && iova < z.buf.iova + z.buf.size_B)
+            .flat_map(|z| z.users.iter().copied())
+            .filter(|u| u.point != 0)
+            .collect();
+        if users.is_empty() {
+            return Ok(());
+        }
+        let timeout_ns = REPLAY_WAIT.as_nanos() as u64;
+        let deadline = ioctl::monotonic_now_ns().saturating_add(timeout_ns);
+        match ioctl::syncobj_timeline_wait(k, &users, deadline.min(i64::MAX as u64) as i64) {
+            // Timed out: the allocation below reports the range as taken.
+            Err(e) if e.errno == Errno::ETIME || e.errno == Errno::ETIMEDOUT => Ok(()),
+            r => r.map_err(kerr),
         }
     }
 

@@ -415,7 +415,8 @@ pub fn wait_fence(
     })
 }
 
-fn monotonic_now_ns() -> u64 {
+/// CLOCK_MONOTONIC now, in ns: the clock the kernel's absolute timeouts use.
+pub fn monotonic_now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
