@@ -6,10 +6,11 @@ mod bo_common;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use bo_common::{device_on, sim};
+use bo_common::{device_on, device_on_node, sim, sim_with};
 use msm_winsys::bo::{Bo, BoError, BoFlags};
 use msm_winsys::iova::Fence;
 use msm_winsys::kernel::ioctl;
+use msm_winsys::sim::SimOptions;
 use msm_winsys::uapi::*;
 use msm_winsys::Errno;
 use msm_winsys::ErrnoError;
@@ -264,8 +265,15 @@ fn a_flip_chain_keeps_its_buffers_mapped_until_it_is_destroyed() {
     use msm_winsys::bo::{FbLayout, FlipChain, DRM_FORMAT_XRGB8888};
     use msm_winsys::sim::display::{BYTES_1080P, CRTC_ID};
     let client = device_on(&sim("a750"));
-    let comp_sim = sim("a750");
-    let comp = device_on(&comp_sim);
+    // The compositor is the display's master and flips back to back: commits complete at once.
+    let comp_sim = sim_with(
+        "a750",
+        SimOptions {
+            vblank: msm_winsys::sim::VblankClock::Immediate,
+            ..Default::default()
+        },
+    );
+    let comp = device_on_node(&comp_sim, msm_winsys::sim::Node::Primary);
     let layout = FbLayout {
         width: 1920,
         height: 1080,

@@ -6,15 +6,32 @@ mod common;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use common::{file, file_with, gem_close, raw};
+use common::kms::{addfb, fb_cmd, own_fbs, rmfb, AR24};
+use common::{gem_close, raw};
 use msm_winsys::kernel::Kernel;
 use msm_winsys::sim::display::{BYTES_1080P, CRTC_ID};
-use msm_winsys::sim::SimOptions;
+use msm_winsys::sim::{Node, Sim, SimFile, SimOptions, VblankClock};
 use msm_winsys::uapi::*;
 use msm_winsys::Errno;
 
-const XR24: u32 = u32::from_le_bytes(*b"XR24");
-const AR24: u32 = u32::from_le_bytes(*b"AR24");
+/// The master file of a new device whose commits complete at once (these tests flip back to
+/// back) and whose fbdev console is on screen (so the first flip needs no SETCRTC).
+fn file_with(profile: &str, options: SimOptions) -> SimFile {
+    let options = SimOptions {
+        vblank: VblankClock::Immediate,
+        ..options
+    };
+    let f = Sim::with_options(profile, options)
+        .unwrap()
+        .open_node(Node::Primary)
+        .unwrap();
+    assert!(f.is_master());
+    f
+}
+
+fn file(profile: &str) -> SimFile {
+    file_with(profile, SimOptions::default())
+}
 
 fn gem_new(k: &dyn Kernel, size: u64, flags: u32) -> u32 {
     let mut a = drm_msm_gem_new {
@@ -26,34 +43,8 @@ fn gem_new(k: &dyn Kernel, size: u64, flags: u32) -> u32 {
     a.handle
 }
 
-fn fb_cmd(handle: u32, w: u32, h: u32) -> drm_mode_fb_cmd2 {
-    drm_mode_fb_cmd2 {
-        width: w,
-        height: h,
-        pixel_format: XR24,
-        handles: [handle, 0, 0, 0],
-        pitches: [w * 4, 0, 0, 0],
-        ..Default::default()
-    }
-}
-
-fn addfb(k: &dyn Kernel, mut c: drm_mode_fb_cmd2) -> Result<u32, Errno> {
-    raw(k, DRM_IOCTL_MODE_ADDFB2, &mut c).map(|()| c.fb_id)
-}
-
-fn rmfb(k: &dyn Kernel, fb: u32) -> Result<(), Errno> {
-    let mut a = fb;
-    raw(k, DRM_IOCTL_MODE_RMFB, &mut a)
-}
-
 fn flip_with(k: &dyn Kernel, crtc_id: u32, fb_id: u32, flags: u32) -> Result<(), Errno> {
-    let mut a = drm_mode_crtc_page_flip {
-        crtc_id,
-        fb_id,
-        flags,
-        ..Default::default()
-    };
-    raw(k, DRM_IOCTL_MODE_PAGE_FLIP, &mut a)
+    common::kms::flip_with(k, crtc_id, fb_id, flags, 0)
 }
 
 fn flip(k: &dyn Kernel, fb_id: u32) -> Result<(), Errno> {
@@ -181,8 +172,12 @@ fn addfb2_checks_in_the_kernels_order() {
     close_all(&f, &[bo, private]);
 }
 
-/// Closes the test's GEM handles, so the file ends with an empty leak report.
+/// Removes the file's framebuffers (GETRESOURCES lists them) and closes the test's GEM handles,
+/// so the file ends with an empty leak report.
 fn close_all(f: &dyn Kernel, handles: &[u32]) {
+    for fb in own_fbs(f) {
+        rmfb(f, fb).unwrap();
+    }
     for &h in handles {
         gem_close(f, h).unwrap();
     }
@@ -191,7 +186,7 @@ fn close_all(f: &dyn Kernel, handles: &[u32]) {
 #[test]
 fn rmfb_of_an_unknown_or_foreign_framebuffer_is_enoent() {
     let f = file("a750");
-    let g = f.sim().open().unwrap();
+    let g = f.sim().open_node(Node::Primary).unwrap();
     let bo = gem_new(&f, 4 << 20, MSM_BO_WC);
     let fb = addfb(&f, fb_cmd(bo, 1024, 1024)).unwrap();
     assert_eq!(rmfb(&f, 12345), Err(Errno::ENOENT));
@@ -289,9 +284,7 @@ fn ping_pong(fix: bool, keep_handles: bool, n: usize) -> (u64, u64, u64) {
         flip(&f, fbs[i % 2]).unwrap();
     }
     let s = f.sim().display_stats();
-    if keep_handles {
-        close_all(&f, &bos);
-    }
+    close_all(&f, if keep_handles { &bos } else { &[] });
     (s.maps, s.unmaps, s.tlb_invalidate_us)
 }
 
@@ -365,7 +358,12 @@ fn rmfb_of_the_scanned_out_framebuffer_turns_the_crtc_off_and_file_close_cleans_
         "the handle still holds it"
     );
     let fa2 = addfb(&f, fb_cmd(a, W, H)).unwrap();
-    flip(&f, fa2).unwrap();
+    assert_eq!(
+        flip(&f, fa2),
+        Err(Errno::EBUSY),
+        "the CRTC is off: nothing to flip from"
+    );
+    common::kms::set_crtc(&f, CRTC_ID, Some(fa2)).unwrap();
     assert_eq!(sim.display_stats().maps, 1, "still mapped: no new map");
     // The handle is left to the file's close on purpose: that close is what this test checks.
     assert!(f.close().handles == vec![a]);

@@ -518,6 +518,23 @@ fn mmap_larger_than_the_object_or_at_an_unknown_offset_is_einval() {
     gem_close(&f, h).unwrap();
 }
 
+#[test]
+fn mmap_larger_than_the_object_by_a_file_without_a_handle_is_einval_not_eacces() {
+    // drm_gem_mmap: the offset lookup (drm_vma_offset_exact_lookup_locked, which also checks
+    // the length) fails before drm_vma_node_is_allowed is asked.
+    let sim = Sim::new("a750").unwrap();
+    let (a, b) = (sim.open().unwrap(), sim.open().unwrap());
+    let h = gem_new(&a, 4096, WC).unwrap();
+    let o = info_value(&a, h, MSM_INFO_GET_OFFSET, 0).unwrap();
+    assert_eq!(b.map(o, 8192).err(), Some(Errno::EINVAL));
+    assert_eq!(b.mmap_target(o, 0).err(), Some(Errno::EINVAL));
+    assert_eq!(b.mmap_target(o, 4096).err(), Some(Errno::EACCES));
+    let t = a.mmap_target(o, 4096).unwrap();
+    assert_eq!(t.memfd_offset_B(), 0);
+    drop(t);
+    gem_close(&a, h).unwrap();
+}
+
 // ---- iova without VM_BIND -------------------------------------------------------------------
 
 #[test]

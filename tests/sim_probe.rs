@@ -89,6 +89,30 @@ fn unknown_ioctl_number_is_einval() {
 }
 
 #[test]
+fn ioctl_name_is_none_exactly_for_numbers_without_a_handler() {
+    use msm_winsys::sim::ioctl_name;
+    assert_eq!(ioctl_name(DRM_IOCTL_MSM_GEM_NEW), Some("GEM_NEW"));
+    assert_eq!(ioctl_name(DRM_IOCTL_VERSION), Some("VERSION"));
+    // By number, as drm_ioctl looks its table up: size and direction do not matter.
+    assert_eq!(
+        ioctl_name(DRM_IOCTL_MSM_GET_PARAM & 0xff),
+        Some("GET_PARAM")
+    );
+    assert_eq!(ioctl_name(0xc008_6449), None, "reserved GEM_SVM_NEW slot");
+}
+
+#[test]
+fn llseek_moves_nothing_and_returns_0_and_a_bad_whence_is_einval() {
+    // DRM_GEM_FOPS: .llseek = noop_llseek; ksys_lseek checks whence <= SEEK_MAX first.
+    let f = file("a750");
+    assert_eq!(f.llseek(4096, libc::SEEK_SET), Ok(0));
+    assert_eq!(f.llseek(-8, libc::SEEK_END), Ok(0));
+    assert_eq!(f.llseek(0, libc::SEEK_HOLE), Ok(0));
+    assert_eq!(f.llseek(0, libc::SEEK_HOLE + 1), Err(Errno::EINVAL));
+    assert_eq!(f.llseek(0, -1), Err(Errno::EINVAL));
+}
+
+#[test]
 fn get_param_wrong_pipe_is_einval() {
     let mut a = drm_msm_param {
         pipe: MSM_PIPE_2D0,
@@ -431,10 +455,22 @@ fn get_cap_answers_the_render_node_caps() {
     assert_eq!(cap(DRM_CAP_TIMESTAMP_MONOTONIC), Ok(1));
     assert_eq!(
         cap(0x1),
-        Err(Errno::EOPNOTSUPP),
-        "DRM_CAP_DUMB_BUFFER: modesetting cap"
+        Ok(1),
+        "DRM_CAP_DUMB_BUFFER on a KMS device, any node"
     );
     assert_eq!(cap(0x999), Err(Errno::EINVAL));
+    // A GPU-only device (no DRIVER_MODESET): the KMS caps, and unknown ones, are EOPNOTSUPP.
+    let g = file_with(
+        "a750",
+        SimOptions {
+            kms: false,
+            ..Default::default()
+        },
+    );
+    let cap = |c: u32| ioctl::get_cap(&g, c as u64).map_err(|e| e.errno);
+    assert_eq!(cap(DRM_CAP_SYNCOBJ), Ok(1));
+    assert_eq!(cap(0x1), Err(Errno::EOPNOTSUPP), "DRM_CAP_DUMB_BUFFER");
+    assert_eq!(cap(0x999), Err(Errno::EOPNOTSUPP));
 }
 
 #[test]

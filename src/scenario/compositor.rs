@@ -60,13 +60,15 @@ fn run_one(fix: bool, who: Compositor, frames: usize) -> Result<Run, String> {
         "a750",
         SimOptions {
             display_vma_ref_fix: fix,
+            // The compositor flips back to back without waiting for flip events.
+            vblank: crate::sim::VblankClock::Immediate,
             ..Default::default()
         },
     )
     .map_err(err)?;
     let comp = Arc::new(
         Device::new(
-            Box::new(comp_sim.open().map_err(err)?),
+            Box::new(comp_sim.open_node(crate::sim::Node::Primary).map_err(err)?),
             ProbeOptions::default(),
         )
         .map_err(err)?,
@@ -146,6 +148,7 @@ fn run_one(fix: bool, who: Compositor, frames: usize) -> Result<Run, String> {
         tlb_invalidate_us: end.tlb_invalidate_us - warm.tlb_invalidate_us,
         mapped: end.mapped,
         framebuffers: end.framebuffers,
+        ..DisplayStats::default()
     };
     Ok(Run {
         steady,

@@ -4,28 +4,66 @@
 //!
 //! Owns: the ioctl table. Locks: none here; handlers take the file's locks.
 
+use super::auth::{DRM_MASTER, DRM_RENDER_ALLOW};
 use super::user::{self, bytes_of, from_bytes, Plain};
-use super::{display, gem, param, prime, queue, submit, syncobj, vm_bind, SimFile};
+use super::{auth, display, dumb, gem, kms, modeset, param, prime, queue, submit, syncobj};
+use super::{vm_bind, SimFile};
 use crate::uapi::*;
 use crate::Errno;
 
 type Handler = fn(&SimFile, &mut [u8]) -> Result<(), Errno>;
 
 /// The kernel's table entry: its name (for fault injection), its own request code (size and
-/// direction) and the handler.
+/// direction), its `DRM_*` permission flags and the handler.
 struct Entry {
     name: &'static str,
     cmd: u64,
+    flags: u32,
     handler: Handler,
 }
 
+/// drm_ioctl.c's `drm_ioctls[]` and msm_drv.c's `msm_ioctls[]`: every msm ioctl, and the core
+/// GEM, PRIME, syncobj, VERSION and GET_CAP ioctls, are DRM_RENDER_ALLOW; the KMS ioctls are
+/// not (render files get EACCES), and those that change the display need DRM_MASTER.
 fn entry(nr: u32) -> Option<Entry> {
-    let e = |name, cmd, handler| Some(Entry { name, cmd, handler });
+    const R: u32 = DRM_RENDER_ALLOW;
+    let e = |name, cmd, handler| {
+        Some(Entry {
+            name,
+            cmd,
+            flags: R,
+            handler,
+        })
+    };
+    let k = |name, cmd, flags, handler| {
+        Some(Entry {
+            name,
+            cmd,
+            flags,
+            handler,
+        })
+    };
     const MSM: u32 = DRM_COMMAND_BASE;
     match nr {
         0x00 => e("VERSION", DRM_IOCTL_VERSION, param::version),
+        0x01 => k("GET_UNIQUE", DRM_IOCTL_GET_UNIQUE, 0, auth::get_unique),
+        0x02 => k("GET_MAGIC", DRM_IOCTL_GET_MAGIC, 0, auth::get_magic),
         0x09 => e("GEM_CLOSE", DRM_IOCTL_GEM_CLOSE, gem::gem_close),
         0x0c => e("GET_CAP", DRM_IOCTL_GET_CAP, param::get_cap),
+        0x0d => k(
+            "SET_CLIENT_CAP",
+            DRM_IOCTL_SET_CLIENT_CAP,
+            0,
+            kms::set_client_cap,
+        ),
+        0x11 => k(
+            "AUTH_MAGIC",
+            DRM_IOCTL_AUTH_MAGIC,
+            DRM_MASTER,
+            auth::auth_magic,
+        ),
+        0x1e => k("SET_MASTER", DRM_IOCTL_SET_MASTER, 0, auth::set_master),
+        0x1f => k("DROP_MASTER", DRM_IOCTL_DROP_MASTER, 0, auth::drop_master),
         0x2d => e(
             "PRIME_HANDLE_TO_FD",
             DRM_IOCTL_PRIME_HANDLE_TO_FD,
@@ -36,13 +74,102 @@ fn entry(nr: u32) -> Option<Entry> {
             DRM_IOCTL_PRIME_FD_TO_HANDLE,
             prime::fd_to_handle,
         ),
-        0xaf => e("MODE_RMFB", DRM_IOCTL_MODE_RMFB, display::rmfb),
-        0xb0 => e(
+        0xa0 => k(
+            "MODE_GETRESOURCES",
+            DRM_IOCTL_MODE_GETRESOURCES,
+            0,
+            kms::get_resources,
+        ),
+        0xa1 => k("MODE_GETCRTC", DRM_IOCTL_MODE_GETCRTC, 0, kms::get_crtc),
+        0xa2 => k(
+            "MODE_SETCRTC",
+            DRM_IOCTL_MODE_SETCRTC,
+            DRM_MASTER,
+            modeset::set_crtc,
+        ),
+        0xa6 => k(
+            "MODE_GETENCODER",
+            DRM_IOCTL_MODE_GETENCODER,
+            0,
+            kms::get_encoder,
+        ),
+        0xa7 => k(
+            "MODE_GETCONNECTOR",
+            DRM_IOCTL_MODE_GETCONNECTOR,
+            0,
+            kms::get_connector,
+        ),
+        0xaa => k(
+            "MODE_GETPROPERTY",
+            DRM_IOCTL_MODE_GETPROPERTY,
+            0,
+            kms::get_property,
+        ),
+        0xac => k(
+            "MODE_GETPROPBLOB",
+            DRM_IOCTL_MODE_GETPROPBLOB,
+            0,
+            kms::get_prop_blob,
+        ),
+        0xae => k("MODE_ADDFB", DRM_IOCTL_MODE_ADDFB, 0, display::addfb),
+        0xaf => k("MODE_RMFB", DRM_IOCTL_MODE_RMFB, 0, display::rmfb),
+        0xb0 => k(
             "MODE_PAGE_FLIP",
             DRM_IOCTL_MODE_PAGE_FLIP,
-            display::page_flip,
+            DRM_MASTER,
+            modeset::page_flip,
         ),
-        0xb8 => e("MODE_ADDFB2", DRM_IOCTL_MODE_ADDFB2, display::addfb2),
+        0xb2 => k(
+            "MODE_CREATE_DUMB",
+            DRM_IOCTL_MODE_CREATE_DUMB,
+            0,
+            dumb::create_dumb,
+        ),
+        0xb3 => k("MODE_MAP_DUMB", DRM_IOCTL_MODE_MAP_DUMB, 0, dumb::map_dumb),
+        0xb4 => k(
+            "MODE_DESTROY_DUMB",
+            DRM_IOCTL_MODE_DESTROY_DUMB,
+            0,
+            dumb::destroy_dumb,
+        ),
+        0xb5 => k(
+            "MODE_GETPLANERESOURCES",
+            DRM_IOCTL_MODE_GETPLANERESOURCES,
+            0,
+            kms::get_plane_resources,
+        ),
+        0xb6 => k("MODE_GETPLANE", DRM_IOCTL_MODE_GETPLANE, 0, kms::get_plane),
+        0xb8 => k("MODE_ADDFB2", DRM_IOCTL_MODE_ADDFB2, 0, display::addfb2),
+        0xb9 => k(
+            "MODE_OBJ_GETPROPERTIES",
+            DRM_IOCTL_MODE_OBJ_GETPROPERTIES,
+            0,
+            kms::obj_get_properties,
+        ),
+        0xba => k(
+            "MODE_OBJ_SETPROPERTY",
+            DRM_IOCTL_MODE_OBJ_SETPROPERTY,
+            DRM_MASTER,
+            modeset::obj_set_property,
+        ),
+        0xbc => k(
+            "MODE_ATOMIC",
+            DRM_IOCTL_MODE_ATOMIC,
+            DRM_MASTER,
+            modeset::atomic,
+        ),
+        0xbd => k(
+            "MODE_CREATEPROPBLOB",
+            DRM_IOCTL_MODE_CREATEPROPBLOB,
+            0,
+            kms::create_prop_blob,
+        ),
+        0xbe => k(
+            "MODE_DESTROYPROPBLOB",
+            DRM_IOCTL_MODE_DESTROYPROPBLOB,
+            0,
+            kms::destroy_prop_blob,
+        ),
         0xbf => e("SYNCOBJ_CREATE", DRM_IOCTL_SYNCOBJ_CREATE, syncobj::create),
         0xc0 => e(
             "SYNCOBJ_DESTROY",
@@ -125,6 +252,14 @@ fn entry(nr: u32) -> Option<Entry> {
     }
 }
 
+/// The model's name of `request` (`"GEM_NEW"`, `"VERSION"`, ...), found by command number as
+/// `drm_ioctl` finds its table entry; `None` when the model has no handler for that number (the
+/// kernel may still have one: such a request is answered EINVAL by the model, and a caller that
+/// stands in for a real device, such as the LD_PRELOAD shim, reports it as unanswered).
+pub fn ioctl_name(request: u64) -> Option<&'static str> {
+    entry(ioc_nr(request)).map(|e| e.name)
+}
+
 pub(super) fn ioctl(file: &SimFile, request: u64, arg: u64) -> Result<(), Errno> {
     // drm_ioctl: an ioctl number without a table entry is EINVAL.
     let Some(entry) = entry(ioc_nr(request)) else {
@@ -141,8 +276,13 @@ pub(super) fn ioctl(file: &SimFile, request: u64, arg: u64) -> Result<(), Errno>
         let bytes = user::read_bytes(arg, in_size)?;
         kdata[..in_size].copy_from_slice(&bytes);
     }
+    // drm_ioctl_kernel: the permission check comes after the copy-in, and the copy-out happens
+    // whatever it says.
     let mut ret = file
-        .inject(entry.name)
+        .dev
+        .auth
+        .permit(file.id, entry.flags, file.dev.options.cap_sys_admin)
+        .and_then(|()| file.inject(entry.name))
         .and_then(|()| (entry.handler)(file, &mut kdata));
     // The kernel copies the argument back even when the handler failed.
     if out_size > 0 && user::write_bytes(arg, &kdata[..out_size]).is_err() {

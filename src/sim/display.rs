@@ -1,11 +1,14 @@
-//! The display (KMS) side of the model: framebuffers (MODE_ADDFB2 / MODE_RMFB), one CRTC flipped
-//! with MODE_PAGE_FLIP, the display engine's VM and the `vma_ref` rule that decides when a
-//! buffer's display mapping is torn down (spec/kernel.md "Display (KMS) VM and scanout buffers").
+//! The display side of the model: framebuffers (MODE_ADDFB / ADDFB2 / RMFB), the scanout pins
+//! that commits (modeset.rs) take on them, the display engine's VM and the `vma_ref` rule that
+//! decides when a buffer's display mapping is torn down (spec/kernel.md "Display (KMS) VM and
+//! scanout buffers").
 //!
-//! Owns: the device's framebuffers, the CRTC's current framebuffer and mode, the display VMAs and
-//! their counters ([`DisplayStats`]). Locks: `Display::state`, taken after `SimFile::ctx` and
-//! before `GemObject::state` (and so before the PRIME registry, read under the object lock).
-//! Framebuffers removed under it are dropped after it is released.
+//! Owns: the device's display state [`State`] — framebuffers, property blobs, the committed KMS
+//! state and the pending commit (modeset.rs), the display VMAs and their counters
+//! ([`DisplayStats`]). Locks: `Shared::state`, taken after `SimFile::ctx` and before
+//! `GemObject::state` (and so before the PRIME registry, read under the object lock) and a
+//! file's event queue (event.rs, a leaf). Framebuffers removed under it are dropped after it is
+//! released; fences are signalled after it is released.
 //!
 //! `vma_ref` of an object = its open userspace GEM handles (all files) + 1 while a dma-buf this
 //! device exported from it is alive + its scanout pins. With the fix (`SimOptions::
@@ -14,32 +17,37 @@
 //! invalidation, modelled as 5 ms for a 1080p XRGB8888 buffer, proportional to size.
 //!
 //! When the last fd of a dma-buf is closed the model only learns it from `/proc/self/fd`: every
-//! display ioctl (ADDFB2, RMFB, PAGE_FLIP) first forgets released dma-bufs (`prime::
-//! collect_garbage`), then tears down the display VMAs whose `vma_ref` is 0. So a closed dma-buf
-//! fd is noticed at the next display ioctl, deterministically. GEM_CLOSE and file close are
-//! noticed at once.
+//! display ioctl that pins or unpins first forgets released dma-bufs (`prime::collect_garbage`),
+//! then tears down the display VMAs whose `vma_ref` is 0. So a closed dma-buf fd is noticed at
+//! the next such ioctl, deterministically. GEM_CLOSE and file close are noticed at once.
+//!
+//! The fbdev console (`SimOptions::fbdev_console`): a kernel-owned XRGB8888 framebuffer of the
+//! panel's size lit on the CRTC at boot, as fbdev emulation does, and lit again when the last
+//! file of the device closes (`drm_lastclose` restores fbdev). Its buffer is pinned by the
+//! kernel for the device's life, so its pins and its display mapping are not counted in
+//! [`DisplayStats`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, MutexGuard, Weak};
 
 use super::dispatch::typed;
 use super::gem::{GemObject, Madv};
-use super::{prime, SimDevice, SimFile};
+use super::kms::{self, Object, MAX_FB_DIMENSION};
+use super::modeset::KmsState;
+use super::resv::Resv;
+use super::{prime, SimDevice, SimFile, SimOptions};
 use crate::uapi::*;
 use crate::Errno;
 
 /// The model's one CRTC (DRM mode object ids are small integers shared by all object kinds).
 pub const CRTC_ID: u32 = 0x31;
-/// Framebuffer ids are the lowest free id from here (so they never collide with the CRTC's).
-const FB_ID_BASE: u32 = 0x40;
-/// `mode_config.max_width` / `max_height` (a model choice).
-pub const MAX_FB_DIMENSION: u32 = 16384;
+/// Framebuffers and blobs made at run time take the lowest free id from here.
+const DYNAMIC_ID_BASE: u32 = 0x40;
 /// Bytes of a 1920x1080 XRGB8888 framebuffer: its teardown is modelled as 5 ms of TLB invalidation.
 pub const BYTES_1080P: u64 = 1920 * 1080 * 4;
 const TLB_US_1080P: u64 = 5000;
-
-const DRM_FORMAT_MOD_LINEAR: u64 = 0;
-const DRM_FORMAT_MOD_QCOM_COMPRESSED: u64 = 0x0500_0000_0000_0001;
+/// The fbdev console's framebuffer owner (no file).
+const KERNEL: u64 = 0;
 
 /// Bytes per pixel of the single-plane formats the model's display takes.
 fn cpp(fourcc: u32) -> Option<u32> {
@@ -55,6 +63,13 @@ fn cpp(fourcc: u32) -> Option<u32> {
 pub struct DisplayStats {
     /// Successful PAGE_FLIPs.
     pub flips: u64,
+    /// Successful commits other than PAGE_FLIPs: SETCRTC, ATOMIC (not TEST_ONLY),
+    /// OBJ_SETPROPERTY, and the kernel's own (RMFB or file close turning the CRTC off).
+    pub commits: u64,
+    /// Flip-complete events queued to files.
+    pub events: u64,
+    /// Vblanks that completed a commit.
+    pub vblanks: u64,
     /// Scanout pins and unpins.
     pub pins: u64,
     pub unpins: u64,
@@ -65,7 +80,7 @@ pub struct DisplayStats {
     pub tlb_invalidate_us: u64,
     /// Display VMAs now.
     pub mapped: usize,
-    /// Framebuffers now.
+    /// Framebuffers made by files, now.
     pub framebuffers: usize,
 }
 
@@ -77,13 +92,24 @@ impl DisplayStats {
 }
 
 #[derive(Debug)]
-struct Framebuffer {
-    /// The file that made it (only it may RMFB it).
-    owner: u64,
-    obj: Arc<GemObject>,
-    width: u32,
-    height: u32,
-    fourcc: u32,
+pub(super) struct Framebuffer {
+    /// The file that made it (only it may RMFB it); [`KERNEL`] for the fbdev console.
+    pub owner: u64,
+    pub obj: Arc<GemObject>,
+    pub width: u32,
+    pub height: u32,
+    pub fourcc: u32,
+    pub modifier: u64,
+}
+
+/// A property blob (`struct drm_property_blob`).
+#[derive(Debug)]
+pub(super) struct Blob {
+    /// The file that made it with CREATEPROPBLOB and has not destroyed it.
+    pub owner: Option<u64>,
+    /// A kernel blob that lives as long as the device (IN_FORMATS).
+    pub permanent: bool,
+    pub data: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -94,27 +120,21 @@ struct DisplayVma {
     pins: u32,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    fbs: BTreeMap<u32, Framebuffer>,
-    /// The framebuffer on the CRTC, and the mode the first flip set (width, height).
-    crtc_fb: Option<u32>,
-    mode: Option<(u32, u32)>,
+#[derive(Debug)]
+pub(super) struct State {
+    pub fbs: BTreeMap<u32, Framebuffer>,
+    pub blobs: BTreeMap<u32, Blob>,
+    /// The committed KMS state.
+    pub kms: KmsState,
+    /// The commit waiting for its vblank (modeset.rs).
+    pub pending: Option<super::modeset::Pending>,
+    /// Vblanks counted so far (`drm_crtc_vblank_count`).
+    pub vblank_seq: u64,
     /// Display VMAs by object id.
     vmas: HashMap<u64, DisplayVma>,
-    stats: DisplayStats,
-}
-
-/// The display engine of one model device.
-#[derive(Debug, Default)]
-pub(super) struct Display {
-    state: Mutex<State>,
-}
-
-impl Display {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
+    pub stats: DisplayStats,
+    /// `SimOptions::display_vma_ref_fix`.
+    fix: bool,
 }
 
 /// `vma_ref` of `obj` besides `pins`: open GEM handles + a live dma-buf this device exported.
@@ -128,6 +148,120 @@ fn tlb_cost_us(size_B: u64) -> u64 {
 }
 
 impl State {
+    pub(super) fn new(options: &SimOptions, dev_uid: u64) -> State {
+        let mut s = State {
+            fbs: BTreeMap::new(),
+            blobs: kms::boot_blobs().into_iter().collect(),
+            kms: KmsState::default(),
+            pending: None,
+            vblank_seq: 0,
+            vmas: HashMap::new(),
+            stats: DisplayStats::default(),
+            fix: options.display_vma_ref_fix,
+        };
+        if options.kms && options.fbdev_console {
+            let mode = kms::panel_mode();
+            let (w, h) = (mode.hdisplay as u32, mode.vdisplay as u32);
+            // A sparse memfd: the console's pixels are never touched.
+            if let Ok(obj) = GemObject::create(
+                dev_uid,
+                0,
+                (w as u64 * h as u64 * 4).next_multiple_of(4096),
+                MSM_BO_SCANOUT | MSM_BO_WC,
+                Resv::new(),
+            ) {
+                let id = s.alloc_id();
+                s.fbs.insert(
+                    id,
+                    Framebuffer {
+                        owner: KERNEL,
+                        obj,
+                        width: w,
+                        height: h,
+                        fourcc: u32::from_le_bytes(*b"XR24"),
+                        modifier: kms::DRM_FORMAT_MOD_LINEAR,
+                    },
+                );
+                s.kms = KmsState::lit(id, mode, 0, 0);
+                let blob = s.alloc_id();
+                s.blobs.insert(
+                    blob,
+                    Blob {
+                        owner: None,
+                        permanent: false,
+                        data: super::user::bytes_of(&mode).to_vec(),
+                    },
+                );
+                s.kms.crtc.mode_blob = blob;
+            }
+        }
+        s
+    }
+
+    /// `idr_alloc(1, 0)` above the fixed objects: the lowest id no framebuffer or blob holds.
+    pub(super) fn alloc_id(&self) -> u32 {
+        let mut id = DYNAMIC_ID_BASE;
+        while self.fbs.contains_key(&id) || self.blobs.contains_key(&id) {
+            id += 1;
+        }
+        id
+    }
+
+    /// The console framebuffer, if the device has one.
+    pub(super) fn console(&self) -> Option<u32> {
+        self.fbs
+            .iter()
+            .find(|(_, fb)| fb.owner == KERNEL)
+            .map(|(&id, _)| id)
+    }
+
+    /// Frees blobs that nobody owns and the committed state does not use.
+    pub(super) fn sweep_blobs(&mut self) {
+        let used = self.kms.crtc.mode_blob;
+        self.blobs
+            .retain(|&id, b| b.permanent || b.owner.is_some() || id == used);
+    }
+
+    /// The current value of property `prop` on `obj` (`drm_atomic_get_property`).
+    pub(super) fn prop_value(&self, obj: Object, prop: u32) -> u64 {
+        use kms::prop::*;
+        let k = &self.kms;
+        match (obj, prop) {
+            (Object::Connector, DPMS) => {
+                if k.connector_crtc && k.crtc.active {
+                    0
+                } else {
+                    3
+                }
+            }
+            (Object::Connector, CRTC_ID) => (k.connector_crtc as u64) * CRTC_ID as u64,
+            (Object::Crtc, ACTIVE) => k.crtc.active as u64,
+            (Object::Crtc, MODE_ID) => k.crtc.mode_blob as u64,
+            (Object::Crtc, VRR_ENABLED) => k.crtc.vrr as u64,
+            (Object::Plane(i), p) => {
+                let pl = &k.planes[i];
+                match p {
+                    TYPE => (i == 0) as u64,
+                    FB_ID => pl.fb.unwrap_or(0) as u64,
+                    IN_FENCE_FD => -1i64 as u64,
+                    CRTC_ID => (pl.crtc as u64) * CRTC_ID as u64,
+                    CRTC_X => pl.crtc_x as i64 as u64,
+                    CRTC_Y => pl.crtc_y as i64 as u64,
+                    CRTC_W => pl.crtc_w as u64,
+                    CRTC_H => pl.crtc_h as u64,
+                    SRC_X => pl.src_x as u64,
+                    SRC_Y => pl.src_y as u64,
+                    SRC_W => pl.src_w as u64,
+                    SRC_H => pl.src_h as u64,
+                    IN_FORMATS => 0x2e + i as u64,
+                    _ => 0,
+                }
+            }
+            // EDID (a DSI panel has none), link-status Good, non-desktop 0, OUT_FENCE_PTR 0.
+            _ => 0,
+        }
+    }
+
     fn unmap(&mut self, obj_id: u64) {
         if let Some(v) = self.vmas.remove(&obj_id) {
             self.stats.unmaps += 1;
@@ -136,23 +270,40 @@ impl State {
     }
 
     /// Tears down the unpinned display VMAs whose `vma_ref` is 0 (with the fix; before it,
-    /// unpinned VMAs do not exist).
-    fn sweep(&mut self) {
-        let dead: Vec<u64> = self
-            .vmas
-            .iter()
-            .filter(|(_, v)| {
-                v.pins == 0 && v.obj.upgrade().is_none_or(|o| refs_besides_pins(&o) == 0)
-            })
-            .map(|(&id, _)| id)
-            .collect();
-        for id in dead {
-            self.unmap(id);
+    /// unpinned VMAs do not exist), and refreshes the gauges.
+    pub(super) fn sweep(&mut self) {
+        if self.fix {
+            let dead: Vec<u64> = self
+                .vmas
+                .iter()
+                .filter(|(_, v)| {
+                    v.pins == 0 && v.obj.upgrade().is_none_or(|o| refs_besides_pins(&o) == 0)
+                })
+                .map(|(&id, _)| id)
+                .collect();
+            for id in dead {
+                self.unmap(id);
+            }
         }
+        self.refresh();
     }
 
-    /// Scanout pin: maps the object into the display VM on first use.
-    fn pin(&mut self, obj: &Arc<GemObject>) -> Result<(), Errno> {
+    /// Brings the gauges of [`DisplayStats`] up to date.
+    fn refresh(&mut self) {
+        self.stats.framebuffers = self.fbs.values().filter(|f| f.owner != KERNEL).count();
+        self.stats.mapped = self.vmas.len();
+    }
+
+    /// Scanout pin (`msm_framebuffer_prepare`): maps the object into the display VM on first
+    /// use. A DONTNEED or purged object cannot be pinned (EBUSY).
+    pub(super) fn pin(&mut self, fb_id: u32) -> Result<(), Errno> {
+        let Some(fb) = self.fbs.get(&fb_id) else {
+            return Ok(());
+        };
+        if fb.owner == KERNEL {
+            return Ok(());
+        }
+        let obj = fb.obj.clone();
         {
             let mut st = obj.lock();
             if st.madv != Madv::WillNeed {
@@ -166,7 +317,7 @@ impl State {
             self.stats.maps += 1;
         }
         let v = self.vmas.entry(obj.id).or_insert_with(|| DisplayVma {
-            obj: Arc::downgrade(obj),
+            obj: Arc::downgrade(&obj),
             size_B: obj.size_B,
             pins: 0,
         });
@@ -174,7 +325,15 @@ impl State {
         Ok(())
     }
 
-    fn unpin(&mut self, obj: &Arc<GemObject>, fix: bool) {
+    /// Scanout unpin (`msm_framebuffer_cleanup`).
+    pub(super) fn unpin(&mut self, fb_id: u32) {
+        let Some(fb) = self.fbs.get(&fb_id) else {
+            return;
+        };
+        if fb.owner == KERNEL {
+            return;
+        }
+        let obj = fb.obj.clone();
         {
             let mut st = obj.lock();
             st.pin_count = st.pin_count.saturating_sub(1);
@@ -188,14 +347,14 @@ impl State {
             return;
         }
         // Before the fix every unpin unmaps; with it, only the last `vma_ref` does ("vma_put").
-        if !fix || refs_besides_pins(obj) == 0 {
+        if !self.fix || refs_besides_pins(&obj) == 0 {
             self.unmap(obj.id);
         }
     }
 }
 
 impl SimDevice {
-    fn display(&self) -> MutexGuard<'_, State> {
+    pub(super) fn display(&self) -> MutexGuard<'_, State> {
         self.display.lock()
     }
 }
@@ -214,223 +373,220 @@ pub(super) fn handle_closed(dev: &SimDevice, obj: &Arc<GemObject>) {
     if unmap {
         d.unmap(obj.id);
     }
+    d.refresh();
 }
 
-/// File close (`drm_fb_release`): its framebuffers go (the one on screen turns the CRTC off),
-/// then display VMAs left without a `vma_ref`.
-pub(super) fn file_closed(file: &SimFile) {
-    let dev = &file.dev;
-    let removed: Vec<Framebuffer> = {
-        let mut d = dev.display();
-        let ids: Vec<u32> = d
-            .fbs
-            .iter()
-            .filter(|(_, fb)| fb.owner == file.id)
-            .map(|(&id, _)| id)
-            .collect();
-        let mut removed = Vec::new();
-        for id in ids {
-            let fb = d.fbs.remove(&id).expect("listed above");
-            if d.crtc_fb == Some(id) {
-                d.crtc_fb = None;
-                d.unpin(&fb.obj, dev.options.display_vma_ref_fix);
-            }
+/// File close (`drm_fb_release`, `drm_property_destroy_user_blobs`): its framebuffers go (one
+/// on screen is taken off it by a kernel commit, turning the CRTC off if it was the primary
+/// plane's), its blobs go; then display VMAs left without a `vma_ref`. When it was the device's
+/// last file, the fbdev console comes back (`drm_lastclose`).
+pub(super) fn file_closed(file: &SimFile, last_file: bool) {
+    let (ids, _) = held_by(&file.dev, file.id);
+    let mut removed = Vec::new();
+    for id in ids {
+        if let Some(fb) = super::modeset::remove_fb(&file.dev, id) {
             removed.push(fb);
         }
-        if dev.options.display_vma_ref_fix {
-            d.sweep();
+    }
+    {
+        let mut d = file.dev.display();
+        for b in d.blobs.values_mut() {
+            if b.owner == Some(file.id) {
+                b.owner = None;
+            }
         }
-        d.stats.framebuffers = d.fbs.len();
-        d.stats.mapped = d.vmas.len();
-        removed
-    };
+        d.sweep_blobs();
+        d.sweep();
+    }
+    if last_file {
+        super::modeset::restore_console(&file.dev);
+    }
     // Objects may die here: outside the display lock.
     drop(removed);
 }
 
-/// MODE_ADDFB2 (drm_mode_addfb2 -> framebuffer_check -> msm_framebuffer_create), one plane.
+/// What a file still holds on the display side, for its leak report: (framebuffers, blobs).
+pub(super) fn held_by(dev: &SimDevice, file: u64) -> (Vec<u32>, Vec<u32>) {
+    let d = dev.display();
+    let fbs = d
+        .fbs
+        .iter()
+        .filter(|(_, fb)| fb.owner == file)
+        .map(|(&id, _)| id)
+        .collect();
+    let blobs = d
+        .blobs
+        .iter()
+        .filter(|(_, b)| b.owner == Some(file))
+        .map(|(&id, _)| id)
+        .collect();
+    (fbs, blobs)
+}
+
+/// One framebuffer plane as ADDFB / ADDFB2 describe it.
+struct FbRequest {
+    width: u32,
+    height: u32,
+    fourcc: u32,
+    modifiers: bool,
+    handles: [u32; 4],
+    pitches: [u32; 4],
+    offsets: [u32; 4],
+    modifier: [u64; 4],
+}
+
+/// `drm_internal_framebuffer_create` -> `framebuffer_check` -> `msm_framebuffer_create`, one
+/// plane; returns the new framebuffer's id.
+fn create_fb(file: &SimFile, r: &FbRequest) -> Result<u32, Errno> {
+    if r.width > MAX_FB_DIMENSION || r.height > MAX_FB_DIMENSION {
+        return Err(Errno::EINVAL);
+    }
+    // framebuffer_check
+    let cpp = cpp(r.fourcc).ok_or(Errno::EINVAL)?;
+    if r.width == 0 || r.height == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if r.handles[0] == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let min_pitch = r.width as u64 * cpp as u64;
+    if min_pitch > u32::MAX as u64 {
+        return Err(Errno::ERANGE);
+    }
+    if r.height as u64 * r.pitches[0] as u64 + r.offsets[0] as u64 > u32::MAX as u64 {
+        return Err(Errno::ERANGE);
+    }
+    if (r.pitches[0] as u64) < min_pitch {
+        return Err(Errno::EINVAL);
+    }
+    if r.modifier[0] != 0 && !r.modifiers {
+        return Err(Errno::EINVAL);
+    }
+    for i in 1..4 {
+        if r.modifier[i] != 0 || r.handles[i] != 0 || r.pitches[i] != 0 || r.offsets[i] != 0 {
+            return Err(Errno::EINVAL);
+        }
+    }
+    // Some plane must take the format with that modifier.
+    if !kms::plane_takes(r.fourcc, r.modifier[0]) {
+        return Err(Errno::EINVAL);
+    }
+    // msm_framebuffer_create: an unknown handle is ENXIO.
+    let obj = SimFile::lookup(&file.ctx(), r.handles[0]).ok_or(Errno(libc::ENXIO))?;
+    // msm_framebuffer_init: the object must hold the last byte of the last line.
+    let min_size = (r.height as u64 - 1) * r.pitches[0] as u64 + min_pitch + r.offsets[0] as u64;
+    if obj.size_B < min_size {
+        return Err(Errno::EINVAL);
+    }
+    // spec/kernel.md: NO_SHARE objects cannot back a framebuffer.
+    if obj.flags & MSM_BO_NO_SHARE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    prime::collect_garbage();
+    let mut d = file.dev.display();
+    let id = d.alloc_id();
+    d.fbs.insert(
+        id,
+        Framebuffer {
+            owner: file.id,
+            obj,
+            width: r.width,
+            height: r.height,
+            fourcc: r.fourcc,
+            modifier: r.modifier[0],
+        },
+    );
+    d.sweep();
+    Ok(id)
+}
+
+/// MODE_ADDFB2 (`drm_mode_addfb2`).
 pub(super) fn addfb2(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     typed(kdata, |r: &mut drm_mode_fb_cmd2| {
         use drm_sys::{DRM_MODE_FB_INTERLACED, DRM_MODE_FB_MODIFIERS};
+        kms::need_kms(file)?;
         if r.flags & !(DRM_MODE_FB_INTERLACED | DRM_MODE_FB_MODIFIERS) != 0 {
             return Err(Errno::EINVAL);
         }
-        if r.width > MAX_FB_DIMENSION || r.height > MAX_FB_DIMENSION {
-            return Err(Errno::EINVAL);
-        }
-        // framebuffer_check
-        let cpp = cpp(r.pixel_format).ok_or(Errno::EINVAL)?;
-        if r.width == 0 || r.height == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let modifiers = r.flags & DRM_MODE_FB_MODIFIERS != 0;
-        if r.handles[0] == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let min_pitch = r.width as u64 * cpp as u64;
-        if min_pitch > u32::MAX as u64 {
-            return Err(Errno::ERANGE);
-        }
-        if r.height as u64 * r.pitches[0] as u64 + r.offsets[0] as u64 > u32::MAX as u64 {
-            return Err(Errno::ERANGE);
-        }
-        if (r.pitches[0] as u64) < min_pitch {
-            return Err(Errno::EINVAL);
-        }
-        if r.modifier[0] != 0 && !modifiers {
-            return Err(Errno::EINVAL);
-        }
-        for i in 1..4 {
-            if r.modifier[i] != 0 || r.handles[i] != 0 || r.pitches[i] != 0 || r.offsets[i] != 0 {
-                return Err(Errno::EINVAL);
-            }
-        }
-        // The plane must take the format with that modifier.
-        if ![DRM_FORMAT_MOD_LINEAR, DRM_FORMAT_MOD_QCOM_COMPRESSED].contains(&r.modifier[0]) {
-            return Err(Errno::EINVAL);
-        }
-        // msm_framebuffer_create: an unknown handle is ENXIO.
-        let obj = SimFile::lookup(&file.ctx(), r.handles[0]).ok_or(Errno(libc::ENXIO))?;
-        // msm_framebuffer_init: the object must hold the last byte of the last line.
-        let min_size = (r.height as u64 - 1) * r.pitches[0] as u64
-            + r.width as u64 * cpp as u64
-            + r.offsets[0] as u64;
-        if obj.size_B < min_size {
-            return Err(Errno::EINVAL);
-        }
-        // spec/kernel.md: NO_SHARE objects cannot back a framebuffer.
-        if obj.flags & MSM_BO_NO_SHARE != 0 {
-            return Err(Errno::EINVAL);
-        }
-        prime::collect_garbage();
-        let mut d = file.dev.display();
-        let mut id = FB_ID_BASE;
-        while d.fbs.contains_key(&id) {
-            id += 1;
-        }
-        d.fbs.insert(
-            id,
-            Framebuffer {
-                owner: file.id,
-                obj,
+        r.fb_id = create_fb(
+            file,
+            &FbRequest {
                 width: r.width,
                 height: r.height,
                 fourcc: r.pixel_format,
+                modifiers: r.flags & DRM_MODE_FB_MODIFIERS != 0,
+                handles: r.handles,
+                pitches: r.pitches,
+                offsets: r.offsets,
+                modifier: r.modifier,
             },
-        );
-        if file.dev.options.display_vma_ref_fix {
-            d.sweep();
-        }
-        d.stats.framebuffers = d.fbs.len();
-        d.stats.mapped = d.vmas.len();
-        r.fb_id = id;
+        )?;
         Ok(())
     })
 }
 
-/// MODE_RMFB (drm_mode_rmfb): only the owner may remove it; on screen, the CRTC turns off.
+/// MODE_ADDFB (`drm_mode_addfb`): the legacy (bpp, depth) pair picks the format
+/// (`drm_driver_legacy_fb_format`); an unknown pair is EINVAL.
+pub(super) fn addfb(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
+    typed(kdata, |r: &mut drm_mode_fb_cmd| {
+        kms::need_kms(file)?;
+        let fourcc = match (r.bpp, r.depth) {
+            (16, 16) => *b"RG16",
+            (32, 24) => *b"XR24",
+            (32, 32) => *b"AR24",
+            _ => return Err(Errno::EINVAL),
+        };
+        r.fb_id = create_fb(
+            file,
+            &FbRequest {
+                width: r.width,
+                height: r.height,
+                fourcc: u32::from_le_bytes(fourcc),
+                modifiers: false,
+                handles: [r.handle, 0, 0, 0],
+                pitches: [r.pitch, 0, 0, 0],
+                offsets: [0; 4],
+                modifier: [0; 4],
+            },
+        )?;
+        Ok(())
+    })
+}
+
+/// MODE_RMFB (`drm_mode_rmfb`): only the owner may remove it (ENOENT otherwise); one in use is
+/// first taken off its plane by a kernel commit (the CRTC goes off with its primary plane).
 pub(super) fn rmfb(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     typed(kdata, |fb_id: &mut u32| {
+        kms::need_kms(file)?;
         prime::collect_garbage();
-        let fix = file.dev.options.display_vma_ref_fix;
-        let fb = {
-            let mut d = file.dev.display();
+        {
+            let d = file.dev.display();
             match d.fbs.get(fb_id) {
                 Some(fb) if fb.owner == file.id => {}
                 _ => return Err(Errno::ENOENT),
             }
-            let fb = d.fbs.remove(fb_id).expect("checked above");
-            if d.crtc_fb == Some(*fb_id) {
-                d.crtc_fb = None;
-                d.unpin(&fb.obj, fix);
-            }
-            if fix {
-                d.sweep();
-            }
-            d.stats.framebuffers = d.fbs.len();
-            d.stats.mapped = d.vmas.len();
-            fb
-        };
+        }
+        let fb = super::modeset::remove_fb(&file.dev, *fb_id);
+        file.dev.display().sweep();
         drop(fb);
         Ok(())
     })
 }
 
-/// MODE_PAGE_FLIP (drm_mode_page_flip_ioctl + the atomic helper): pins the new framebuffer's
-/// object, then unpins the old one.
-pub(super) fn page_flip(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
-    typed(kdata, |a: &mut drm_mode_crtc_page_flip| {
-        use drm_sys::{
-            DRM_MODE_PAGE_FLIP_ASYNC, DRM_MODE_PAGE_FLIP_FLAGS, DRM_MODE_PAGE_FLIP_TARGET,
-        };
-        if a.flags & !DRM_MODE_PAGE_FLIP_FLAGS != 0 {
-            return Err(Errno::EINVAL);
-        }
-        // No async flips (mode_config.async_page_flip is false).
-        if a.flags & DRM_MODE_PAGE_FLIP_ASYNC != 0 {
-            return Err(Errno::EINVAL);
-        }
-        if a.flags & DRM_MODE_PAGE_FLIP_TARGET == DRM_MODE_PAGE_FLIP_TARGET {
-            return Err(Errno::EINVAL);
-        }
-        if a.crtc_id != CRTC_ID {
-            return Err(Errno::ENOENT);
-        }
-        // msm's CRTC has no page_flip_target.
-        if a.flags & DRM_MODE_PAGE_FLIP_TARGET != 0 {
-            return Err(Errno::EINVAL);
-        }
-        prime::collect_garbage();
-        let fix = file.dev.options.display_vma_ref_fix;
-        let mut d = file.dev.display();
-        let (new_obj, w, h, fourcc) = match d.fbs.get(&a.fb_id) {
-            Some(fb) => (fb.obj.clone(), fb.width, fb.height, fb.fourcc),
-            None => return Err(Errno::ENOENT),
-        };
-        let old = d
-            .crtc_fb
-            .and_then(|id| d.fbs.get(&id))
-            .map(|fb| (fb.obj.clone(), fb.fourcc));
-        if let Some((mw, mh)) = d.mode.filter(|_| d.crtc_fb.is_some()) {
-            // drm_crtc_check_viewport: the framebuffer must cover the mode.
-            if w < mw || h < mh {
-                return Err(Errno::ENOSPC);
-            }
-        }
-        if let Some((_, old_fourcc)) = &old {
-            if *old_fourcc != fourcc {
-                return Err(Errno::EINVAL);
-            }
-        }
-        // prepare_fb pins the new buffer (mapping it on first use), cleanup_fb unpins the old.
-        d.pin(&new_obj)?;
-        if d.crtc_fb.is_none() {
-            // No SETCRTC in the model: a flip on a dark CRTC is the modeset, at this size.
-            d.mode = Some((w, h));
-        }
-        d.crtc_fb = Some(a.fb_id);
-        if let Some((old_obj, _)) = &old {
-            d.unpin(old_obj, fix);
-        }
-        if fix {
-            d.sweep();
-        }
-        d.stats.flips += 1;
-        d.stats.mapped = d.vmas.len();
-        drop(d);
-        drop(old);
-        Ok(())
-    })
+/// Whether `fb_id` is a framebuffer (any file's) and its (width, height, fourcc, modifier).
+pub(super) fn fb_info(d: &State, fb_id: u32) -> Option<(u32, u32, u32, u64)> {
+    d.fbs
+        .get(&fb_id)
+        .map(|fb| (fb.width, fb.height, fb.fourcc, fb.modifier))
 }
 
 impl super::Sim {
-    /// Display-side counters: flips, pins, display-VM maps and unmaps, modelled TLB time.
+    /// Display-side counters: flips, commits, events, pins, display-VM maps and unmaps,
+    /// modelled TLB time.
     pub fn display_stats(&self) -> DisplayStats {
-        let d = self.dev.display();
-        let mut s = d.stats;
-        s.mapped = d.vmas.len();
-        s.framebuffers = d.fbs.len();
-        s
+        let mut d = self.dev.display();
+        d.refresh();
+        d.stats
     }
 
     /// Whether the object behind `handle` of `file` is mapped in the display VM (debug API).

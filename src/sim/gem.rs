@@ -9,7 +9,7 @@
 //! Object memory is a memfd of the object's size, so CPU maps of an exporter and of an importer
 //! (in this process or another) see the same bytes, and a dma-buf is a real fd of that memfd.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -526,23 +526,53 @@ pub(super) fn gem_cpu_fini(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno
     })
 }
 
-/// The CPU map of a GEM mmap offset through `file` (`drm_gem_mmap`).
-pub(super) fn map(file: &SimFile, offset_B: u64, size_B: usize) -> Result<memmap2::MmapMut, Errno> {
-    let obj = file.dev.object_at_offset(offset_B).ok_or(Errno::EINVAL)?;
+/// What `mmap(offset_B, size_B)` on a device file maps: the memory of one object, checked as
+/// `drm_gem_mmap` checks it. Holds the object alive while the caller maps its memfd.
+#[derive(Debug)]
+pub struct MapTarget {
+    obj: Arc<GemObject>,
+}
+
+impl MapTarget {
+    /// The object's memory (a memfd of its size); map it at [`MapTarget::memfd_offset_B`].
+    pub fn memfd(&self) -> BorrowedFd<'_> {
+        self.obj.memfd.as_fd()
+    }
+
+    /// Where in [`MapTarget::memfd`] the mapping starts (0: the kernel only maps whole objects
+    /// from their start, `drm_vma_offset_exact_lookup_locked`).
+    pub fn memfd_offset_B(&self) -> u64 {
+        0
+    }
+}
+
+/// `drm_gem_mmap` up to the point where the memory is mapped.
+pub(super) fn mmap_target(file: &SimFile, offset_B: u64, size_B: u64) -> Result<MapTarget, Errno> {
+    // drm_vma_offset_exact_lookup_locked: a node starting exactly at the offset and at least
+    // `size_B` long (vma_pages rounds up), else EINVAL — before the access check.
+    let obj = file
+        .dev
+        .object_at_offset(offset_B)
+        .filter(|o| size_B != 0 && size_B <= o.size_B)
+        .ok_or(Errno::EINVAL)?;
     // drm_vma_node_is_allowed: only files holding a handle may map it.
     if !file.ctx().handles.values().any(|o| Arc::ptr_eq(o, &obj)) {
         return Err(Errno::EACCES);
     }
-    if size_B == 0 || size_B as u64 > obj.size_B {
-        return Err(Errno::EINVAL);
-    }
     obj.lock().has_pages = true;
+    Ok(MapTarget { obj })
+}
+
+/// The CPU map of a GEM mmap offset through `file` (`drm_gem_mmap`).
+pub(super) fn map(file: &SimFile, offset_B: u64, size_B: usize) -> Result<memmap2::MmapMut, Errno> {
+    let target = mmap_target(file, offset_B, size_B as u64)?;
     // SAFETY: the memfd is the object's memory, shared by design with every other map of it and
     // with the (simulated) GPU; users of the map treat it as shared memory, never as Rust data.
     unsafe {
         memmap2::MmapOptions::new()
             .len(size_B)
-            .map_mut(obj.memfd.as_raw_fd())
+            .offset(target.memfd_offset_B())
+            .map_mut(target.memfd().as_raw_fd())
     }
     .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::ENOMEM)))
 }

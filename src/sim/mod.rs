@@ -8,20 +8,21 @@
 //! 1. `SimFile::ctx` — one file's handles, queues, VM pointer and settings;
 //! 2. `Vm::bind_lock` — serialises one VM's VM_BIND ioctls from pin to push (never taken with
 //!    `ctx` held);
-//!    also at this level, `Display::state` (display.rs) — framebuffers, the CRTC, display VMAs;
-//!    taken after `ctx`, never with `bind_lock`;
+//!    also at this level, the display state (display.rs, modeset.rs) — framebuffers, blobs,
+//!    the KMS state, display VMAs; taken after `ctx`, never with `bind_lock`;
 //! 3. `GemObject::state` — one object's name, metadata, madvise state, mappings;
 //! 4. leaves: `Vm::inner`, `Queue::state`, `Resv::fences`, the syncobj table, `Gpu::state`,
-//!    `SimDevice::{offsets, objects, injections}`, the PRIME registry; `Vm::throttle` (waited on
-//!    with no other lock held).
+//!    `SimDevice::{offsets, objects, injections}`, the PRIME registry, a file's event queue,
+//!    `Auth::state` (never taken with `ctx` held); `Vm::throttle` (waited on with no other lock
+//!    held).
 //!
-//! No lock is held while waiting on a fence. Each open file has a real file descriptor (a memfd),
-//! so fd passing, dup and close behave as on a device node; dma-bufs and sync files are real fds
-//! too.
+//! No lock is held while waiting on a fence. Each open file has a real file descriptor (an
+//! eventfd that polls readable while DRM events are queued, event.rs), so fd passing, dup, close
+//! and poll behave as on a device node; dma-bufs and sync files are real fds too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -34,12 +35,17 @@ use queue::Queue;
 use syncobj::SyncobjTable;
 use vm::Vm;
 
+mod auth;
 mod dispatch;
 pub mod display;
+mod dumb;
+mod event;
 pub mod fdid;
 pub mod fence;
 mod gem;
 pub mod gpu;
+pub mod kms;
+pub mod modeset;
 mod param;
 mod prime;
 pub mod profile;
@@ -52,8 +58,13 @@ pub mod user;
 pub mod vm;
 pub mod vm_bind;
 
+pub use auth::Node;
+pub use dispatch::ioctl_name;
 pub use display::DisplayStats;
+pub use event::EVENT_SPACE_B;
+pub use gem::MapTarget;
 pub use gpu::{Clock, Devcoredump};
+pub use modeset::VblankClock;
 pub use profile::{ChipProfile, PROFILES};
 
 /// Names of model dma-buf memfds start with this, followed by `<device uid>:<object id>`.
@@ -105,6 +116,18 @@ pub struct SimOptions {
     /// the display VM while userspace holds a GEM handle or dma-buf of it. `false` models the
     /// kernel before it, which unmapped at every unpin (flip away).
     pub display_vma_ref_fix: bool,
+    /// The device drives a display (DRIVER_MODESET, as msm with its DPU on a phone or laptop).
+    /// Without (a GPU-only device, e.g. msm's `separate_gpu_kms`), every KMS ioctl is
+    /// EOPNOTSUPP and GET_CAP answers only the generic caps.
+    pub kms: bool,
+    /// fbdev emulation lights the CRTC with a console framebuffer at boot and again when the
+    /// last file closes (display.rs).
+    pub fbdev_console: bool,
+    /// How vblanks happen (modeset.rs).
+    pub vblank: VblankClock,
+    /// Whether the caller is `capable(CAP_SYS_ADMIN)`: files are authenticated from the start,
+    /// and SET_MASTER/DROP_MASTER pass their permission check (auth.rs).
+    pub cap_sys_admin: bool,
 }
 
 impl Default for SimOptions {
@@ -120,6 +143,10 @@ impl Default for SimOptions {
             },
             vm_log_shift: 0,
             display_vma_ref_fix: true,
+            kms: true,
+            fbdev_console: true,
+            vblank: VblankClock::Realtime,
+            cap_sys_admin: false,
         }
     }
 }
@@ -207,6 +234,10 @@ pub struct LeakReport {
     pub vmas: Vec<(u64, u64)>,
     /// Real fds made through this file (dma-bufs, sync files) still open in this process.
     pub open_fds: Vec<String>,
+    /// Framebuffers the file made and did not remove (file close removes them).
+    pub framebuffers: Vec<u32>,
+    /// Property blobs the file made and did not destroy (file close destroys them).
+    pub blobs: Vec<u32>,
 }
 
 impl LeakReport {
@@ -250,8 +281,10 @@ struct SimDevice {
     /// Every object ever made on this device that is still alive (for purging).
     objects: Mutex<Vec<Weak<GemObject>>>,
     injections: Mutex<Vec<InjectionState>>,
-    /// Framebuffers, the CRTC and the display VM.
-    display: display::Display,
+    /// Framebuffers, the KMS state, vblanks and the display VM.
+    display: modeset::Display,
+    /// The current DRM master and each file's node and authentication.
+    auth: auth::Auth,
 }
 
 impl SimDevice {
@@ -292,19 +325,21 @@ impl Sim {
         if !(6..=13).contains(&options.uapi_minor) {
             return Err(SimError::UnsupportedVersion(options.uapi_minor));
         }
+        let uid = NEXT_UID.fetch_add(1, Ordering::Relaxed);
         let dev = SimDevice {
-            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            uid,
             profile: profile.clone(),
             gpu: gpu::Gpu::new(options.clock, profile.name),
             // Without per-process page tables every file shares one VM: [16 MiB, 4 GiB).
             global_vm: Vm::new(0x100_0000, 0xff00_0000, false, false),
+            display: modeset::Display::new(&options, uid),
             options,
             born: Instant::now(),
             offsets: Mutex::default(),
             next_object: AtomicU64::new(1),
             objects: Mutex::default(),
             injections: Mutex::default(),
-            display: Default::default(),
+            auth: Default::default(),
         };
         Ok(Sim { dev: Arc::new(dev) })
     }
@@ -317,25 +352,30 @@ impl Sim {
         &self.dev.options
     }
 
-    /// Opens a new file of the device (as `open("/dev/dri/renderD128")`).
+    /// Opens a new file on the render node (as `open("/dev/dri/renderD128")`).
     pub fn open(&self) -> Result<SimFile, Errno> {
-        // SAFETY: memfd_create with a static NUL-terminated name; the result is checked.
-        let raw = unsafe { libc::memfd_create(c"msm-sim-file".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: `raw` is a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        self.open_node(Node::Render)
+    }
+
+    /// Opens a new file on `node`. The first file opened on the primary node while the device
+    /// has no master becomes master (auth.rs).
+    pub fn open_node(&self, node: Node) -> Result<SimFile, Errno> {
+        let events = Arc::new(event::EventQueue::new()?);
         static NEXT_FILE_ID: AtomicU64 = AtomicU64::new(1);
         let ctx = FileCtx {
             queues: BTreeMap::from([(0, queue::default_queue(self.dev.profile.nr_rings))]),
             next_queue_id: 1,
             ..Default::default()
         };
+        let id = NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed);
+        self.dev
+            .auth
+            .opened(id, node, self.dev.options.cap_sys_admin);
         Ok(SimFile {
-            id: NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             dev: self.dev.clone(),
-            fd,
+            node,
+            events,
             ctx: Mutex::new(ctx),
             syncobjs: SyncobjTable::default(),
             closed: false,
@@ -421,6 +461,8 @@ struct FileCtx {
     comm: Option<String>,
     cmdline: Option<String>,
     sysprof: u64,
+    /// SET_CLIENT_CAP settings.
+    caps: kms::ClientCaps,
 }
 
 /// One open file of a model device. Implements [`Kernel`].
@@ -429,7 +471,9 @@ pub struct SimFile {
     /// Unique per open file in this process (for leak reports and fd ownership).
     id: u64,
     dev: Arc<SimDevice>,
-    fd: OwnedFd,
+    node: Node,
+    /// DRM events for this file; its eventfd is the file's fd (event.rs).
+    events: Arc<event::EventQueue>,
     ctx: Mutex<FileCtx>,
     /// This file's syncobj handles (locked inside `SyncobjTable`).
     syncobjs: SyncobjTable,
@@ -708,6 +752,25 @@ impl SimFile {
         submit::submit(self, arg, touches.to_vec())
     }
 
+    /// What `mmap(offset_B, size_B)` on this file maps, with `drm_gem_mmap`'s checks and errnos
+    /// (EINVAL for an offset that is not the start of an object at least `size_B` long, EACCES
+    /// when this file holds no handle of it). For a caller that maps the memory itself, as the
+    /// LD_PRELOAD shim does for a program's `mmap` of the device fd.
+    pub fn mmap_target(&self, offset_B: u64, size_B: u64) -> Result<MapTarget, Errno> {
+        gem::mmap_target(self, offset_B, size_B)
+    }
+
+    /// `lseek(2)` on the device file. DRM files use `noop_llseek` (DRM_GEM_FOPS), which moves
+    /// nothing and returns the file position, always 0 (drm_read does not advance it); the VFS
+    /// (`ksys_lseek`) rejects a `whence` above SEEK_MAX with EINVAL first.
+    pub fn llseek(&self, _offset_B: i64, whence: i32) -> Result<u64, Errno> {
+        const SEEK_MAX: i32 = libc::SEEK_HOLE;
+        if !(0..=SEEK_MAX).contains(&whence) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(0)
+    }
+
     /// What this file still holds (debug API; the same report `close` returns).
     pub fn leak_report(&self) -> LeakReport {
         let ctx = self.ctx();
@@ -730,13 +793,48 @@ impl SimFile {
                 open_fds.push(format!("{n} dma-buf fd(s) of file {}:{}", id.0, id.1));
             }
         }
+        drop(ctx);
+        let (framebuffers, blobs) = display::held_by(&self.dev, self.id);
         LeakReport {
             handles,
             syncobjs: self.syncobjs.len(),
-            queues: ctx.queues.keys().copied().filter(|&q| q != 0).collect(),
+            queues: {
+                let ctx = self.ctx();
+                ctx.queues.keys().copied().filter(|&q| q != 0).collect()
+            },
             vmas,
             open_fds,
+            framebuffers,
+            blobs,
         }
+    }
+
+    /// The node this file was opened on.
+    pub fn node(&self) -> Node {
+        self.node
+    }
+
+    /// Whether this file is the device's current DRM master (debug API).
+    pub fn is_master(&self) -> bool {
+        self.dev.auth.is_current_master(self.id)
+    }
+
+    /// Whether this file is authenticated (debug API).
+    pub fn is_authenticated(&self) -> bool {
+        self.dev.auth.is_authenticated(self.id)
+    }
+
+    /// `read(2)` on the device fd (`drm_read`): whole DRM events only. Blocks until one is
+    /// queued, unless `nonblock` (EAGAIN when none is). Stops before the first event that does
+    /// not fit in what is left of `buf`; a buffer too small for the first event returns 0 and
+    /// leaves it queued.
+    pub fn read(&self, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+        self.events.read(buf, nonblock)
+    }
+
+    /// Events queued for this file and not yet read (debug API).
+    pub fn events_queued(&self) -> usize {
+        self.events.len()
     }
 
     /// Closes the file and returns what it still held (empty when the client cleaned up).
@@ -786,7 +884,8 @@ impl SimFile {
         ctx.queues.clear();
         let vm = ctx.vm.take();
         drop(ctx);
-        display::file_closed(self);
+        let last_file = self.dev.auth.closed(self.id);
+        display::file_closed(self, last_file);
         self.syncobjs.clear();
         // A VM_BIND VM unmaps and closes every VMA once its last fence signalled.
         if let Some(vm) = vm.filter(|v| v.vm_bind) {
@@ -804,12 +903,14 @@ impl Kernel for SimFile {
         gem::map(self, offset_B, size_B)
     }
 
+    /// The file's fd: an eventfd that polls readable (POLLIN) exactly while the file has DRM
+    /// events queued; read them with [`SimFile::read`] (event.rs).
     fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.events.fd().as_fd()
     }
 
     fn reopen(&self) -> Result<Box<dyn Kernel>, Errno> {
-        Ok(Box::new(self.sim().open()?))
+        Ok(Box::new(self.sim().open_node(self.node)?))
     }
 
     fn describe(&self) -> String {

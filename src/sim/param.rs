@@ -39,8 +39,9 @@ pub(super) fn version(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     })
 }
 
-/// `drm_getcap` on a render node of a GPU-only msm device: the four generic caps are answered;
-/// the modesetting caps are EOPNOTSUPP (no display on this device); unknown caps EINVAL.
+/// `drm_getcap`: the four generic caps are answered on any node; the others only on a KMS
+/// device (kms.rs; on either node), and are EOPNOTSUPP on a GPU-only one (`SimOptions::kms`
+/// false), where unknown caps are EOPNOTSUPP too, as the kernel checks DRIVER_MODESET first.
 pub(super) fn get_cap(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     typed(kdata, |c: &mut drm_get_cap| {
         c.value = 0;
@@ -49,9 +50,8 @@ pub(super) fn get_cap(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
             DRM_CAP_PRIME => (DRM_PRIME_CAP_IMPORT | DRM_PRIME_CAP_EXPORT) as u64,
             DRM_CAP_SYNCOBJ => 1,
             DRM_CAP_SYNCOBJ_TIMELINE => file.dev.options.timeline_syncobjs as u64,
-            // DRM_CAP_DUMB_BUFFER .. DRM_CAP_ATOMIC_ASYNC_PAGE_FLIP: modesetting caps.
-            0x1..=0x5 | 0x7..=0x12 | 0x15 => return Err(Errno::EOPNOTSUPP),
-            _ => return Err(Errno::EINVAL),
+            _ if !file.dev.options.kms => return Err(Errno::EOPNOTSUPP),
+            cap => super::kms::kms_cap(cap as u64)?,
         };
         Ok(())
     })

@@ -31,6 +31,16 @@ pub(crate) const fn iow<T>(nr: u32) -> u64 {
     ioc(IOC_WRITE, nr, core::mem::size_of::<T>())
 }
 
+/// `DRM_IOR(nr, T)`: the kernel only writes the argument back.
+pub(crate) const fn ior<T>(nr: u32) -> u64 {
+    ioc(IOC_READ, nr, core::mem::size_of::<T>())
+}
+
+/// `DRM_IO(nr)`: no argument.
+pub(crate) const fn io(nr: u32) -> u64 {
+    ioc(0, nr, 0)
+}
+
 /// Direction bits of a request code (`IOC_READ`, `IOC_WRITE`, both or neither).
 pub const fn ioc_dir(request: u64) -> u32 {
     ((request >> DIRSHIFT) & 0x3) as u32

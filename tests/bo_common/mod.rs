@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use msm_winsys::kernel::Kernel;
-use msm_winsys::sim::{Sim, SimFile, SimOptions};
+use msm_winsys::sim::{Node, Sim, SimFile, SimOptions};
 use msm_winsys::uapi::DRM_IOCTL_GEM_CLOSE;
 use msm_winsys::{Device, Errno, ProbeOptions};
 
@@ -61,7 +61,12 @@ pub struct TestDevice {
 }
 
 pub fn device_on(sim: &Sim) -> TestDevice {
-    let file = Arc::new(sim.open().unwrap());
+    device_on_node(sim, Node::Render)
+}
+
+/// As [`device_on`], on the primary node (the first such file is the device's master).
+pub fn device_on_node(sim: &Sim, node: Node) -> TestDevice {
+    let file = Arc::new(sim.open_node(node).unwrap());
     let closes = Arc::new(CloseCounts::default());
     let k = Counted {
         file: file.clone(),

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod kms;
 pub mod submit;
 
 use std::ffi::c_void;
