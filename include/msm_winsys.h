@@ -154,6 +154,29 @@ typedef struct msmws_gpu_buffer {
     uint64_t size_B;
 } msmws_gpu_buffer;
 
+// What a GPU VM has done so far (VM_BIND mode; all 0 in the legacy modes except the reclaim
+// counters). Filled by `msmws_gpu_vm_get_stats`.
+typedef struct msmws_gpu_vm_stats {
+    // Map/unmap operations the driver's calls queued.
+    uint64_t ops_queued;
+    // Operations sent to the kernel after planning (merged, cancelled, sorted).
+    uint64_t ops_sent;
+    uint64_t vm_bind_ioctls;
+    uint64_t bind_jobs;
+    // Page-table pages the kernel preallocated for the jobs sent (its own rule).
+    uint64_t prealloc_pages;
+    // Jobs re-sent smaller after ENOMEM.
+    uint64_t enomem_fallbacks;
+    // Times a flush waited for an earlier job so the kernel's throttle would not stall.
+    uint64_t throttle_waits;
+    uint64_t submits;
+    // Bind points submits waited for.
+    uint64_t submit_bind_waits;
+    // Legacy modes: reclaim passes, and freed buffers they closed.
+    uint64_t reclaim_passes;
+    uint64_t reclaimed;
+} msmws_gpu_vm_stats;
+
 // A syncobj and a point on it (0 for a binary syncobj).
 typedef struct msmws_sync_point {
     uint32_t handle;
@@ -458,6 +481,11 @@ int msmws_gpu_vm_create_buffer_at(const struct msmws_gpu_vm *vm,
                                   uint32_t flags,
                                   uint64_t iova,
                                   struct msmws_gpu_buffer *out);
+
+// Copies the VM's counters into `*stats` (for a driver's debug output and for measurements).
+//
+// Thread-safe. Returns 0, or -EINVAL for a NULL argument.
+int msmws_gpu_vm_get_stats(const struct msmws_gpu_vm *vm, struct msmws_gpu_vm_stats *stats);
 
 // Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
 // signalled; its address is reused only after that. `shared`: it was exported or imported.

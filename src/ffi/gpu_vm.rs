@@ -188,6 +188,64 @@ pub extern "C" fn msmws_gpu_vm_create_buffer_at(
     create_buffer(vm, size_B, flags, placement, out)
 }
 
+/// What a GPU VM has done so far (VM_BIND mode; all 0 in the legacy modes except the reclaim
+/// counters). Filled by `msmws_gpu_vm_get_stats`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct msmws_gpu_vm_stats {
+    /// Map/unmap operations the driver's calls queued.
+    pub ops_queued: u64,
+    /// Operations sent to the kernel after planning (merged, cancelled, sorted).
+    pub ops_sent: u64,
+    pub vm_bind_ioctls: u64,
+    pub bind_jobs: u64,
+    /// Page-table pages the kernel preallocated for the jobs sent (its own rule).
+    pub prealloc_pages: u64,
+    /// Jobs re-sent smaller after ENOMEM.
+    pub enomem_fallbacks: u64,
+    /// Times a flush waited for an earlier job so the kernel's throttle would not stall.
+    pub throttle_waits: u64,
+    pub submits: u64,
+    /// Bind points submits waited for.
+    pub submit_bind_waits: u64,
+    /// Legacy modes: reclaim passes, and freed buffers they closed.
+    pub reclaim_passes: u64,
+    pub reclaimed: u64,
+}
+
+/// Copies the VM's counters into `*stats` (for a driver's debug output and for measurements).
+///
+/// Thread-safe. Returns 0, or -EINVAL for a NULL argument.
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_get_stats(
+    vm: *const msmws_gpu_vm,
+    stats: *mut msmws_gpu_vm_stats,
+) -> c_int {
+    boundary(|| {
+        check_out(stats, "stats")?;
+        // SAFETY: a non-null `vm` is live (API contract).
+        let vm = unsafe { borrow(vm, "vm") }?;
+        let b = vm.vm.bind_vm().map(|b| b.stats()).unwrap_or_default();
+        let (reclaim_passes, reclaimed) = vm.vm.reclaim_stats();
+        let out = msmws_gpu_vm_stats {
+            ops_queued: b.ops_queued,
+            ops_sent: b.ops_sent,
+            vm_bind_ioctls: b.vm_bind_ioctls,
+            bind_jobs: b.jobs,
+            prealloc_pages: b.prealloc_pages,
+            enomem_fallbacks: b.enomem_fallbacks,
+            throttle_waits: b.throttle_waits,
+            submits: b.submits,
+            submit_bind_waits: b.submit_bind_waits,
+            reclaim_passes,
+            reclaimed,
+        };
+        // SAFETY: checked non-null above.
+        unsafe { write_out(stats, out) };
+        Ok(())
+    })
+}
+
 /// Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
 /// signalled; its address is reused only after that. `shared`: it was exported or imported.
 ///
@@ -379,6 +437,12 @@ mod tests {
             for b in [&low, &again] {
                 assert_eq!(msmws_gpu_vm_free_buffer(vm, b, ptr::null(), 0, false), 0);
             }
+            let mut stats = msmws_gpu_vm_stats::default();
+            assert_eq!(msmws_gpu_vm_get_stats(vm, &mut stats), 0);
+            // Both profiles are VM_BIND: three maps and three unmaps went through the planner.
+            assert_eq!(stats.ops_queued, 6, "{profile:?}: {stats:?}");
+            assert!(stats.vm_bind_ioctls >= 1, "{profile:?}: {stats:?}");
+            assert_eq!(msmws_gpu_vm_get_stats(vm, ptr::null_mut()), -libc::EINVAL);
             assert_eq!(msmws_gpu_vm_destroy(vm), 0);
             msmws_device_destroy(dev);
         }

@@ -2,7 +2,7 @@
 /*
  * What a driver's kernel backend needs besides buffers and submits, on the kernel model: the
  * device's counters, a submitqueue with a priority, a seqno wait, CPU maps (plain and placed),
- * raw metadata, and capture/replay addresses; bad input answered with a negative errno.
+ * raw metadata, capture/replay addresses and the VM's counters; bad input answered with a negative errno.
  */
 #define _DEFAULT_SOURCE
 #include "msm_winsys.h"
@@ -21,6 +21,7 @@ main(void)
    msmws_gpu_vm *vm = NULL;
    msmws_gpu_buffer buf, cap, again;
    msmws_device_info info;
+   msmws_gpu_vm_stats stats;
    msmws_cmd cmd;
    uint64_t faults = 1, ts = 0;
    uint32_t queue = 0, seqno = 0, len = 0;
@@ -76,6 +77,12 @@ main(void)
    CHECK(msmws_gpu_vm_flush(vm) == 0);
    CHECK(msmws_gpu_vm_create_buffer_at(vm, 65536, MSMWS_BO_WC, cap.iova, &again) == 0);
    CHECK(again.iova == cap.iova);
+
+   /* a750 is VM_BIND: the counters saw the maps and the submit. */
+   memset(&stats, 0, sizeof(stats));
+   CHECK(msmws_gpu_vm_get_stats(vm, &stats) == 0);
+   CHECK(stats.ops_queued >= 3 && stats.submits == 1 && stats.vm_bind_ioctls >= 1);
+   CHECK(msmws_gpu_vm_get_stats(vm, NULL) == -EINVAL);
 
    CHECK(msmws_gpu_vm_free_buffer(vm, &again, NULL, 0, false) == 0);
    CHECK(msmws_gpu_vm_free_buffer(vm, &buf, NULL, 0, false) == 0);
