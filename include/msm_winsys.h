@@ -54,6 +54,20 @@
 // The kernel picks each BO's address (GEM_INFO(GET_IOVA)).
 #define MSMWS_VM_MODE_KERNEL_IOVA 3
 
+// `msmws_device_query`: the GPU's always-on counter (`MSM_PARAM_TIMESTAMP`), in its ticks.
+#define MSMWS_QUERY_TIMESTAMP 1
+
+// `msmws_device_query`: GPU faults and hangs of this device so far (`MSM_PARAM_FAULTS`); a
+// change tells a driver its device is lost.
+#define MSMWS_QUERY_FAULTS 2
+
+// `msmws_device_query`: how often the GPU was suspended (`MSM_PARAM_SUSPENDS`).
+#define MSMWS_QUERY_SUSPENDS 3
+
+// `flags` bit of `msmws_device_submitqueue_new`: the queue may be preempted by higher-priority
+// ones (`MSM_SUBMITQUEUE_ALLOW_PREEMPT`; a6xx and later).
+#define MSMWS_SUBMITQUEUE_ALLOW_PREEMPT 1
+
 // Most bytes of metadata (the kernel's limit); an encode buffer of this size always suffices.
 #define MSMWS_METADATA_MAX_SIZE 128
 
@@ -139,6 +153,29 @@ typedef struct msmws_gpu_buffer {
     uint64_t iova;
     uint64_t size_B;
 } msmws_gpu_buffer;
+
+// What a GPU VM has done so far (VM_BIND mode; all 0 in the legacy modes except the reclaim
+// counters). Filled by `msmws_gpu_vm_get_stats`.
+typedef struct msmws_gpu_vm_stats {
+    // Map/unmap operations the driver's calls queued.
+    uint64_t ops_queued;
+    // Operations sent to the kernel after planning (merged, cancelled, sorted).
+    uint64_t ops_sent;
+    uint64_t vm_bind_ioctls;
+    uint64_t bind_jobs;
+    // Page-table pages the kernel preallocated for the jobs sent (its own rule).
+    uint64_t prealloc_pages;
+    // Jobs re-sent smaller after ENOMEM.
+    uint64_t enomem_fallbacks;
+    // Times a flush waited for an earlier job so the kernel's throttle would not stall.
+    uint64_t throttle_waits;
+    uint64_t submits;
+    // Bind points submits waited for.
+    uint64_t submit_bind_waits;
+    // Legacy modes: reclaim passes, and freed buffers they closed.
+    uint64_t reclaim_passes;
+    uint64_t reclaimed;
+} msmws_gpu_vm_stats;
 
 // A syncobj and a point on it (0 for a binary syncobj).
 typedef struct msmws_sync_point {
@@ -347,6 +384,75 @@ int msmws_device_sim_wait_idle(const struct msmws_device *dev, uint64_t timeout_
 // Must be the last call on `dev`; no other thread may be using it.
 void msmws_device_destroy(struct msmws_device *dev);
 
+// Reads one of the device's counters (`MSMWS_QUERY_*`) into `*value`.
+//
+// Thread-safe. Returns 0, -EINVAL (NULL pointer, unknown `what`) or the kernel's errno.
+int msmws_device_query(const struct msmws_device *dev, uint32_t what, uint64_t *value);
+
+// Creates a submitqueue of priority `priority` (0 is the highest; below
+// `msmws_device_info.priorities`) with `MSMWS_SUBMITQUEUE_*` `flags`, and writes its id to
+// `*queue_id`. In VM_BIND mode the queue runs on the device's VM as every other queue does.
+//
+// Thread-safe. Returns 0, -EINVAL (NULL pointer, unknown flag bits, or a priority the kernel
+// does not have), or the kernel's errno. Close it with `msmws_device_submitqueue_close`.
+int msmws_device_submitqueue_new(const struct msmws_device *dev,
+                                 uint32_t priority,
+                                 uint32_t flags,
+                                 uint32_t *queue_id);
+
+// Closes submitqueue `queue_id`. Submits already queued on it still run.
+//
+// Thread-safe. Returns 0, -EINVAL for a NULL `dev`, or -ENOENT for a queue the file does not
+// have.
+int msmws_device_submitqueue_close(const struct msmws_device *dev, uint32_t queue_id);
+
+// Waits until seqno `seqno` of submitqueue `queue_id` (what `msmws_gpu_vm_submit` wrote to
+// `*seqno`) has retired, for at most `timeout_ns`; 0 only checks. Seqno 0 is always retired.
+//
+// Thread-safe. Returns 0, -ETIMEDOUT (not retired in time), -EINVAL (NULL `dev`, or a seqno
+// the queue has not handed out yet), -ENOENT (no such queue) or the kernel's errno.
+int msmws_device_wait_seqno(const struct msmws_device *dev,
+                            uint32_t queue_id,
+                            uint32_t seqno,
+                            uint64_t timeout_ns);
+
+// Maps the `size_B` bytes of GEM handle `handle` (a `msmws_gpu_buffer`'s or a `msmws_bo`'s)
+// for the CPU, shared and read/write, and writes the address to `*map_out`. With a non-NULL
+// `placed_addr` the map replaces whatever is mapped at that page-aligned address
+// (VK_EXT_map_memory_placed); otherwise the kernel picks the address.
+//
+// The map belongs to the caller: release it with `munmap(map, size_B)`. It keeps the object's
+// memory alive even after the handle is closed, as any DRM CPU map does.
+// Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, misaligned `placed_addr`, a size
+// larger than the object), -ENOENT (no such handle) or the errno of mmap/mremap.
+int msmws_device_map(const struct msmws_device *dev,
+                     uint32_t handle,
+                     uint64_t size_B,
+                     void *placed_addr,
+                     void **map_out);
+
+// Stores `len` bytes of metadata with GEM handle `handle` (MSM_INFO_SET_METADATA; at most
+// `MSMWS_METADATA_MAX_SIZE`), for the importers of its dma-buf. `msmws_metadata_encode` writes
+// the record this project defines; stock drivers store `struct fdl_metadata`.
+//
+// Thread-safe. Returns 0, -EINVAL (NULL `dev`, NULL `data` with `len` > 0), -EOVERFLOW (too
+// long), -ENOENT (no such handle) or the kernel's errno.
+int msmws_device_set_metadata(const struct msmws_device *dev,
+                              uint32_t handle,
+                              const uint8_t *data,
+                              uint32_t len);
+
+// Reads the metadata of GEM handle `handle` into `out` (`out_size` bytes) and writes its length
+// to `*len_out` (0 when the object has none).
+//
+// Thread-safe. Returns 0, -EINVAL (NULL pointer), -ERANGE (`out_size` smaller than the metadata;
+// `*len_out` then holds the size needed), -ENOENT (no such handle) or the kernel's errno.
+int msmws_device_get_metadata(const struct msmws_device *dev,
+                              uint32_t handle,
+                              uint8_t *out,
+                              uint32_t out_size,
+                              uint32_t *len_out);
+
 // Creates the GPU memory of `dev` (in the mode its probe chose) into `*out`.
 //
 // The object holds a reference on the device. Release it with `msmws_gpu_vm_destroy`.
@@ -360,6 +466,27 @@ int msmws_gpu_vm_create_buffer(const struct msmws_gpu_vm *vm,
                                uint64_t size_B,
                                uint32_t flags,
                                struct msmws_gpu_buffer *out);
+
+// [`msmws_gpu_vm_create_buffer`] for buffers whose address an app captures and replays
+// (VK_KHR_buffer_device_address capture/replay): `iova` 0 takes the highest free range (away
+// from ordinary buffers, so a replay finds these addresses free), any other page-aligned `iova`
+// exactly that address. A range still held by freed buffers gets a flush, then a wait of at
+// most 3 s for their users (as stock turnip waits for its zombies).
+//
+// Thread-safe. Returns 0, -EINVAL, -ENOSPC, -EEXIST (the range is in use), -ETIMEDOUT (its
+// frees' users did not finish in time),
+// -EOPNOTSUPP (kernel-iova mode: the kernel picks addresses), or the kernel's errno; `*out` is
+// written on success.
+int msmws_gpu_vm_create_buffer_at(const struct msmws_gpu_vm *vm,
+                                  uint64_t size_B,
+                                  uint32_t flags,
+                                  uint64_t iova,
+                                  struct msmws_gpu_buffer *out);
+
+// Copies the VM's counters into `*stats` (for a driver's debug output and for measurements).
+//
+// Thread-safe. Returns 0, or -EINVAL for a NULL argument.
+int msmws_gpu_vm_get_stats(const struct msmws_gpu_vm *vm, struct msmws_gpu_vm_stats *stats);
 
 // Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
 // signalled; its address is reused only after that. `shared`: it was exported or imported.

@@ -408,3 +408,29 @@ fn submit_takes_and_gives_sync_files() {
     drop(out);
     finish(f, vm, &[h]);
 }
+
+/// A submit whose use is the whole address range (a driver keeping every buffer resident, as
+/// turnip does) waits for the newest bind of each queue, found without walking the mappings,
+/// and runs without a fault; a smaller range still waits only for the binds it touches.
+#[test]
+fn a_whole_range_use_waits_for_the_newest_binds() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
+    vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
+    vm.flush(&f).unwrap();
+    vm.map(BindOp::map(VA + (1 << 20), 64 * K, handles[1], 0));
+    vm.flush(&f).unwrap();
+    let everything = [(VA, 1u64 << 40)];
+    let waits = vm.waits_for(&f, &everything).unwrap();
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert_eq!(waits[0].point, 2, "the second (newest) map job");
+    // Only the first buffer: its own job, the first point.
+    let first = vm.waits_for(&f, &[(VA, 64 * K)]).unwrap();
+    assert_eq!(first.iter().map(|p| p.point).collect::<Vec<_>>(), [1]);
+    vm.submit(&f, 0, &[(VA + (1 << 20), 64)], &everything, &[], &[])
+        .unwrap();
+    f.sim().gpu_run_until_idle();
+    assert!(f.sim().devcoredumps().is_empty());
+    finish(f, vm, &handles);
+}

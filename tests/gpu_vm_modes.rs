@@ -2,7 +2,7 @@
 //! the model: buffers created at addresses, submits by address that never fault, freed buffers
 //! reclaimed only after their users are done, and all of it through one API.
 
-use msm_winsys::bind::{GpuBuffer, GpuVm};
+use msm_winsys::bind::{GpuBuffer, GpuVm, Placement};
 use msm_winsys::device::ProbeOptions;
 use msm_winsys::kernel::ioctl::{self, SyncPoint};
 use msm_winsys::sim::{Clock, Sim, SimOptions};
@@ -197,14 +197,7 @@ fn submits_tell_the_buffer_cache_when_a_cached_buffer_went_idle() {
     use msm_winsys::bo::{Bo, BoFlags};
     use msm_winsys::iova::Fence;
     use std::sync::Arc;
-    let sim = Sim::with_options(
-        "a750",
-        SimOptions {
-            clock: Clock::Manual,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let sim = a750_manual_clock();
     let dev =
         Arc::new(Device::new(Box::new(sim.open().unwrap()), ProbeOptions::default()).unwrap());
     let k = dev.kernel();
@@ -273,4 +266,107 @@ fn at(done: u32, point: u64) -> [SyncPoint; 1] {
         handle: done,
         point,
     }]
+}
+
+/// A driver tearing down a lost device: `destroy` reports the loss (EPIPE) and still releases the
+/// VM's bind queues and timelines. Only the mapping the lost VM could not unmap stays, until the
+/// file closes (msm_gem_vm_close: an unusable VM takes no more VM_BIND).
+#[test]
+fn destroying_a_lost_vm_releases_its_queues_and_timelines() {
+    use std::sync::Arc;
+    let sim = a750_manual_clock();
+    let file = Arc::new(sim.open().unwrap());
+    let dev = Device::new(Box::new(file.clone()), ProbeOptions::default()).unwrap();
+    assert_eq!(dev.info().mode, VmMode::VmBind);
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let buf = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+    vm.submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
+        .unwrap();
+    sim.gpu_run_until_idle();
+    // A command at an address nothing maps faults and makes the VM unusable.
+    vm.submit(k, 0, &[(buf.iova + (1 << 30), 64)], &[], &[], &[])
+        .unwrap();
+    sim.gpu_run_until_idle();
+    vm.free_buffer(k, buf, &[], false).unwrap();
+    let e = vm.destroy(k).unwrap_err();
+    assert_eq!(
+        msm_winsys::ErrnoError::errno(&e),
+        msm_winsys::Errno::EPIPE,
+        "{e}"
+    );
+    drop(dev);
+    let report = Arc::try_unwrap(file)
+        .expect("the device let go of its file")
+        .close();
+    assert!(
+        report.queues.is_empty() && report.syncobjs == 0,
+        "{report:?}"
+    );
+    assert!(report.handles.is_empty(), "{report:?}");
+    assert_eq!(report.vmas.len(), 1, "{report:?}");
+}
+
+/// An a750 model whose GPU runs only when the test says so.
+fn a750_manual_clock() -> Sim {
+    Sim::with_options(
+        "a750",
+        SimOptions {
+            clock: Clock::Manual,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Capture/replay while the GPU is still busy: the replayed address is held by a free whose
+/// submit has not finished (VM_BIND: its unmap too; SET_IOVA: a zombie). `create_buffer_at`
+/// flushes, waits for those fences and gets the address, as stock turnip waits for its zombies.
+fn replay_while_busy(options: SimOptions) {
+    let sim = Sim::with_options(
+        "a660",
+        SimOptions {
+            clock: Clock::Async {
+                latency: std::time::Duration::from_millis(20),
+            },
+            ..options
+        },
+    )
+    .unwrap();
+    let dev = Device::new(Box::new(sim.open().unwrap()), ProbeOptions::default()).unwrap();
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let done = ioctl::syncobj_create(k, false).unwrap();
+    let cap = vm
+        .create_buffer_at(k, 65536, MSM_BO_WC, Placement::Top)
+        .unwrap();
+    vm.submit(k, 0, &[(cap.iova, 64)], &[cap], &[], &at(done, 1))
+        .unwrap();
+    vm.free_buffer(k, cap, &at(done, 1), false).unwrap();
+    let again = vm
+        .create_buffer_at(k, 65536, MSM_BO_WC, Placement::At(cap.iova))
+        .unwrap();
+    assert_eq!(again.iova, cap.iova);
+    // A live buffer's address is refused.
+    let e = vm
+        .create_buffer_at(k, 4096, MSM_BO_WC, Placement::At(cap.iova))
+        .unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::EEXIST);
+    sim.gpu_run_until_idle();
+    vm.free_buffer(k, again, &[], false).unwrap();
+    ioctl::syncobj_destroy(k, done).unwrap();
+    finish(&sim, &dev, vm);
+}
+
+#[test]
+fn replay_waits_for_the_frees_holding_its_address_in_vm_bind_mode() {
+    replay_while_busy(SimOptions::default());
+}
+
+#[test]
+fn replay_waits_for_the_frees_holding_its_address_in_set_iova_mode() {
+    replay_while_busy(SimOptions {
+        uapi_minor: 12,
+        ..Default::default()
+    });
 }

@@ -34,6 +34,50 @@ use crate::{Device, Errno, VmMode};
 /// merging.
 pub const PENDING_OPS_BUDGET: usize = 4096;
 
+/// Where a new buffer's address comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The lowest hole that fits (ordinary buffers).
+    Any,
+    /// The highest hole that fits: buffers whose addresses an app may capture and replay, kept
+    /// away from ordinary ones so a replay finds their addresses free.
+    Top,
+    /// Exactly this address (a replayed capture).
+    At(u64),
+}
+
+/// How long a replayed address waits for the frees still holding it (stock turnip: 3 s).
+pub const REPLAY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits for the fences of freed address ranges on the kernel: syncobj points with
+/// SYNCOBJ_TIMELINE_WAIT, queue seqnos with WAIT_FENCE.
+struct KernelFences<'a>(&'a dyn Kernel);
+
+impl crate::iova::FenceWait for KernelFences<'_> {
+    fn wait(&self, fence: Fence, timeout: std::time::Duration) -> Result<(), Errno> {
+        let timeout_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        match fence {
+            Fence::Syncobj { handle, point } => {
+                let deadline = ioctl::monotonic_now_ns()
+                    .saturating_add(timeout_ns)
+                    .min(i64::MAX as u64);
+                ioctl::syncobj_timeline_wait(
+                    self.0,
+                    &[SyncPoint { handle, point }],
+                    deadline as i64,
+                )
+            }
+            Fence::Queue { queue_id, seqno } => {
+                ioctl::wait_fence(self.0, queue_id, seqno, timeout_ns)
+            }
+        }
+        .map_err(|e| match e.errno {
+            Errno::ETIME => Errno::ETIMEDOUT,
+            other => other,
+        })
+    }
+}
+
 /// A GPU buffer with its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuBuffer {
@@ -153,14 +197,44 @@ impl GpuVm {
         size_B: u64,
         flags: u32,
     ) -> Result<GpuBuffer, BindError> {
+        self.create_buffer_at(k, size_B, flags, Placement::Any)
+    }
+
+    /// [`Self::create_buffer`] at an address chosen by `placement`. `Top` and `At` need an
+    /// address allocator (EOPNOTSUPP in kernel-iova mode). An `At` address still held by a freed
+    /// buffer whose users have not finished is EBUSY after one flush; one in use is EEXIST.
+    pub fn create_buffer_at(
+        &self,
+        k: &dyn Kernel,
+        size_B: u64,
+        flags: u32,
+        placement: Placement,
+    ) -> Result<GpuBuffer, BindError> {
+        if placement != Placement::Any && self.heap.is_none() {
+            return Err(kerr(KernelError {
+                errno: Errno::EOPNOTSUPP,
+                call: "a chosen GPU address: the kernel picks addresses in this mode".into(),
+            }));
+        }
         let size_B = size_B.checked_next_multiple_of(4096).ok_or_else(|| {
             kerr(KernelError {
                 errno: Errno::EINVAL,
                 call: format!("buffer of {size_B:#x} bytes"),
             })
         })?;
-        let handle = ioctl::gem_new(k, size_B, flags).map_err(kerr)?;
-        let iova = match self.place(k, handle, size_B) {
+        if let Placement::At(iova) = placement {
+            self.reserve_at(k, iova, size_B)?;
+        }
+        let handle = match ioctl::gem_new(k, size_B, flags) {
+            Ok(h) => h,
+            Err(e) => {
+                if let (Placement::At(iova), Some(heap)) = (placement, &self.heap) {
+                    heap.free(iova, size_B).ok();
+                }
+                return Err(kerr(e));
+            }
+        };
+        let iova = match self.place(k, handle, size_B, placement) {
             Ok(iova) => iova,
             Err(e) => {
                 ioctl::gem_close(k, handle).ok();
@@ -217,15 +291,27 @@ impl GpuVm {
     /// Gives the object `handle` of `size_B` bytes its address in this VM, as the mode does it:
     /// an allocator address and a queued MAP (VM_BIND), an allocator address and SET_IOVA, or the
     /// kernel's GET_IOVA.
-    fn place(&self, k: &dyn Kernel, handle: u32, size_B: u64) -> Result<u64, BindError> {
+    ///
+    /// `Placement::At` addresses were reserved by [`Self::reserve_at`] already.
+    fn place(
+        &self,
+        k: &dyn Kernel,
+        handle: u32,
+        size_B: u64,
+        placement: Placement,
+    ) -> Result<u64, BindError> {
         let alloc = |heap: &VaHeap| {
-            heap.alloc(size_B, 4096, AllocFlags::BOTTOM_UP)
-                .map_err(|e| {
-                    kerr(KernelError {
-                        errno: Errno::ENOSPC,
-                        call: format!("address for {size_B:#x} bytes: {e}"),
-                    })
+            let flags = match placement {
+                Placement::Any => AllocFlags::BOTTOM_UP,
+                Placement::Top => AllocFlags::TOP_DOWN,
+                Placement::At(iova) => return Ok(iova),
+            };
+            heap.alloc(size_B, 4096, flags).map_err(|e| {
+                kerr(KernelError {
+                    errno: Errno::ENOSPC,
+                    call: format!("address for {size_B:#x} bytes: {e}"),
                 })
+            })
         };
         match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
@@ -249,12 +335,63 @@ impl GpuVm {
         }
     }
 
+    /// Takes `[iova, iova + size_B)` from the allocator for a replayed buffer. A range held back
+    /// by frees gets one flush (legacy modes: a reclaim pass) and then, for frees still waiting
+    /// on their users or unmaps, a wait of at most [`REPLAY_WAIT`] for those fences before the
+    /// answer is ETIMEDOUT: replay is debug tooling, and stock turnip waits for its zombies there
+    /// too. A range of a live buffer (or of a zombie still in use) is EEXIST.
+    fn reserve_at(&self, k: &dyn Kernel, iova: u64, size_B: u64) -> Result<(), BindError> {
+        let heap = self.heap.as_ref().expect("checked by the caller");
+        let va = |e: crate::iova::VaError| {
+            kerr(KernelError {
+                errno: crate::ErrnoError::errno(&e),
+                call: format!("address {iova:#x} for {size_B:#x} bytes: {e}"),
+            })
+        };
+        match heap.alloc_addr(iova, size_B) {
+            // Deferred: freed ranges whose unmap is still pending get it sent, then the fences
+            // in the way are waited for (the unmaps' bind jobs, the frees' users). Taken: in the
+            // legacy modes a freed buffer holds its range until a reclaim pass closes it.
+            Err(crate::iova::VaError::AddressDeferred { .. })
+            | Err(crate::iova::VaError::AddressTaken { .. }) => {
+                self.wait_for_zombies_in(k, iova, size_B)?;
+                self.flush(k)?;
+                heap.alloc_addr_wait(iova, size_B, &KernelFences(k), REPLAY_WAIT)
+                    .map_err(va)
+            }
+            r => r.map_err(va),
+        }
+    }
+
+    /// Legacy modes: waits (at most [`REPLAY_WAIT`]) for the users of the zombies overlapping
+    /// `[iova, iova + size_B)`, so the next reclaim pass closes them and frees their ranges.
+    fn wait_for_zombies_in(&self, k: &dyn Kernel, iova: u64, size_B: u64) -> Result<(), BindError> {
+        let users: Vec<SyncPoint> = self
+            .legacy()
+            .zombies
+            .iter()
+            .filter(|z| z.buf.iova < iova + size_B && iova < z.buf.iova + z.buf.size_B)
+            .flat_map(|z| z.users.iter().copied())
+            .filter(|u| u.point != 0)
+            .collect();
+        if users.is_empty() {
+            return Ok(());
+        }
+        let timeout_ns = REPLAY_WAIT.as_nanos() as u64;
+        let deadline = ioctl::monotonic_now_ns().saturating_add(timeout_ns);
+        match ioctl::syncobj_timeline_wait(k, &users, deadline.min(i64::MAX as u64) as i64) {
+            // Timed out: the allocation below reports the range as taken.
+            Err(e) if e.errno == Errno::ETIME || e.errno == Errno::ETIMEDOUT => Ok(()),
+            r => r.map_err(kerr),
+        }
+    }
+
     /// Gives a buffer of the sharing layer (an imported or exported [`Bo`]) a GPU address in this
     /// VM. The VM keeps a reference on the `Bo` while it is mapped, so its handle cannot be closed
     /// under the mapping; release it with [`Self::unmap_bo`].
     pub fn map_bo(&self, k: &dyn Kernel, bo: &Bo) -> Result<GpuBuffer, BindError> {
         let (handle, size_B) = (bo.handle(), bo.size_B());
-        let iova = self.place(k, handle, size_B)?;
+        let iova = self.place(k, handle, size_B, Placement::Any)?;
         let buf = GpuBuffer {
             handle,
             iova,
@@ -482,11 +619,16 @@ impl GpuVm {
     }
 
     /// Releases everything this object owns on the kernel side (after the GPU is idle).
+    ///
+    /// The bind queues and timelines are released even when the final flush fails (a lost VM
+    /// reports EPIPE there): a driver tearing down a lost device must not leak them. The flush's
+    /// error is returned first.
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), BindError> {
-        self.flush(k)?;
-        if let Some(vm) = self.bind {
-            vm.destroy(k).map_err(kerr)?;
-        }
-        Ok(())
+        let flushed = self.flush(k);
+        let released = match self.bind {
+            Some(vm) => vm.destroy(k).map_err(kerr),
+            None => Ok(()),
+        };
+        flushed.and(released)
     }
 }

@@ -13,7 +13,7 @@ pub mod prealloc;
 mod va;
 mod vm;
 
-pub use gpu_vm::{GpuBuffer, GpuVm, PENDING_OPS_BUDGET};
+pub use gpu_vm::{GpuBuffer, GpuVm, Placement, PENDING_OPS_BUDGET};
 pub use op::{BindOp, Target};
 pub use plan::{plan, split, KERNEL_THROTTLE_PAGES};
 pub use va::{diff, touched_ranges, VaMirror};

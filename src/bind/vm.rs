@@ -223,15 +223,16 @@ impl BindVm {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Releases the queues and timelines (after the last flush).
+    /// Releases the queues and timelines (after the last flush). Each is released even if an
+    /// earlier one failed; the first error is returned.
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), KernelError> {
-        for q in self.queues {
-            ioctl::submitqueue_close(k, q)?;
-        }
-        for t in self.timelines {
-            ioctl::syncobj_destroy(k, t)?;
-        }
-        Ok(())
+        let queues = self.queues.iter().map(|&q| ioctl::submitqueue_close(k, q));
+        let timelines = self.timelines.iter().map(|&t| ioctl::syncobj_destroy(k, t));
+        queues
+            .chain(timelines)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// Queues a MAP (or MAP_NULL) of `op`.
@@ -652,7 +653,26 @@ impl BindVm {
         }
         let st = self.lock();
         let mut best = [0u64; 2];
-        for &(s, len) in ranges {
+        // A range covering every mapping (a driver that keeps its whole VM resident says so with
+        // the whole address range) waits for the last point of each queue: O(1) instead of a
+        // walk over every mapping, and the same waits (mappings never overlap, so the first and
+        // the last by address bound them all).
+        let span = st
+            .mapped_by
+            .first_key_value()
+            .zip(st.mapped_by.last_key_value())
+            .map(|((&first, _), (_, &(end, _, _)))| (first, end));
+        let covers_all = |&(s, len): &(u64, u64)| {
+            span.is_some_and(|(first, end)| s <= first && s.saturating_add(len) >= end)
+        };
+        if ranges.iter().any(covers_all) {
+            for q in [Queue::Map, Queue::Wait] {
+                if st.points[qi(q)] > st.done[qi(q)] {
+                    best[qi(q)] = st.points[qi(q)];
+                }
+            }
+        }
+        for &(s, len) in ranges.iter().filter(|r| !covers_all(r)) {
             for (_, &(end, q, point)) in st.mapped_by.range(..s + len).rev() {
                 if end > s && point > st.done[qi(q)] {
                     best[qi(q)] = best[qi(q)].max(point);

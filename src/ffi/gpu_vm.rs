@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::bo::msmws_bo;
 use super::device::msmws_device;
 use super::{borrow, boundary, check_out, slice, write_out, FfiError};
-use crate::bind::{GpuBuffer, GpuVm};
+use crate::bind::{GpuBuffer, GpuVm, Placement};
 use crate::kernel::ioctl::SyncPoint;
 use crate::Device;
 
@@ -136,6 +136,17 @@ pub extern "C" fn msmws_gpu_vm_create_buffer(
     flags: u32,
     out: *mut msmws_gpu_buffer,
 ) -> c_int {
+    create_buffer(vm, size_B, flags, Placement::Any, out)
+}
+
+/// The body of both buffer-creating calls.
+fn create_buffer(
+    vm: *const msmws_gpu_vm,
+    size_B: u64,
+    flags: u32,
+    placement: Placement,
+    out: *mut msmws_gpu_buffer,
+) -> c_int {
     boundary(|| {
         check_out(out, "out")?;
         // SAFETY: a non-null `vm` is live (API contract).
@@ -143,9 +154,94 @@ pub extern "C" fn msmws_gpu_vm_create_buffer(
         if size_B == 0 {
             return Err(FfiError::invalid("size_B is 0"));
         }
-        let b = vm.vm.create_buffer(vm.dev.kernel(), size_B, flags)?;
+        let b = vm
+            .vm
+            .create_buffer_at(vm.dev.kernel(), size_B, flags, placement)?;
         // SAFETY: checked non-null above.
         unsafe { write_out(out, b.into()) };
+        Ok(())
+    })
+}
+
+/// [`msmws_gpu_vm_create_buffer`] for buffers whose address an app captures and replays
+/// (VK_KHR_buffer_device_address capture/replay): `iova` 0 takes the highest free range (away
+/// from ordinary buffers, so a replay finds these addresses free), any other page-aligned `iova`
+/// exactly that address. A range still held by freed buffers gets a flush, then a wait of at
+/// most 3 s for their users (as stock turnip waits for its zombies).
+///
+/// Thread-safe. Returns 0, -EINVAL, -ENOSPC, -EEXIST (the range is in use), -ETIMEDOUT (its
+/// frees' users did not finish in time),
+/// -EOPNOTSUPP (kernel-iova mode: the kernel picks addresses), or the kernel's errno; `*out` is
+/// written on success.
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_create_buffer_at(
+    vm: *const msmws_gpu_vm,
+    size_B: u64,
+    flags: u32,
+    iova: u64,
+    out: *mut msmws_gpu_buffer,
+) -> c_int {
+    let placement = match iova {
+        0 => Placement::Top,
+        a => Placement::At(a),
+    };
+    create_buffer(vm, size_B, flags, placement, out)
+}
+
+/// What a GPU VM has done so far (VM_BIND mode; all 0 in the legacy modes except the reclaim
+/// counters). Filled by `msmws_gpu_vm_get_stats`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct msmws_gpu_vm_stats {
+    /// Map/unmap operations the driver's calls queued.
+    pub ops_queued: u64,
+    /// Operations sent to the kernel after planning (merged, cancelled, sorted).
+    pub ops_sent: u64,
+    pub vm_bind_ioctls: u64,
+    pub bind_jobs: u64,
+    /// Page-table pages the kernel preallocated for the jobs sent (its own rule).
+    pub prealloc_pages: u64,
+    /// Jobs re-sent smaller after ENOMEM.
+    pub enomem_fallbacks: u64,
+    /// Times a flush waited for an earlier job so the kernel's throttle would not stall.
+    pub throttle_waits: u64,
+    pub submits: u64,
+    /// Bind points submits waited for.
+    pub submit_bind_waits: u64,
+    /// Legacy modes: reclaim passes, and freed buffers they closed.
+    pub reclaim_passes: u64,
+    pub reclaimed: u64,
+}
+
+/// Copies the VM's counters into `*stats` (for a driver's debug output and for measurements).
+///
+/// Thread-safe. Returns 0, or -EINVAL for a NULL argument.
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_get_stats(
+    vm: *const msmws_gpu_vm,
+    stats: *mut msmws_gpu_vm_stats,
+) -> c_int {
+    boundary(|| {
+        check_out(stats, "stats")?;
+        // SAFETY: a non-null `vm` is live (API contract).
+        let vm = unsafe { borrow(vm, "vm") }?;
+        let b = vm.vm.bind_vm().map(|b| b.stats()).unwrap_or_default();
+        let (reclaim_passes, reclaimed) = vm.vm.reclaim_stats();
+        let out = msmws_gpu_vm_stats {
+            ops_queued: b.ops_queued,
+            ops_sent: b.ops_sent,
+            vm_bind_ioctls: b.vm_bind_ioctls,
+            bind_jobs: b.jobs,
+            prealloc_pages: b.prealloc_pages,
+            enomem_fallbacks: b.enomem_fallbacks,
+            throttle_waits: b.throttle_waits,
+            submits: b.submits,
+            submit_bind_waits: b.submit_bind_waits,
+            reclaim_passes,
+            reclaimed,
+        };
+        // SAFETY: checked non-null above.
+        unsafe { write_out(stats, out) };
         Ok(())
     })
 }
@@ -291,4 +387,64 @@ pub extern "C" fn msmws_gpu_vm_destroy(vm: *mut msmws_gpu_vm) -> c_int {
         vm.destroy(dev.kernel())?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::device::{msmws_device_destroy, msmws_device_new_sim};
+    use super::*;
+    use std::ptr;
+
+    /// Capture/replay on each address mode: a replayable buffer comes from the top of the space,
+    /// its address can be asked for again once freed, and a taken address is EEXIST.
+    #[test]
+    fn create_buffer_at_captures_and_replays() {
+        for profile in [c"a750", c"a660"] {
+            let mut dev = ptr::null_mut();
+            assert_eq!(msmws_device_new_sim(profile.as_ptr(), &mut dev), 0);
+            let mut vm = ptr::null_mut();
+            assert_eq!(msmws_gpu_vm_create(dev, &mut vm), 0);
+            let (mut low, mut cap, mut again) = Default::default();
+            assert_eq!(msmws_gpu_vm_create_buffer(vm, 4096, 0x20000, &mut low), 0);
+            assert_eq!(
+                msmws_gpu_vm_create_buffer_at(vm, 65536, 0x20000, 0, &mut cap),
+                0
+            );
+            assert!(
+                cap.iova > low.iova,
+                "{profile:?}: replayable buffers come from the top"
+            );
+            assert_eq!(
+                msmws_gpu_vm_create_buffer_at(vm, 4096, 0x20000, cap.iova, &mut again),
+                -libc::EEXIST
+            );
+            // Freed with no users: the replay gets the same address at once.
+            assert_eq!(msmws_gpu_vm_free_buffer(vm, &cap, ptr::null(), 0, false), 0);
+            assert_eq!(msmws_gpu_vm_flush(vm), 0);
+            assert_eq!(
+                msmws_gpu_vm_create_buffer_at(vm, 65536, 0x20000, cap.iova, &mut again),
+                0
+            );
+            assert_eq!(again.iova, cap.iova);
+            assert_eq!(
+                msmws_gpu_vm_create_buffer_at(vm, 4096, 0x20000, cap.iova + 1, &mut cap),
+                -libc::EINVAL
+            );
+            assert_eq!(
+                msmws_gpu_vm_create_buffer_at(vm, 0, 0x20000, 0, &mut cap),
+                -libc::EINVAL
+            );
+            for b in [&low, &again] {
+                assert_eq!(msmws_gpu_vm_free_buffer(vm, b, ptr::null(), 0, false), 0);
+            }
+            let mut stats = msmws_gpu_vm_stats::default();
+            assert_eq!(msmws_gpu_vm_get_stats(vm, &mut stats), 0);
+            // Both profiles are VM_BIND: three maps and three unmaps went through the planner.
+            assert_eq!(stats.ops_queued, 6, "{profile:?}: {stats:?}");
+            assert!(stats.vm_bind_ioctls >= 1, "{profile:?}: {stats:?}");
+            assert_eq!(msmws_gpu_vm_get_stats(vm, ptr::null_mut()), -libc::EINVAL);
+            assert_eq!(msmws_gpu_vm_destroy(vm), 0);
+            msmws_device_destroy(dev);
+        }
+    }
 }

@@ -390,6 +390,42 @@ pub fn submitqueue_new(k: &dyn Kernel, flags: u32, prio: u32) -> Result<u32, Ker
     Ok(arg.id)
 }
 
+/// WAIT_FENCE: waits until seqno `fence` of submitqueue `queue_id` has retired, for at most
+/// `timeout_ns` from now (the kernel takes an absolute CLOCK_MONOTONIC time). ETIMEDOUT when it
+/// has not retired by then, as msm_wait_fence returns.
+pub fn wait_fence(
+    k: &dyn Kernel,
+    queue_id: u32,
+    fence: u32,
+    timeout_ns: u64,
+) -> Result<(), KernelError> {
+    let now = monotonic_now_ns();
+    let deadline = now.saturating_add(timeout_ns).min(i64::MAX as u64);
+    let mut arg = drm_msm_wait_fence {
+        fence,
+        flags: 0,
+        timeout: drm_msm_timespec {
+            tv_sec: (deadline / 1_000_000_000) as i64,
+            tv_nsec: (deadline % 1_000_000_000) as i64,
+        },
+        queueid: queue_id,
+    };
+    call(k, DRM_IOCTL_MSM_WAIT_FENCE, &mut arg, || {
+        format!("WAIT_FENCE(queue {queue_id}, fence {fence})")
+    })
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock the kernel's absolute timeouts use.
+pub fn monotonic_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// SUBMITQUEUE_CLOSE.
 pub fn submitqueue_close(k: &dyn Kernel, id: u32) -> Result<(), KernelError> {
     let mut arg = id;
