@@ -355,6 +355,31 @@ fn finish(f: SimFile, vm: BindVm, handles: &[u32]) {
 }
 
 #[test]
+fn a_failed_setup_releases_the_queues_and_timelines_it_made() {
+    // Found by ci/fault-sweep: vkCreateDevice failing on the second VM_BIND queue or a timeline
+    // left the others on the file. SUBMITQUEUE_NEW and SYNCOBJ_CREATE allocate (kzalloc /
+    // drm_syncobj_create: ENOMEM).
+    for (point, nth) in [
+        ("SUBMITQUEUE_NEW", 2),
+        ("SYNCOBJ_CREATE", 1),
+        ("SYNCOBJ_CREATE", 2),
+    ] {
+        let f = vm_bind_file(Clock::Manual);
+        f.sim().inject(Injection {
+            point: point.into(),
+            nth,
+            errno: Errno::ENOMEM,
+        });
+        assert!(matches!(
+            BindVm::new(&f, 1024),
+            Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM
+        ));
+        let report = f.close();
+        assert!(report.is_empty(), "{point}:{nth}: {report:?}");
+    }
+}
+
+#[test]
 fn a_full_cycle_leaves_nothing_behind() {
     let f = vm_bind_file(Clock::Manual);
     let vm = BindVm::new(&f, 1024).unwrap();

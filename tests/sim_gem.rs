@@ -1154,3 +1154,26 @@ fn injected_errno_hits_the_nth_matching_ioctl_only() {
     // The two handles the report above lists.
     close_all(&f, &[1, 2]);
 }
+
+#[test]
+fn injection_status_counts_hits_and_says_which_rule_fired() {
+    let f = file("a750");
+    let rule = |point: &str, nth| Injection {
+        point: point.into(),
+        nth,
+        errno: Errno::ENOMEM,
+    };
+    f.sim().inject(rule("GEM_NEW", 1));
+    // Also the first call: the earlier rule takes it, this one counts it but does not fire.
+    f.sim().inject(rule("*", 1));
+    f.sim().inject(rule("GEM_NEW", 5));
+    assert_eq!(gem_new(&f, 4096, WC), Err(Errno::ENOMEM));
+    assert!(gem_new(&f, 4096, WC).is_ok());
+    let st = f.sim().injections();
+    assert_eq!(
+        st.iter().map(|s| (s.hits, s.fired)).collect::<Vec<_>>(),
+        [(2, true), (2, false), (2, false)]
+    );
+    assert_eq!(st[0].rule, rule("GEM_NEW", 1));
+    close_all(&f, &[1]);
+}

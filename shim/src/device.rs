@@ -1,5 +1,5 @@
-//! The one model device of this process: chip profile and model options from the environment,
-//! the device made on the first open of a node.
+//! The one model device of this process: chip profile, model options and fault injection rules
+//! from the environment, the device made (with the rules applied) on the first open of a node.
 //!
 //! Owns: the configuration (parsed once) and the `Sim`. Locks: the two `OnceLock`s only; making
 //! the device runs no hook that could come back here (its own file operations are on other paths
@@ -7,12 +7,15 @@
 
 use std::sync::OnceLock;
 
-use msm_winsys::sim::{Sim, SimOptions};
+use msm_winsys::sim::{ioctl_name, Injection, Sim, SimOptions};
+use msm_winsys::Errno;
 
 /// Chip profile: `a750` (default), `a660`, `a618`.
 pub const PROFILE_ENV: &str = "MSMWS_SHIM_PROFILE";
 /// Comma-separated model options (see [`parse_options`]).
 pub const OPTIONS_ENV: &str = "MSMWS_SHIM_OPTIONS";
+/// Comma-separated fault injection rules (see [`parse_injections`]).
+pub const INJECT_ENV: &str = "MSMWS_SHIM_INJECT";
 
 /// What the environment asked for.
 #[derive(Debug, Clone)]
@@ -21,6 +24,61 @@ pub struct Config {
     /// The option words as given, for the report.
     pub words: Vec<String>,
     pub options: SimOptions,
+    /// The fault injection rules, in the order given.
+    pub inject: Vec<Injection>,
+}
+
+/// The model's inner injection points (`Injection`'s documentation), besides ioctl names and
+/// `VM_BIND:op<N>`.
+const INNER_POINTS: [&str; 5] = [
+    "GEM_INFO:SET_METADATA",
+    "GEM_INFO:GET_METADATA",
+    "VM_BIND:pin",
+    "VM_BIND:prealloc",
+    "VM_BIND:job",
+];
+
+fn known_point(p: &str) -> bool {
+    // Every ioctl number's low byte is its table index, so this walks the model's whole table.
+    p == "*"
+        || INNER_POINTS.contains(&p)
+        || p.strip_prefix("VM_BIND:op")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+        || (0..=0xffu64).any(|nr| ioctl_name(nr) == Some(p))
+}
+
+/// The errno named `name` (`"EPIPE"`), as [`Errno::name`] spells it.
+fn errno_named(name: &str) -> Option<Errno> {
+    (1..4096).map(Errno).find(|e| e.name() == name)
+}
+
+/// Fault injection rules from their words, `POINT:NTH:ERRNO` each: POINT an ioctl name
+/// (`GEM_SUBMIT`), `*` for any call, or an inner point (`VM_BIND:job`; the point may itself hold
+/// a colon); NTH the 1-based hit that fails; ERRNO a name (`EPIPE`).
+pub fn parse_injections(s: &str) -> Result<Vec<Injection>, String> {
+    let mut rules = Vec::new();
+    for w in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let bad = |why: &str| format!("{INJECT_ENV}: `{w}`: {why} (rules are POINT:NTH:ERRNO)");
+        let mut parts = w.rsplitn(3, ':');
+        let (Some(errno), Some(nth), Some(point)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("not three fields"));
+        };
+        if !known_point(point) {
+            return Err(bad(&format!("no injection point `{point}`")));
+        }
+        let nth = match nth.parse::<u32>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(bad(&format!("`{nth}` is not a count from 1"))),
+        };
+        let errno = errno_named(errno).ok_or_else(|| bad(&format!("no errno `{errno}`")))?;
+        rules.push(Injection {
+            point: point.to_string(),
+            nth,
+            errno,
+        });
+    }
+    Ok(rules)
 }
 
 /// Model options from their words:
@@ -62,10 +120,12 @@ pub fn config() -> &'static Result<Config, String> {
     CONFIG.get_or_init(|| {
         let profile = std::env::var(PROFILE_ENV).unwrap_or_else(|_| "a750".into());
         let (words, options) = parse_options(&std::env::var(OPTIONS_ENV).unwrap_or_default())?;
+        let inject = parse_injections(&std::env::var(INJECT_ENV).unwrap_or_default())?;
         Ok(Config {
             profile,
             words,
             options,
+            inject,
         })
     })
 }
@@ -76,7 +136,12 @@ static SIM: OnceLock<Result<Sim, String>> = OnceLock::new();
 pub fn sim() -> Result<&'static Sim, &'static str> {
     SIM.get_or_init(|| {
         let r = config().as_ref().map_err(String::clone).and_then(|c| {
-            Sim::with_options(&c.profile, c.options.clone()).map_err(|e| e.to_string())
+            let sim =
+                Sim::with_options(&c.profile, c.options.clone()).map_err(|e| e.to_string())?;
+            for rule in &c.inject {
+                sim.inject(rule.clone());
+            }
+            Ok(sim)
         });
         if let Err(e) = &r {
             eprintln!("msmws-shim: no model device: {e}");
@@ -110,5 +175,34 @@ mod tests {
         assert!(parse_options("fast")
             .unwrap_err()
             .contains("unknown option `fast`"));
+    }
+
+    #[test]
+    fn injection_rules_name_a_point_a_count_and_an_errno() {
+        let r = parse_injections("GEM_SUBMIT:3:EPIPE, *:120:ENOMEM,VM_BIND:job:1:ENOMEM").unwrap();
+        let r: Vec<_> = r
+            .iter()
+            .map(|i| (i.point.as_str(), i.nth, i.errno))
+            .collect();
+        assert_eq!(
+            r,
+            [
+                ("GEM_SUBMIT", 3, Errno::EPIPE),
+                ("*", 120, Errno::ENOMEM),
+                ("VM_BIND:job", 1, Errno::ENOMEM),
+            ]
+        );
+        assert!(parse_injections("VM_BIND:op2:1:EINVAL").is_ok());
+        assert!(parse_injections("").unwrap().is_empty());
+        for (bad, why) in [
+            ("GEM_SUBMIT:3", "not three fields"),
+            ("GEM_SUMBIT:3:EPIPE", "no injection point `GEM_SUMBIT`"),
+            ("GEM_SUBMIT:0:EPIPE", "`0` is not a count from 1"),
+            ("GEM_SUBMIT:x:EPIPE", "`x` is not a count from 1"),
+            ("GEM_SUBMIT:3:EPIPED", "no errno `EPIPED`"),
+        ] {
+            let e = parse_injections(bad).unwrap_err();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use msm_winsys::sim::{ioctl_name, LeakReport};
+use msm_winsys::sim::{ioctl_name, Injection, LeakReport};
 use msm_winsys::uapi::{ioc_nr, ioc_type, DRM_COMMAND_BASE};
 use msm_winsys::Errno;
 use serde_json::{json, Value};
@@ -219,6 +219,14 @@ fn leaks_json(l: &LeakReport) -> Value {
     })
 }
 
+fn injection_json(rule: &Injection, hits: u32, fired: bool) -> Value {
+    json!({
+        "rule": format!("{}:{}:{}", rule.point, rule.nth, rule.errno.name()),
+        "hits": hits,
+        "fired": fired,
+    })
+}
+
 /// The whole report as one JSON object.
 pub fn to_json() -> Value {
     let s = stats();
@@ -226,6 +234,20 @@ pub fn to_json() -> Value {
     let (profile, options) = match config {
         Ok(c) => (json!(c.profile), json!(c.words)),
         Err(_) => (Value::Null, Value::Null),
+    };
+    // Each rule and what became of it; before the device is made, the rules as asked for.
+    let injections: Vec<Value> = match (config, device::made()) {
+        (_, Some(Ok(sim))) => sim
+            .injections()
+            .iter()
+            .map(|s| injection_json(&s.rule, s.hits, s.fired))
+            .collect(),
+        (Ok(c), _) => c
+            .inject
+            .iter()
+            .map(|r| injection_json(r, 0, false))
+            .collect(),
+        (Err(_), _) => Vec::new(),
     };
     let error = match (config, device::made()) {
         (Err(e), _) => Some(e.clone()),
@@ -279,6 +301,7 @@ pub fn to_json() -> Value {
         "program": std::env::args().next(),
         "profile": profile,
         "options": options,
+        "injections": injections,
         "error": error,
         "ioctls": ioctls,
         "mmaps": {"count": s.mmaps, "errors": s.mmap_errors},

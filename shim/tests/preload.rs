@@ -55,7 +55,8 @@ fn run_with(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Run, String
         .env("LD_PRELOAD", shim_library())
         .env("MSMWS_SHIM_REPORT", &report_path)
         .env_remove("MSMWS_SHIM_PROFILE")
-        .env_remove("MSMWS_SHIM_OPTIONS");
+        .env_remove("MSMWS_SHIM_OPTIONS")
+        .env_remove("MSMWS_SHIM_INJECT");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -192,6 +193,42 @@ fn profile_and_options_come_from_the_environment() {
     assert!(r.stderr.contains("unknown option `turbo`"), "{}", r.stderr);
     assert_eq!(r.report["clean"], false);
     assert!(r.report["error"].as_str().unwrap().contains("turbo"));
+}
+
+#[test]
+fn an_injected_fault_fails_the_nth_call_and_the_report_says_it_fired() {
+    // The probe's first GET_PARAM (CHIP_ID) fails as msm_ioctl_get_param would if interrupted;
+    // the probe has no submit, so that rule never fires.
+    let r = run(
+        "clean",
+        &[("MSMWS_SHIM_INJECT", "GET_PARAM:1:EINTR,GEM_SUBMIT:1:EPIPE")],
+    );
+    assert_eq!(r.status, 1, "the probe checks GET_PARAM: {}", r.stderr);
+    assert!(r.stderr.contains("DRM_IOCTL_MSM_GET_PARAM"), "{}", r.stderr);
+    assert_eq!(r.report["ioctls"]["GET_PARAM"]["errors"]["EINTR"], 1);
+    assert_eq!(
+        r.report["injections"],
+        serde_json::json!([
+            {"rule": "GET_PARAM:1:EINTR", "hits": 1, "fired": true},
+            {"rule": "GEM_SUBMIT:1:EPIPE", "hits": 0, "fired": false},
+        ])
+    );
+}
+
+#[test]
+fn a_bad_injection_rule_makes_the_device_fail_to_open_and_says_why() {
+    let r = run(
+        "clean",
+        &[("MSMWS_SHIM_INJECT", "GEM_SUBMIT:3:EPIPE,GEM_SUMBIT:1:EIO")],
+    );
+    assert_eq!(r.status, 1, "open fails with ENODEV");
+    let error = r.report["error"].as_str().unwrap();
+    assert!(
+        error.contains("MSMWS_SHIM_INJECT: `GEM_SUMBIT:1:EIO`: no injection point `GEM_SUMBIT`"),
+        "{error}"
+    );
+    assert!(r.stderr.contains("GEM_SUMBIT"), "{}", r.stderr);
+    assert_eq!(r.report["clean"], false);
 }
 
 /// Runs an installed program (libdrm-tests' drmdevice, modetest) under the shim; `None` (and a

@@ -205,15 +205,33 @@ fn describe(op: &BindOp) -> String {
 
 impl BindVm {
     /// Sets up binding on a file already in VM_BIND mode: two VM_BIND queues and their timelines.
+    /// A creation that fails releases what it made (the kernel can refuse any of the four with
+    /// ENOMEM), so a failed device init leaves nothing on the file.
     pub fn new(k: &dyn Kernel, budget_pages: u64) -> Result<BindVm, BindError> {
-        let q =
-            |_| ioctl::submitqueue_new(k, MSM_SUBMITQUEUE_VM_BIND, 0).map_err(BindError::Kernel);
-        let queues = [q(0)?, q(1)?];
-        let t = |_| ioctl::syncobj_create(k, false).map_err(BindError::Kernel);
-        let timelines = [t(0)?, t(1)?];
+        let mut queues = Vec::with_capacity(2);
+        let mut timelines = Vec::with_capacity(2);
+        let made = (|| {
+            for _ in 0..2 {
+                queues.push(ioctl::submitqueue_new(k, MSM_SUBMITQUEUE_VM_BIND, 0)?);
+            }
+            for _ in 0..2 {
+                timelines.push(ioctl::syncobj_create(k, false)?);
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            // Best effort: the creation's error is the one to report.
+            for &q in &queues {
+                let _ = ioctl::submitqueue_close(k, q);
+            }
+            for &t in &timelines {
+                let _ = ioctl::syncobj_destroy(k, t);
+            }
+            return Err(BindError::Kernel(e));
+        }
         Ok(BindVm {
-            queues,
-            timelines,
+            queues: [queues[0], queues[1]],
+            timelines: [timelines[0], timelines[1]],
             budget_pages: budget_pages.clamp(3, KERNEL_THROTTLE_PAGES),
             state: Mutex::default(),
         })

@@ -203,6 +203,18 @@ pub struct Injection {
 struct InjectionState {
     rule: Injection,
     seen: u32,
+    fired: bool,
+}
+
+/// What became of one injection rule so far (debug API: a fault-injection run says whether its
+/// rule fired, or the program never made that many calls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectionStatus {
+    pub rule: Injection,
+    /// Calls that matched the point (the rule fires at the `nth`).
+    pub hits: u32,
+    /// Whether the rule's errno was returned (it was the nth hit and no earlier rule took it).
+    pub fired: bool,
 }
 
 /// One VMA of a file's VM as the debug API shows it.
@@ -433,7 +445,26 @@ impl Sim {
             .injections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(InjectionState { rule, seen: 0 });
+            .push(InjectionState {
+                rule,
+                seen: 0,
+                fired: false,
+            });
+    }
+
+    /// Each rule added by [`Sim::inject`], in order, with its hit count and whether it fired.
+    pub fn injections(&self) -> Vec<InjectionStatus> {
+        self.dev
+            .injections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|r| InjectionStatus {
+                rule: r.rule.clone(),
+                hits: r.seen,
+                fired: r.fired,
+            })
+            .collect()
     }
 
     /// Removes every injection rule.
@@ -570,8 +601,9 @@ impl SimFile {
         for r in rules.iter_mut() {
             if r.rule.point == point || r.rule.point == "*" {
                 r.seen += 1;
-                if r.seen == r.rule.nth {
-                    fired = fired.or(Some(r.rule.errno));
+                if r.seen == r.rule.nth && fired.is_none() {
+                    fired = Some(r.rule.errno);
+                    r.fired = true;
                 }
             }
         }
