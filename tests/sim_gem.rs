@@ -1177,3 +1177,83 @@ fn injection_status_counts_hits_and_says_which_rule_fired() {
     assert_eq!(st[0].rule, rule("GEM_NEW", 1));
     close_all(&f, &[1]);
 }
+
+// ---- Object memory made on first need -------------------------------------------------------
+
+#[test]
+fn more_live_objects_than_the_open_file_limit_cost_no_fds() {
+    // A kernel charges its client no fd per buffer: a client holding more live buffers than
+    // RLIMIT_NOFILE (20,000 hard in the container this was written in) must not meet EMFILE
+    // from the model's backing memfds, which exist only once an object is mapped or exported.
+    const LIVE: u32 = 30_000;
+    let f = file("a750");
+    let handles: Vec<u32> = (0..LIVE).map(|_| gem_new(&f, 4096, WC).unwrap()).collect();
+    assert_eq!(
+        handles,
+        (1..=LIVE).collect::<Vec<_>>(),
+        "lowest free from 1"
+    );
+    // A freed handle is reused first (idr_alloc(1, 0)), even with 30k others open.
+    gem_close(&f, 17).unwrap();
+    assert_eq!(gem_new(&f, 4096, WC), Ok(17));
+    close_all(&f, &handles);
+    assert!(f.close().is_empty());
+}
+
+#[test]
+fn an_object_first_exported_then_mapped_shares_its_bytes_with_the_dma_buf() {
+    let f = file("a750");
+    let h = gem_new(&f, 8192, WC).unwrap();
+    // Used by the GPU first (pages, but the model needs no memfd for that), then exported.
+    info_value(&f, h, MSM_INFO_GET_IOVA, 0).unwrap();
+    let fd = export(&f, h, DRM_CLOEXEC | DRM_RDWR).unwrap();
+    assert_eq!(lseek_end(&fd), 8192);
+    let o = info_value(&f, h, MSM_INFO_GET_OFFSET, 0).unwrap();
+    let mut gem_map = f.map(o, 8192).unwrap();
+    // SAFETY: a shared map of the dma-buf fd we own, unmapped below before anything closes.
+    let dmabuf_map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(dmabuf_map, libc::MAP_FAILED);
+    let dmabuf_bytes = dmabuf_map as *mut u8;
+    gem_map[5] = 0x5a;
+    // SAFETY: offsets 5 and 8191 are inside the 8192-byte mapping.
+    unsafe {
+        assert_eq!(*dmabuf_bytes.add(5), 0x5a);
+        *dmabuf_bytes.add(8191) = 0xa5;
+    }
+    assert_eq!(gem_map[8191], 0xa5);
+    // SAFETY: the mapping made above, not used after this.
+    assert_eq!(unsafe { libc::munmap(dmabuf_map, 8192) }, 0);
+    // The exporting file's own import of it is the same handle.
+    assert_eq!(import(&f, fd.as_raw_fd()), Ok(h));
+    drop(gem_map);
+    drop(fd);
+    gem_close(&f, h).unwrap();
+    assert!(f.close().is_empty());
+}
+
+#[test]
+fn a_purged_object_never_mapped_exports_an_empty_dma_buf() {
+    // As before the memfd was lazy: purging truncates the memory to nothing, so a later export's
+    // size is 0, and it cannot be imported by another device.
+    let f = file("a750");
+    let h = gem_new(&f, 4096, WC).unwrap();
+    info_value(&f, h, MSM_INFO_GET_IOVA, 0).unwrap();
+    assert_eq!(madvise(&f, h, MSM_MADV_DONTNEED), Ok(1));
+    assert_eq!(f.sim().memory_pressure(), 1);
+    let fd = export(&f, h, DRM_CLOEXEC).unwrap();
+    assert_eq!(lseek_end(&fd), 0);
+    let g = file("a750");
+    assert_eq!(import(&g, fd.as_raw_fd()), Err(Errno::EINVAL));
+    drop(fd);
+    gem_close(&f, h).unwrap();
+    assert!(f.close().is_empty());
+}

@@ -168,38 +168,37 @@ impl State {
         if options.kms && options.fbdev_console {
             let mode = kms::panel_mode();
             let (w, h) = (mode.hdisplay as u32, mode.vdisplay as u32);
-            // A sparse memfd: the console's pixels are never touched.
-            if let Ok(obj) = GemObject::create(
+            // No memfd unless mapped: the console's pixels are never touched.
+            let obj = GemObject::create(
                 dev_uid,
                 0,
                 (w as u64 * h as u64 * 4).next_multiple_of(4096),
                 MSM_BO_SCANOUT | MSM_BO_WC,
                 Resv::new(),
-            ) {
-                let id = s.alloc_id();
-                s.fbs.insert(
-                    id,
-                    Framebuffer {
-                        owner: KERNEL,
-                        obj,
-                        width: w,
-                        height: h,
-                        fourcc: u32::from_le_bytes(*b"XR24"),
-                        modifier: kms::DRM_FORMAT_MOD_LINEAR,
-                    },
-                );
-                s.kms = KmsState::lit(id, mode, 0, 0);
-                let blob = s.alloc_id();
-                s.blobs.insert(
-                    blob,
-                    Blob {
-                        owner: None,
-                        permanent: false,
-                        data: super::user::bytes_of(&mode).to_vec(),
-                    },
-                );
-                s.kms.crtc.mode_blob = blob;
-            }
+            );
+            let id = s.alloc_id();
+            s.fbs.insert(
+                id,
+                Framebuffer {
+                    owner: KERNEL,
+                    obj,
+                    width: w,
+                    height: h,
+                    fourcc: u32::from_le_bytes(*b"XR24"),
+                    modifier: kms::DRM_FORMAT_MOD_LINEAR,
+                },
+            );
+            s.kms = KmsState::lit(id, mode, 0, 0);
+            let blob = s.alloc_id();
+            s.blobs.insert(
+                blob,
+                Blob {
+                    owner: None,
+                    permanent: false,
+                    data: super::user::bytes_of(&mode).to_vec(),
+                },
+            );
+            s.kms.crtc.mode_blob = blob;
         }
         s
     }

@@ -70,7 +70,7 @@ fn create(file: &SimFile, a: &mut drm_mode_create_dumb) -> Result<(), Errno> {
         size_B,
         MSM_BO_SCANOUT | MSM_BO_WC,
         Resv::new(),
-    )?;
+    );
     file.dev.track(&obj);
     let mut ctx = file.ctx();
     a.handle = SimFile::new_handle(&mut ctx, obj);

@@ -8,16 +8,25 @@
 //!
 //! Object memory is a memfd of the object's size, so CPU maps of an exporter and of an importer
 //! (in this process or another) see the same bytes, and a dma-buf is a real fd of that memfd.
+//!
+//! The memfd is made lazily, by [`GemObject::backing`], the first time something needs the bytes
+//! or the file's identity: a CPU map (`mmap_target`) or a PRIME export. The simulated GPU never
+//! reads or writes object memory, so pins, GPU maps and submits leave it unmade, and so does a
+//! purge (a purged object without one gets an empty memfd, as a purged object's is truncated).
+//! A kernel charges its client no fd per buffer; made eagerly, a client with more live buffers
+//! than RLIMIT_NOFILE would meet EMFILE at GEM_NEW from the model only. Imports of a foreign
+//! dma-buf have their memfd (a reopened fd of that dma-buf) from the start. The backing is made
+//! under `GemObject::state`, so a purge and a first map or export see one order.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::dispatch::typed;
 use super::fdid::{self, FileId};
 use super::resv::{Resv, Usage};
 use super::vm::{Vm, Vma};
-use super::{user, FileCtx, SimFile};
+use super::{user, FileCtx, SimFile, DMABUF_PREFIX};
 use crate::uapi::*;
 use crate::Errno;
 
@@ -57,6 +66,28 @@ pub struct ObjState {
     pub bind_vms: Vec<Weak<Vm>>,
 }
 
+/// An object's memory: a memfd of the object's size (empty once purged), counted as one of the
+/// model's own fds while open.
+#[derive(Debug)]
+pub struct Backing {
+    pub fd: OwnedFd,
+    pub id: FileId,
+}
+
+impl Backing {
+    fn new(fd: OwnedFd) -> Result<Backing, Errno> {
+        let id = fdid::file_id(fd.as_raw_fd())?;
+        super::prime::model_fd_opened(id);
+        Ok(Backing { fd, id })
+    }
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        super::prime::model_fd_closed(self.id);
+    }
+}
+
 /// A buffer object.
 #[derive(Debug)]
 pub struct GemObject {
@@ -68,9 +99,8 @@ pub struct GemObject {
     pub flags: u32,
     /// Made from a dma-buf of another device (`drm_gem_is_imported`).
     pub imported: bool,
-    /// The object's memory, and the file behind its dma-buf.
-    pub memfd: OwnedFd,
-    pub memfd_id: FileId,
+    /// The object's memory and the file behind its dma-buf, made on first need ([`Self::backing`]).
+    memfd: OnceLock<Arc<Backing>>,
     /// Its own reservation object, or its VM's for NO_SHARE objects.
     pub resv: Arc<Resv>,
     state: Mutex<ObjState>,
@@ -81,28 +111,15 @@ impl GemObject {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new object of `size_B` bytes backed by a fresh memfd.
+    /// A new object of `size_B` bytes; its memfd is made on first need.
     pub fn create(
         dev_uid: u64,
         id: u64,
         size_B: u64,
         flags: u32,
         resv: Arc<Resv>,
-    ) -> Result<Arc<GemObject>, Errno> {
-        let name =
-            std::ffi::CString::new(format!("msm-sim-bo:{dev_uid}:{id}")).expect("no NUL in name");
-        // SAFETY: memfd_create with a NUL-terminated name; the result is checked.
-        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: a new fd nobody else owns.
-        let memfd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: ftruncate on our own fd.
-        if unsafe { libc::ftruncate(memfd.as_raw_fd(), size_B as libc::off_t) } != 0 {
-            return Err(Errno::ENOMEM);
-        }
-        GemObject::with_memfd(dev_uid, id, size_B, flags, false, memfd, resv)
+    ) -> Arc<GemObject> {
+        GemObject::new(dev_uid, id, size_B, flags, false, OnceLock::new(), resv)
     }
 
     /// An object over an existing memfd (a foreign dma-buf import).
@@ -115,16 +132,28 @@ impl GemObject {
         memfd: OwnedFd,
         resv: Arc<Resv>,
     ) -> Result<Arc<GemObject>, Errno> {
-        let memfd_id = fdid::file_id(memfd.as_raw_fd())?;
-        super::prime::model_fd_opened(memfd_id);
-        Ok(Arc::new(GemObject {
+        let backing = OnceLock::from(Arc::new(Backing::new(memfd)?));
+        Ok(GemObject::new(
+            dev_uid, id, size_B, flags, imported, backing, resv,
+        ))
+    }
+
+    fn new(
+        dev_uid: u64,
+        id: u64,
+        size_B: u64,
+        flags: u32,
+        imported: bool,
+        memfd: OnceLock<Arc<Backing>>,
+        resv: Arc<Resv>,
+    ) -> Arc<GemObject> {
+        Arc::new(GemObject {
             id,
             dev_uid,
             size_B,
             flags,
             imported,
             memfd,
-            memfd_id,
             resv,
             state: Mutex::new(ObjState {
                 name: String::new(),
@@ -138,7 +167,50 @@ impl GemObject {
                 pin_count: 0,
                 bind_vms: Vec::new(),
             }),
-        }))
+        })
+    }
+
+    /// The identity of the object's memfd, if it has one yet (an object without one was never
+    /// mapped or exported, so no dma-buf of it exists).
+    pub fn memfd_id(&self) -> Option<FileId> {
+        self.memfd.get().map(|b| b.id)
+    }
+
+    /// The object's memfd, made now if it has none yet (`msm-sim-bo:<device>:<object>`, of the
+    /// object's size, or empty for a purged object). Call without `state` held. Failing to make
+    /// it is ENOMEM, as a failed page allocation is in the kernel.
+    pub fn backing(&self) -> Result<Arc<Backing>, Errno> {
+        if let Some(b) = self.memfd.get() {
+            return Ok(b.clone());
+        }
+        // Made under the state lock, so a purge either truncates it or comes after and is seen.
+        let st = self.lock();
+        if let Some(b) = self.memfd.get() {
+            return Ok(b.clone());
+        }
+        let size_B = if st.madv == Madv::Purged {
+            0
+        } else {
+            self.size_B
+        };
+        let name = std::ffi::CString::new(format!("{DMABUF_PREFIX}{}:{}", self.dev_uid, self.id))
+            .expect("no NUL in name");
+        // SAFETY: memfd_create with a NUL-terminated name; the result is checked.
+        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(Errno::ENOMEM);
+        }
+        // SAFETY: a new fd nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: ftruncate on our own fd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size_B as libc::off_t) } != 0 {
+            return Err(Errno::ENOMEM);
+        }
+        let b = Arc::new(Backing::new(fd).map_err(|_| Errno::ENOMEM)?);
+        // Cannot be set already: every setter holds `state`.
+        let _ = self.memfd.set(b.clone());
+        drop(st);
+        Ok(b)
     }
 
     /// Whether the GPU may still be using it: any pending fence, bookkeeping included.
@@ -156,7 +228,7 @@ impl Drop for GemObject {
                 vm.lock().vmas.remove(&iova);
             }
         }
-        super::prime::model_fd_closed(self.memfd_id);
+        // The memfd, if any, is closed (and uncounted) by `Backing::drop`.
     }
 }
 
@@ -168,10 +240,10 @@ impl SimFile {
 
     /// `drm_gem_handle_create`: the lowest free handle from 1 (idr_alloc(1, 0)).
     pub(super) fn new_handle(ctx: &mut FileCtx, obj: Arc<GemObject>) -> u32 {
-        let mut h = 1;
-        while ctx.handles.contains_key(&h) {
-            h += 1;
-        }
+        let h = ctx.free_handles.pop_first().unwrap_or_else(|| {
+            debug_assert!(!ctx.handles.contains_key(&(ctx.handles.len() as u32 + 1)));
+            ctx.handles.len() as u32 + 1
+        });
         obj.lock().handle_count += 1;
         ctx.handles.insert(h, obj);
         h
@@ -180,6 +252,7 @@ impl SimFile {
     /// `drm_gem_handle_delete`: EINVAL for an unknown handle.
     pub(super) fn delete_handle(ctx: &mut FileCtx, handle: u32) -> Result<Arc<GemObject>, Errno> {
         let obj = ctx.handles.remove(&handle).ok_or(Errno::EINVAL)?;
+        ctx.free_handles.insert(handle);
         ctx.prime_cache.retain(|_, h| *h != handle);
         obj.lock().handle_count -= 1;
         Ok(obj)
@@ -236,7 +309,7 @@ pub(super) fn gem_new(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
             size_B,
             a.flags,
             resv,
-        )?;
+        );
         file.dev.track(&obj);
         a.handle = SimFile::new_handle(&mut ctx, obj);
         Ok(())
@@ -527,16 +600,16 @@ pub(super) fn gem_cpu_fini(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno
 }
 
 /// What `mmap(offset_B, size_B)` on a device file maps: the memory of one object, checked as
-/// `drm_gem_mmap` checks it. Holds the object alive while the caller maps its memfd.
+/// `drm_gem_mmap` checks it. Holds the object's memory open while the caller maps it.
 #[derive(Debug)]
 pub struct MapTarget {
-    obj: Arc<GemObject>,
+    memory: Arc<Backing>,
 }
 
 impl MapTarget {
     /// The object's memory (a memfd of its size); map it at [`MapTarget::memfd_offset_B`].
     pub fn memfd(&self) -> BorrowedFd<'_> {
-        self.obj.memfd.as_fd()
+        self.memory.fd.as_fd()
     }
 
     /// Where in [`MapTarget::memfd`] the mapping starts (0: the kernel only maps whole objects
@@ -559,8 +632,10 @@ pub(super) fn mmap_target(file: &SimFile, offset_B: u64, size_B: u64) -> Result<
     if !file.ctx().handles.values().any(|o| Arc::ptr_eq(o, &obj)) {
         return Err(Errno::EACCES);
     }
+    // The pages (msm_gem_fault's get_pages; the model makes them at map time): ENOMEM.
+    let memory = obj.backing()?;
     obj.lock().has_pages = true;
-    Ok(MapTarget { obj })
+    Ok(MapTarget { memory })
 }
 
 /// The CPU map of a GEM mmap offset through `file` (`drm_gem_mmap`).
@@ -601,8 +676,11 @@ pub(super) fn purge(objects: &[Arc<GemObject>], dev: &super::SimDevice) -> u64 {
         for vm in st.bind_vms.iter().filter_map(Weak::upgrade) {
             vm.purge_object(obj.id);
         }
-        // SAFETY: ftruncate on the object's own memfd.
-        unsafe { libc::ftruncate(obj.memfd.as_raw_fd(), 0) };
+        // An object never mapped nor exported has no memfd; one made later starts empty.
+        if let Some(b) = obj.memfd.get() {
+            // SAFETY: ftruncate on the object's own memfd.
+            unsafe { libc::ftruncate(b.fd.as_raw_fd(), 0) };
+        }
         if let Some(off) = st.mmap_offset.take() {
             dev.release_offset(off);
         }

@@ -20,7 +20,7 @@
 //! eventfd that polls readable while DRM events are queued, event.rs), so fd passing, dup, close
 //! and poll behave as on a device node; dma-bufs and sync files are real fds too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::c_void;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -73,9 +73,9 @@ pub(crate) const DMABUF_PREFIX: &str = "msm-sim-bo:";
 
 /// Raises this process's soft limit on open files to its hard limit, once.
 ///
-/// Every model buffer object is a memfd, which a real kernel does not cost its client; without
-/// this a client making a few thousand buffers would meet EMFILE from the model and never from
-/// a device.
+/// Every model buffer object that is CPU-mapped or exported is a memfd, which a real kernel does
+/// not cost its client; without this a client mapping a few thousand buffers would meet EMFILE
+/// from the model and never from a device. (Buffers never mapped nor exported cost no fd.)
 fn raise_fd_limit() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -307,7 +307,14 @@ impl SimDevice {
 
     fn track(&self, obj: &Arc<GemObject>) {
         let mut objs = self.objects.lock().unwrap_or_else(|p| p.into_inner());
-        objs.retain(|w| w.strong_count() > 0);
+        // Dead entries go when the list is full, and the list is then kept at most half full, so
+        // a GEM_NEW costs amortized O(1) however many objects are alive (a pruning on every
+        // GEM_NEW made 100k live objects quadratic).
+        if objs.len() == objs.capacity() {
+            objs.retain(|w| w.strong_count() > 0);
+            let live = objs.len();
+            objs.reserve(live.max(16));
+        }
         objs.push(Arc::downgrade(obj));
     }
 }
@@ -482,6 +489,9 @@ impl Sim {
 struct FileCtx {
     /// GEM handles (`file->object_idr`).
     handles: HashMap<u32, Arc<GemObject>>,
+    /// Closed handles below the highest open one: with `handles` they fill 1..=their total
+    /// count, so the lowest free handle is the first of these, or the next after that range.
+    free_handles: BTreeSet<u32>,
     /// dma-bufs imported into this file and their handles (`drm_prime_file_private`).
     prime_cache: HashMap<FileId, u32>,
     /// The GPU VM, created lazily by the first VM-touching ioctl.
@@ -833,7 +843,9 @@ impl SimFile {
         let mut open_fds = sync_file::open_fds_created_by(self.id);
         let live = prime::user_dmabuf_fds();
         for (id, n) in live {
-            if ctx.handles.values().any(|o| o.memfd_id == id) || ctx.prime_cache.contains_key(&id) {
+            if ctx.handles.values().any(|o| o.memfd_id() == Some(id))
+                || ctx.prime_cache.contains_key(&id)
+            {
                 open_fds.push(format!("{n} dma-buf fd(s) of file {}:{}", id.0, id.1));
             }
         }
@@ -925,6 +937,7 @@ impl SimFile {
         for (_, obj) in ctx.handles.drain() {
             obj.lock().handle_count -= 1;
         }
+        ctx.free_handles.clear();
         ctx.queues.clear();
         let vm = ctx.vm.take();
         drop(ctx);

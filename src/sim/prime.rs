@@ -4,7 +4,8 @@
 //! the count of fds the model itself holds on each. Locks: `REGISTRY`, then `MODEL_FDS` (a leaf),
 //! both taken after `SimFile::ctx` and `GemObject::state`, never while waiting.
 //!
-//! A dma-buf is the object's memfd: export opens it again (`/proc/self/fd/N`, so RDWR and CLOEXEC
+//! A dma-buf is the object's memfd (made at the first export if no CPU map made it before, see
+//! gem.rs): export opens it again (`/proc/self/fd/N`, so RDWR and CLOEXEC
 //! are the caller's), giving a real fd that can be dup'ed, passed over a socket to another process
 //! and mmap'ed there. The memfd's name (`msm-sim-bo:<device>:<object>`) marks it as a model
 //! dma-buf even in a process whose registry has never seen it, where it imports as foreign.
@@ -119,7 +120,12 @@ fn registered(id: FileId) -> Option<Arc<GemObject>> {
 /// Whether a dma-buf this device exported from `obj` is still registered (its display `vma_ref`;
 /// imports do not count). Released dma-bufs are forgotten only by [`collect_garbage`].
 pub(super) fn exported_dmabuf_alive(obj: &Arc<GemObject>) -> bool {
-    !obj.imported && registered(obj.memfd_id).is_some_and(|o| Arc::ptr_eq(&o, obj))
+    // An object without a memfd was never exported.
+    !obj.imported
+        && obj
+            .memfd_id()
+            .and_then(registered)
+            .is_some_and(|o| Arc::ptr_eq(&o, obj))
 }
 
 /// The name of the file behind `fd` (`/memfd:msm-sim-bo:1:2 (deleted)` for a model dma-buf).
@@ -129,8 +135,10 @@ fn fd_target(fd: RawFd) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// `dma_buf_fd` for an object: a new fd on its dma-buf file.
-fn export_fd(obj: &GemObject, flags: u32) -> Result<OwnedFd, Errno> {
+/// `dma_buf_fd` for an object: a new fd on its dma-buf file (the object's memfd, made now if the
+/// object has none yet).
+fn export_fd(obj: &GemObject, flags: u32) -> Result<(OwnedFd, FileId), Errno> {
+    let memory = obj.backing()?;
     let mode = if flags & DRM_RDWR != 0 {
         libc::O_RDWR
     } else {
@@ -142,14 +150,14 @@ fn export_fd(obj: &GemObject, flags: u32) -> Result<OwnedFd, Errno> {
         0
     };
     let path =
-        std::ffi::CString::new(format!("/proc/self/fd/{}", obj.memfd.as_raw_fd())).expect("no NUL");
+        std::ffi::CString::new(format!("/proc/self/fd/{}", memory.fd.as_raw_fd())).expect("no NUL");
     // SAFETY: open(2) of a NUL-terminated path; the result is checked.
     let fd = unsafe { libc::open(path.as_ptr(), mode | cloexec) };
     if fd < 0 {
         return Err(Errno::last());
     }
     // SAFETY: a new fd nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, memory.id))
 }
 
 pub(super) fn handle_to_fd(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
@@ -162,7 +170,7 @@ pub(super) fn handle_to_fd(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno
         if obj.flags & MSM_BO_NO_SHARE != 0 {
             return Err(Errno::EPERM);
         }
-        let fd = export_fd(&obj, a.flags)?;
+        let (fd, id) = export_fd(&obj, a.flags)?;
         {
             let mut st = obj.lock();
             st.exported = true;
@@ -170,14 +178,11 @@ pub(super) fn handle_to_fd(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno
         }
         registry()
             .get_or_insert_with(HashMap::new)
-            .entry(obj.memfd_id)
+            .entry(id)
             .or_insert(Entry { obj: obj.clone() });
         // The exporting file knows its own dma-buf (drm_prime_add_buf_handle).
         drop(ctx);
-        file.ctx()
-            .prime_cache
-            .entry(obj.memfd_id)
-            .or_insert(a.handle);
+        file.ctx().prime_cache.entry(id).or_insert(a.handle);
         a.fd = fd.into_raw_fd();
         Ok(())
     })

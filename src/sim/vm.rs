@@ -391,7 +391,15 @@ impl Vm {
                 }
             }
         };
-        for vma in inner.vmas.values() {
+        // Mappings never overlap, so only the last one starting below `start` can reach into the
+        // range: the walk starts there, and a range-limited search (SET_IOVA's fixed address)
+        // costs O(log n), not a walk over every mapping below it.
+        let first = inner
+            .vmas
+            .range(..start)
+            .next_back()
+            .map_or(start, |(&iova, _)| iova);
+        for vma in inner.vmas.range(first..).map(|(_, v)| v) {
             let vma_end = vma.iova + vma.range_B;
             if vma_end <= start {
                 continue;
