@@ -65,6 +65,8 @@ plain!(
     drm_mode_obj_set_property,
     drm_mode_atomic,
     drm_mode_fb_cmd,
+    drm_mode_fb_dirty_cmd,
+    drm_mode_crtc_lut,
     drm_mode_create_dumb,
     drm_mode_map_dumb,
     drm_mode_destroy_dumb,
