@@ -833,3 +833,102 @@ fn a_modetest_style_flip_loop_runs_on_realtime_vblanks() {
     }
     assert!(f.close().is_empty());
 }
+
+fn dirty(k: &dyn Kernel, fb_id: u32, flags: u32, clips: &[[u16; 4]], n: u32) -> Result<(), Errno> {
+    let mut a = drm_mode_fb_dirty_cmd {
+        fb_id,
+        flags,
+        color: 0,
+        num_clips: n,
+        clips_ptr: if clips.is_empty() {
+            0
+        } else {
+            clips.as_ptr() as u64
+        },
+    };
+    raw(k, DRM_IOCTL_MODE_DIRTYFB, &mut a)
+}
+
+#[test]
+fn dirtyfb_checks_the_fb_and_clips_in_the_kernels_order_then_has_nothing_to_flush() {
+    // drm_mode_dirtyfb_ioctl: fb lookup (ENOENT), clips and pointer both or neither (EINVAL),
+    // pairs for ANNOTATE_COPY (EINVAL), at most DRM_MODE_FB_DIRTY_MAX_CLIPS = 256 (EINVAL), the
+    // clips copied in (EFAULT); msm_framebuffer_dirtyfb on a video-mode display: 0.
+    let f = master_with(manual());
+    let (bos, fbs) = two_framebuffers(&f);
+    let clip = [[0u16, 0, 64, 64]; 257];
+    assert_eq!(dirty(&f, 999, 0, &[], 0), Err(Errno::ENOENT));
+    assert_eq!(dirty(&f, fbs[0], 0, &[], 0), Ok(()));
+    assert_eq!(dirty(&f, fbs[0], 0, &[], 1), Err(Errno::EINVAL));
+    assert_eq!(dirty(&f, fbs[0], 0, &clip[..1], 0), Err(Errno::EINVAL));
+    assert_eq!(dirty(&f, fbs[0], 1, &clip[..1], 1), Err(Errno::EINVAL));
+    assert_eq!(dirty(&f, fbs[0], 1, &clip[..2], 2), Ok(()));
+    assert_eq!(dirty(&f, fbs[0], 2, &clip, 257), Err(Errno::EINVAL));
+    assert_eq!(dirty(&f, fbs[0], 2, &clip, 256), Ok(()));
+    // A negative count as the kernel's int sees it.
+    assert_eq!(dirty(&f, fbs[0], 0, &clip, u32::MAX), Err(Errno::EINVAL));
+    let mut bad = drm_mode_fb_dirty_cmd {
+        fb_id: fbs[0],
+        num_clips: 1,
+        clips_ptr: 8,
+        ..Default::default()
+    };
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MODE_DIRTYFB, &mut bad),
+        Err(Errno::EFAULT)
+    );
+    // DRM_MASTER: another primary-node file is refused first.
+    let other = f.sim().open_node(Node::Primary).unwrap();
+    assert_eq!(dirty(&other, fbs[0], 0, &[], 0), Err(Errno::EACCES));
+    release(&f, &fbs, &bos);
+}
+
+#[test]
+fn legacy_gamma_is_unsupported_on_a_crtc_without_a_gamma_size() {
+    // dpu registers no legacy gamma size: GETCRTC says 0, GETGAMMA of size 0 copies nothing
+    // (another size: EINVAL), SETGAMMA is ENOSYS (drm_crtc_supports_legacy_gamma) before its
+    // size is looked at; an unknown CRTC is ENOENT first.
+    let f = master_with(manual());
+    let mut c = drm_mode_crtc {
+        crtc_id: CRTC_ID,
+        ..Default::default()
+    };
+    raw(&f, DRM_IOCTL_MODE_GETCRTC, &mut c).unwrap();
+    assert_eq!(c.gamma_size, 0);
+    let mut lut = drm_mode_crtc_lut {
+        crtc_id: CRTC_ID,
+        ..Default::default()
+    };
+    assert_eq!(raw(&f, DRM_IOCTL_MODE_GETGAMMA, &mut lut), Ok(()));
+    lut.gamma_size = 256;
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MODE_GETGAMMA, &mut lut),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MODE_SETGAMMA, &mut lut),
+        Err(Errno::ENOSYS)
+    );
+    lut.gamma_size = 0;
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MODE_SETGAMMA, &mut lut),
+        Err(Errno::ENOSYS)
+    );
+    lut.crtc_id = 999;
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MODE_GETGAMMA, &mut lut),
+        Err(Errno::ENOENT)
+    );
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MODE_SETGAMMA, &mut lut),
+        Err(Errno::ENOENT)
+    );
+    // SETGAMMA is DRM_MASTER, GETGAMMA is not.
+    let other = f.sim().open_node(Node::Primary).unwrap();
+    lut.crtc_id = CRTC_ID;
+    assert_eq!(raw(&other, DRM_IOCTL_MODE_GETGAMMA, &mut lut), Ok(()));
+    assert_eq!(
+        raw(&other, DRM_IOCTL_MODE_SETGAMMA, &mut lut),
+        Err(Errno::EACCES)
+    );
+}

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use libc::{mode_t, off_t, size_t, ssize_t, DIR, FILE};
 use msm_winsys::kernel::Kernel;
-use msm_winsys::sim::user;
+use msm_winsys::sim::{self, user};
 use msm_winsys::Errno;
 
 use crate::fds::{self, DevFile};
@@ -232,6 +232,19 @@ fn fcntl_with(fd: c_int, cmd: c_int, real: impl FnOnce() -> c_int) -> c_int {
 /// As ioctl(2): `arg` is what the request's argument is, for a device fd the kernel's rules.
 unsafe fn ioctl_fd(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     let Some(f) = fds::lookup(fd) else {
+        // Sync-file and dma-buf requests may be about one of the model's own fds (a socket, a
+        // memfd), whose real ioctls know nothing of them: the model answers those. Any other
+        // request, or fd, costs nothing more than the type test.
+        if report::is_fd_object_request(request as u32) {
+            // SAFETY: `arg` is the caller's ioctl argument, read and written as the kernel would.
+            if let Some(r) = unsafe { sim::fd_ioctl(fd, request as u32, arg) } {
+                report::fd_ioctl(request as u32, r);
+                return match r {
+                    Ok(()) => 0,
+                    Err(e) => fail(e),
+                };
+            }
+        }
         // SAFETY: forwarded C contract.
         let r = unsafe { real::ioctl(fd, request, arg) };
         if r == -1 && errno() == libc::ENOTTY {

@@ -15,7 +15,8 @@
 //! KMS) and mmap itself, from its own handle table, and hands only the driver ioctls to a
 //! backend. Here the kernel model is the point: every ioctl on a device fd, generic or msm, must
 //! reach the model's raw-ioctl entry, which decodes it the way the kernel does, and dma-buf and
-//! sync-file fds are the model's real fds, passed through untouched. So this is a thin layer of
+//! sync-file fds are the model's real fds, passed through untouched (their sync-file and dma-buf
+//! ioctls go to the model's `sim::fd_ioctl`, as a socket or memfd cannot answer them). So this is a thin layer of
 //! our own, and it holds no kernel behaviour: what a kernel does is in `src/sim`, tested there.
 //!
 //! Modules: [`real`] finds libc's definitions; [`paths`] makes the fake `/dev/dri` and sysfs tree

@@ -6,7 +6,8 @@
 //!
 //! "Unanswered" means the model has no handler: an ioctl whose command number is not in the
 //! model's table (the model answers EINVAL, the kernel may have a handler), or a dma-buf or
-//! sync-file ioctl on one of the model's fds (see [`foreign_enotty`]). A "leak" is whatever a model file still held (GEM handles,
+//! sync-file ioctl on one of the model's fds that `sim::fd_ioctl` left unanswered (see
+//! [`foreign_enotty`]). A "leak" is whatever a model file still held (GEM handles,
 //! syncobjs, submitqueues, VMAs, dma-buf or sync-file fds) when the program closed its last fd of
 //! that file. Files still open at exit are closed by the shim, as the kernel closes them at
 //! process exit, and their reports are listed apart: they do not make a run unclean.
@@ -152,6 +153,12 @@ fn fd_ioctl_name(request: u32) -> Option<&'static str> {
     })
 }
 
+/// Whether `request` is of the sync-file or dma-buf type, which the model may answer on an fd
+/// that is not a device fd.
+pub fn is_fd_object_request(request: u32) -> bool {
+    matches!(ioc_type(request as u64) as u8, b'b' | b'>')
+}
+
 /// An ioctl on an fd that is not a device fd which failed with ENOTTY: if it is a dma-buf or
 /// sync-file request, the fd can only be one the model made (a real dma-buf or sync file knows
 /// its ioctls), so the model has no answer for it. Other requests are the program's business.
@@ -169,6 +176,19 @@ pub fn foreign_enotty(request: u32) {
     c.count += 1;
     c.requests.insert(request);
     *c.errors.entry("ENOTTY".into()).or_default() += 1;
+}
+
+/// One sync-file or dma-buf ioctl the model answered on one of its own fds, and its result.
+pub fn fd_ioctl(request: u32, result: Result<(), Errno>) {
+    let name = fd_ioctl_name(request).unwrap_or("dma-buf/sync-file ioctl");
+    let mut s = stats();
+    let c = s.ioctls.entry(name.to_string()).or_default();
+    c.count += 1;
+    c.answered = true;
+    c.requests.insert(request);
+    if let Err(e) = result {
+        *c.errors.entry(e.name().into_owned()).or_default() += 1;
+    }
 }
 
 /// One ioctl on a device fd and its result.

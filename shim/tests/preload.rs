@@ -124,11 +124,18 @@ fn an_ioctl_the_model_has_no_handler_for_is_reported_unanswered() {
     let r = run("unknown", &[]);
     assert_eq!(r.status, 0, "{}", r.stderr);
     let rep = &r.report;
+    // The sync-file and dma-buf ioctls on the model's own fds reach the model.
+    assert_eq!(
+        rep["ioctls"]["DMA_BUF_IOCTL_EXPORT_SYNC_FILE"]["count"], 1,
+        "{rep:#}"
+    );
+    assert_eq!(rep["ioctls"]["SYNC_IOC_FILE_INFO"]["count"], 2);
+    assert_eq!(rep["ioctls"]["SYNC_IOC_FILE_INFO"]["errors"]["EINVAL"], 1);
     assert_eq!(rep["clean"], false);
     assert_eq!(
         rep["unanswered"],
         serde_json::json!([
-            {"ioctl": "DMA_BUF_IOCTL_EXPORT_SYNC_FILE on a dma-buf/sync-file fd (0xc0086202)", "count": 1},
+            {"ioctl": "DMA_BUF_SET_NAME on a dma-buf/sync-file fd (0x40086201)", "count": 1},
             {"ioctl": "MSM_0x09 (0xc0086449)", "count": 1},
         ])
     );

@@ -88,6 +88,13 @@ fn entry(nr: u32) -> Option<Entry> {
             DRM_MASTER,
             modeset::set_crtc,
         ),
+        0xa4 => k("MODE_GETGAMMA", DRM_IOCTL_MODE_GETGAMMA, 0, kms::get_gamma),
+        0xa5 => k(
+            "MODE_SETGAMMA",
+            DRM_IOCTL_MODE_SETGAMMA,
+            DRM_MASTER,
+            kms::set_gamma,
+        ),
         0xa6 => k(
             "MODE_GETENCODER",
             DRM_IOCTL_MODE_GETENCODER,
@@ -119,6 +126,12 @@ fn entry(nr: u32) -> Option<Entry> {
             DRM_IOCTL_MODE_PAGE_FLIP,
             DRM_MASTER,
             modeset::page_flip,
+        ),
+        0xb1 => k(
+            "MODE_DIRTYFB",
+            DRM_IOCTL_MODE_DIRTYFB,
+            DRM_MASTER,
+            display::dirty_fb,
         ),
         0xb2 => k(
             "MODE_CREATE_DUMB",

@@ -35,7 +35,7 @@ use super::gem::{GemObject, Madv};
 use super::kms::{self, Object, MAX_FB_DIMENSION};
 use super::modeset::KmsState;
 use super::resv::Resv;
-use super::{prime, SimDevice, SimFile, SimOptions};
+use super::{prime, user, SimDevice, SimFile, SimOptions};
 use crate::uapi::*;
 use crate::Errno;
 
@@ -574,6 +574,42 @@ pub(super) fn rmfb(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
         let fb = super::modeset::remove_fb(&file.dev, *fb_id);
         file.dev.display().sweep();
         drop(fb);
+        Ok(())
+    })
+}
+
+/// `DRM_MODE_FB_DIRTY_*` and `DRM_MODE_FB_DIRTY_MAX_CLIPS` (uapi drm_mode.h).
+const DRM_MODE_FB_DIRTY_ANNOTATE_COPY: u32 = 0x01;
+const DRM_MODE_FB_DIRTY_FLAGS: u32 = 0x03;
+const DRM_MODE_FB_DIRTY_MAX_CLIPS: i32 = 256;
+/// `sizeof(struct drm_clip_rect)`: four u16.
+const DRM_CLIP_RECT_B: usize = 8;
+
+/// MODE_DIRTYFB (`drm_mode_dirtyfb_ioctl`): any file's framebuffer (ENOENT otherwise); clips and
+/// their pointer both or neither, in pairs for ANNOTATE_COPY, at most 256, readable. msm's fbs
+/// have a `dirty` hook (`msm_framebuffer_dirtyfb`), which has nothing to flush on a video-mode
+/// display such as the model's: 0.
+pub(super) fn dirty_fb(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
+    typed(kdata, |r: &mut drm_mode_fb_dirty_cmd| {
+        kms::need_kms(file)?;
+        if !file.dev.display().fbs.contains_key(&r.fb_id) {
+            return Err(Errno::ENOENT);
+        }
+        // The kernel holds the count in an int.
+        let num_clips = r.num_clips as i32;
+        if (num_clips == 0) != (r.clips_ptr == 0) {
+            return Err(Errno::EINVAL);
+        }
+        let flags = r.flags & DRM_MODE_FB_DIRTY_FLAGS;
+        if flags & DRM_MODE_FB_DIRTY_ANNOTATE_COPY != 0 && num_clips % 2 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if num_clips != 0 {
+            if !(0..=DRM_MODE_FB_DIRTY_MAX_CLIPS).contains(&num_clips) {
+                return Err(Errno::EINVAL);
+            }
+            user::read_bytes(r.clips_ptr, num_clips as usize * DRM_CLIP_RECT_B)?;
+        }
         Ok(())
     })
 }

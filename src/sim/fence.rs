@@ -17,6 +17,8 @@ type Callback = Box<dyn FnOnce() + Send>;
 struct FenceState {
     signalled: bool,
     error: Option<Errno>,
+    /// CLOCK_MONOTONIC at signalling (`dma_fence.timestamp`), for sync-file info.
+    timestamp_ns: u64,
     callbacks: Vec<Callback>,
 }
 
@@ -27,6 +29,11 @@ pub struct Fence {
     /// The timeline it belongs to (`dma_fence.context`) and its position there.
     pub context: u64,
     pub seqno: u64,
+    /// `dma_fence_ops.get_driver_name` / `get_timeline_name`, as sync-file info reports them.
+    pub driver_name: &'static str,
+    pub timeline_name: Arc<str>,
+    /// The fences of a `dma_fence_array` (what `dma_fence_unwrap` walks); empty otherwise.
+    parts: Vec<Arc<Fence>>,
     state: Mutex<FenceState>,
     cv: Condvar,
 }
@@ -57,12 +64,27 @@ pub fn new_context() -> u64 {
 }
 
 impl Fence {
-    /// An unsignalled fence at `seqno` on timeline `context`.
+    /// An unsignalled fence at `seqno` on timeline `context`, named as the kernel's private
+    /// fences without a driver of their own are (dma_fence_array's "unbound" timeline).
     pub fn new(context: u64, seqno: u64) -> Arc<Fence> {
+        Fence::named(context, seqno, "dma_fence_array", Arc::from("unbound"))
+    }
+
+    /// An unsignalled fence with the names its kernel counterpart reports (`drm_sched` and the
+    /// ring for submits, `msm` and the CRTC for out-fences).
+    pub fn named(
+        context: u64,
+        seqno: u64,
+        driver_name: &'static str,
+        timeline_name: Arc<str>,
+    ) -> Arc<Fence> {
         Arc::new(Fence {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             context,
             seqno,
+            driver_name,
+            timeline_name,
+            parts: Vec::new(),
             state: Mutex::default(),
             cv: Condvar::new(),
         })
@@ -70,9 +92,58 @@ impl Fence {
 
     /// An already signalled fence (`dma_fence_get_stub`).
     pub fn signalled() -> Arc<Fence> {
-        let f = Fence::new(0, 0);
+        let f = Fence::named(0, 0, "stub", Arc::from("stub"));
         f.signal();
         f
+    }
+
+    /// A fence signalled at `timestamp_ns` (`dma_fence_allocate_private_stub`).
+    pub fn signalled_at(timestamp_ns: u64) -> Arc<Fence> {
+        let f = Fence::signalled();
+        f.lock().timestamp_ns = timestamp_ns;
+        f
+    }
+
+    /// `dma_fence_array_create` (signal on all): a fence on a new timeline that signals once
+    /// every one of `parts` has, with the first error among them.
+    pub fn array(parts: Vec<Arc<Fence>>) -> Arc<Fence> {
+        let array = Arc::new(Fence {
+            parts,
+            ..Arc::into_inner(Fence::new(new_context(), 1)).expect("a new fence has one owner")
+        });
+        let remaining = Arc::new(AtomicU64::new(array.parts.len() as u64));
+        if array.parts.is_empty() {
+            array.signal();
+        }
+        for part in &array.parts {
+            // Weak both ways: an array nobody holds any more need not be signalled, and a part's
+            // callback must not keep the array (which holds the part) alive.
+            let (weak_array, weak_part) = (Arc::downgrade(&array), Arc::downgrade(part));
+            let remaining = remaining.clone();
+            part.on_signal(move || {
+                let Some(array) = weak_array.upgrade() else {
+                    return;
+                };
+                if let Some(e) = weak_part.upgrade().and_then(|p| p.error()) {
+                    let mut s = array.lock();
+                    s.error = s.error.or(Some(e));
+                }
+                if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    let error = array.error();
+                    array.finish(error);
+                }
+            });
+        }
+        array
+    }
+
+    /// `dma_fence_unwrap_for_each`: the fences of an array, or the fence itself.
+    pub fn unwrap(self: &Arc<Self>) -> Vec<Arc<Fence>> {
+        if self.parts.is_empty() {
+            vec![self.clone()]
+        } else {
+            self.parts.clone()
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, FenceState> {
@@ -97,6 +168,8 @@ impl Fence {
             }
             s.signalled = true;
             s.error = error;
+            // The kernel's `ktime_get` at signalling.
+            s.timestamp_ns = super::gem::monotonic_ns() as u64;
             std::mem::take(&mut s.callbacks)
         };
         self.cv.notify_all();
@@ -107,6 +180,22 @@ impl Fence {
 
     pub fn is_signalled(&self) -> bool {
         self.lock().signalled
+    }
+
+    /// `dma_fence_get_status`: 0 while pending, 1 once signalled, the negative errno of a
+    /// fence signalled with an error.
+    pub fn status(&self) -> i32 {
+        let s = self.lock();
+        match (s.signalled, s.error) {
+            (false, _) => 0,
+            (true, None) => 1,
+            (true, Some(e)) => -e.0,
+        }
+    }
+
+    /// CLOCK_MONOTONIC nanoseconds at which it signalled; 0 while pending.
+    pub fn timestamp_ns(&self) -> u64 {
+        self.lock().timestamp_ns
     }
 
     /// The error it signalled with, if any.

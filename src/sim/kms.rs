@@ -634,6 +634,43 @@ pub(super) fn get_encoder(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno>
     })
 }
 
+/// The CRTC's legacy gamma table size: dpu registers none (no `drm_mode_crtc_set_gamma_size`),
+/// so GETCRTC reports 0 and legacy gamma is unsupported.
+const GAMMA_SIZE: u32 = 0;
+
+/// The gamma ioctls' first checks: a KMS device, then the CRTC (`drm_crtc_find`: ENOENT).
+fn lut_crtc(file: &SimFile, l: &drm_mode_crtc_lut) -> Result<(), Errno> {
+    need_kms(file)?;
+    match find(&file.dev.display(), l.crtc_id, DRM_MODE_OBJECT_CRTC) {
+        Some(_) => Ok(()),
+        None => Err(Errno::ENOENT),
+    }
+}
+
+/// GETGAMMA (`drm_mode_gamma_get_ioctl`): the size must be the CRTC's; the table (empty here)
+/// is copied out.
+pub(super) fn get_gamma(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
+    typed(kdata, |l: &mut drm_mode_crtc_lut| {
+        lut_crtc(file, l)?;
+        if l.gamma_size != GAMMA_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    })
+}
+
+/// SETGAMMA (`drm_mode_gamma_set_ioctl`): a CRTC without legacy gamma support
+/// (`drm_crtc_supports_legacy_gamma`: no gamma size) is ENOSYS, before the size is checked.
+pub(super) fn set_gamma(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
+    typed(kdata, |l: &mut drm_mode_crtc_lut| {
+        lut_crtc(file, l)?;
+        if GAMMA_SIZE == 0 {
+            return Err(Errno::ENOSYS);
+        }
+        Err(Errno::EINVAL)
+    })
+}
+
 /// GETCRTC (`drm_mode_getcrtc`).
 pub(super) fn get_crtc(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     typed(kdata, |c: &mut drm_mode_crtc| {
@@ -642,7 +679,7 @@ pub(super) fn get_crtc(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
         if find(&d, c.crtc_id, DRM_MODE_OBJECT_CRTC).is_none() {
             return Err(Errno::ENOENT);
         }
-        c.gamma_size = 0;
+        c.gamma_size = GAMMA_SIZE;
         let primary = &d.kms.planes[0];
         c.fb_id = if primary.crtc {
             primary.fb.unwrap_or(0)

@@ -561,6 +561,30 @@ pub fn set_leak_check(mode: LeakCheck) {
 
 /// The reports of files dropped holding objects under [`LeakCheck::Record`] since the last call,
 /// with each file's id.
+/// An ioctl on an fd the model handed out that is not a device file: a sync file
+/// (`SYNC_IOC_*`) or a dma-buf (`DMA_BUF_IOCTL_*`). These are real fds (a socket, a memfd)
+/// whose own ioctls know nothing of the model, so a caller standing in for the kernel (the
+/// LD_PRELOAD shim) asks here first. `None` when `fd` is not such a model object, or when
+/// `request` is not of the sync-file or dma-buf type (generic ioctls such as FIONBIO are the
+/// fd's own); otherwise the kernel's answer, ENOTTY for a request that file type lacks.
+///
+/// # Safety
+/// `arg` is the caller's ioctl argument: the model reads and writes it as the kernel would
+/// (EFAULT for an address that is not mapped), so it must not point at memory the model must
+/// not change.
+pub unsafe fn fd_ioctl(
+    fd: std::os::fd::RawFd,
+    request: u32,
+    arg: *mut c_void,
+) -> Option<Result<(), Errno>> {
+    let arg = arg as u64;
+    match crate::uapi::ioc_type(u64::from(request)) {
+        sync_file::SYNC_IOC_MAGIC => sync_file::ioctl(fd, request, arg),
+        prime::DMA_BUF_BASE => prime::dmabuf_ioctl(fd, request, arg),
+        _ => None,
+    }
+}
+
 pub fn take_recorded_leaks() -> Vec<(u64, LeakReport)> {
     std::mem::take(&mut *RECORDED_LEAKS.lock().unwrap_or_else(|p| p.into_inner()))
 }

@@ -334,7 +334,13 @@ fn commit_locked(
         }
     }
     let out_fence = if c.out_fence_ptr != 0 {
-        let fence = Fence::new(super::fence::new_context(), 1);
+        // drm_crtc_create_fence: the driver's name, the CRTC's "CRTC:<id>-<name>" timeline.
+        let fence = Fence::named(
+            super::fence::new_context(),
+            1,
+            "msm",
+            std::sync::Arc::from(format!("CRTC:{}-crtc-0", super::display::CRTC_ID)),
+        );
         match super::sync_file::export(fence.clone(), c.file) {
             Ok(fd) => {
                 let raw = fd.into_raw_fd();

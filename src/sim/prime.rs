@@ -9,6 +9,7 @@
 //! are the caller's), giving a real fd that can be dup'ed, passed over a socket to another process
 //! and mmap'ed there. The memfd's name (`msm-sim-bo:<device>:<object>`) marks it as a model
 //! dma-buf even in a process whose registry has never seen it, where it imports as foreign.
+//! Its DMA_BUF_IOCTL_* requests reach [`dmabuf_ioctl`] through `sim::fd_ioctl`.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::dispatch::typed;
 use super::fdid::{self, FileId};
 use super::gem::GemObject;
-use super::resv::Resv;
+use super::resv::{Resv, Usage};
 use super::{SimFile, DMABUF_PREFIX};
 use crate::uapi::*;
 use crate::Errno;
@@ -245,4 +246,85 @@ pub(super) fn fd_to_handle(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno
         a.handle = h;
         Ok(())
     })
+}
+
+/// The reservation object behind dma-buf `fd`: its object's, for a dma-buf this process exported
+/// or imported; an empty one for a model dma-buf of another process (its fences are not visible
+/// here). `None` when `fd` is not a model dma-buf.
+fn dmabuf_resv(fd: RawFd) -> Option<Arc<Resv>> {
+    let id = fdid::file_id(fd).ok()?;
+    if let Some(obj) = registered(id) {
+        return Some(obj.resv.clone());
+    }
+    let target = fd_target(fd)?;
+    target
+        .starts_with(&format!("/memfd:{DMABUF_PREFIX}"))
+        .then(Resv::new)
+}
+
+/// The dma-buf ioctl type letter (uapi/linux/dma-buf.h `DMA_BUF_BASE`).
+pub const DMA_BUF_BASE: u32 = b'b' as u32;
+
+/// An ioctl on dma-buf `fd` (`dma_buf_ioctl`); `None` when `fd` is not a model dma-buf, or for
+/// DMA_BUF_SET_NAME, which the model does not answer.
+pub fn dmabuf_ioctl(fd: RawFd, request: u32, arg: u64) -> Option<Result<(), Errno>> {
+    let resv = dmabuf_resv(fd)?;
+    Some(match request {
+        DMA_BUF_IOCTL_SYNC => crate::sim::user::read::<dma_buf_sync>(arg).and_then(|s| {
+            // begin/end_cpu_access: the model's memory is coherent, only the flags are checked.
+            if s.flags & !DMA_BUF_SYNC_VALID_FLAGS_MASK != 0 || s.flags & DMA_BUF_SYNC_RW == 0 {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(())
+            }
+        }),
+        DMA_BUF_IOCTL_EXPORT_SYNC_FILE => export_sync_file(&resv, arg),
+        DMA_BUF_IOCTL_IMPORT_SYNC_FILE => import_sync_file(&resv, arg),
+        // DMA_BUF_SET_NAME_A/B: the kernel has them, the model does not; the caller reports it.
+        r if ioc_nr(u64::from(r)) == 1 => return None,
+        _ => Err(Errno::ENOTTY),
+    })
+}
+
+/// Whether `flags` of an EXPORT/IMPORT_SYNC_FILE argument are valid: read, write or both, no
+/// other bit.
+fn sync_file_flags_ok(flags: u32) -> bool {
+    let flags = u64::from(flags);
+    flags & !DMA_BUF_SYNC_RW == 0 && flags & DMA_BUF_SYNC_RW != 0
+}
+
+/// The sync files a dma-buf exports are charged to no model file (the kernel's belong to the
+/// dma-buf, not to a DRM file).
+const NO_FILE: u64 = 0;
+
+fn export_sync_file(resv: &Resv, arg: u64) -> Result<(), Errno> {
+    let mut a: dma_buf_sync_file = crate::sim::user::read(arg)?;
+    if !sync_file_flags_ok(a.flags) {
+        return Err(Errno::EINVAL);
+    }
+    let fd = super::sync_file::reserve()?;
+    // dma_resv_get_singleton for dma_resv_usage_rw(write): a stub when nothing is pending.
+    let usage = Resv::usage_rw(u64::from(a.flags) & DMA_BUF_SYNC_WRITE != 0);
+    let fence = super::sync_file::merge_fences(&resv.pending(usage));
+    let raw = fd.raw();
+    a.fd = raw;
+    crate::sim::user::write(arg, &a)?;
+    // fd_install: the caller owns the fd now.
+    let _ = fd.install(fence, NO_FILE).into_raw_fd();
+    Ok(())
+}
+
+fn import_sync_file(resv: &Resv, arg: u64) -> Result<(), Errno> {
+    let a: dma_buf_sync_file = crate::sim::user::read(arg)?;
+    if !sync_file_flags_ok(a.flags) {
+        return Err(Errno::EINVAL);
+    }
+    let fence = super::sync_file::import(a.fd).ok_or(Errno::EINVAL)?;
+    let usage = if u64::from(a.flags) & DMA_BUF_SYNC_WRITE != 0 {
+        Usage::Write
+    } else {
+        Usage::Read
+    };
+    resv.add(fence, usage);
+    Ok(())
 }

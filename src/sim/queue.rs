@@ -34,6 +34,9 @@ pub struct Queue {
     pub flags: u32,
     pub prio: u32,
     pub fence_context: u64,
+    /// The scheduler's name its fences report as their timeline (msm names each ring's
+    /// scheduler after the ring's buffer, "ring<n>"; the ring is `prio / NR_SCHED_PRIORITIES`).
+    pub timeline: Arc<str>,
     state: Mutex<QueueState>,
 }
 
@@ -51,6 +54,7 @@ impl Queue {
             flags,
             prio,
             fence_context: new_context(),
+            timeline: Arc::from(format!("ring{}", prio / 3)),
             state: Mutex::new(QueueState {
                 next_seqno: 1,
                 ..Default::default()

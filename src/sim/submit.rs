@@ -191,7 +191,9 @@ pub(super) fn submit(
     }
 
     let user_seqno = (a.flags & MSM_SUBMIT_FENCE_SN_IN != 0).then_some(a.fence);
-    let (seqno, out) = q.assign_seqno(user_seqno, |s| Fence::new(q.fence_context, s as u64))?;
+    let (seqno, out) = q.assign_seqno(user_seqno, |s| {
+        Fence::named(q.fence_context, s as u64, "drm_sched", q.timeline.clone())
+    })?;
 
     // 6. Commit: fences on objects, out-syncobjs, RESET of in-syncobjs, the job.
     for (obj, flags) in &objects {

@@ -8,17 +8,26 @@
 //! signals, as on a real sync file. An entry whose caller side is closed everywhere (its peer hung
 //! up) is forgotten lazily, on the next export, import or report.
 //!
+//! The sync-file ioctls (SYNC_IOC_MERGE, FILE_INFO, SET_DEADLINE) reach [`ioctl`] through
+//! `sim::fd_ioctl`, since the caller's socket cannot answer them itself.
+//!
 //! Owns: the registry of live sync files. Locks: `REGISTRY` only, a leaf: nothing else is taken
 //! while it is held and no fence callback takes it. It may be taken while a file's `ctx` or a
 //! syncobj lock is held.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::fdid::{self, FileId};
 use super::fence::Fence;
+use super::user;
+use crate::uapi::{
+    sync_fence_info, sync_file_info, sync_merge_data, sync_set_deadline, SYNC_IOC_FILE_INFO,
+    SYNC_IOC_MERGE, SYNC_IOC_SET_DEADLINE,
+};
 use crate::Errno;
+use std::mem::size_of;
 
 /// A new connected socket pair: (the caller's end, the model's end), both close-on-exec.
 pub(crate) fn socket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
@@ -67,6 +76,8 @@ struct SyncFile {
     model_end: Arc<OwnedFd>,
     fence: Arc<Fence>,
     created_by: u64,
+    /// The name SYNC_IOC_MERGE gave it (`user_name`); empty for the others.
+    user_name: String,
 }
 
 static REGISTRY: Mutex<Option<HashMap<FileId, SyncFile>>> = Mutex::new(None);
@@ -109,9 +120,18 @@ pub fn reserve() -> Result<Reserved, Errno> {
 }
 
 impl Reserved {
+    /// The fd number the sync file will have.
+    pub fn raw(&self) -> RawFd {
+        self.user_end.as_raw_fd()
+    }
+
     /// Makes the reserved fd a sync file carrying `fence`; `created_by` is the id of the model
     /// file (`SimFile`) whose ioctl made it, for the leak report.
     pub fn install(self, fence: Arc<Fence>, created_by: u64) -> OwnedFd {
+        self.install_named(fence, created_by, String::new())
+    }
+
+    fn install_named(self, fence: Arc<Fence>, created_by: u64, user_name: String) -> OwnedFd {
         let Reserved {
             user_end,
             model_end,
@@ -128,6 +148,7 @@ impl Reserved {
                     model_end: model_end.clone(),
                     fence: fence.clone(),
                     created_by,
+                    user_name,
                 },
             );
         }
@@ -165,6 +186,137 @@ pub fn import(fd: RawFd) -> Option<Arc<Fence>> {
     let id = fdid::file_id(fd).ok()?;
     let reg = registry();
     reg.as_ref()?.get(&id).map(|s| s.fence.clone())
+}
+
+/// The fence and name of sync file `fd`.
+fn lookup(fd: RawFd) -> Option<(Arc<Fence>, String, u64)> {
+    let id = fdid::file_id(fd).ok()?;
+    let reg = registry();
+    reg.as_ref()?
+        .get(&id)
+        .map(|s| (s.fence.clone(), s.user_name.clone(), s.created_by))
+}
+
+/// `dma_fence_unwrap_merge`: the pending fences of both, the later one per timeline; a stub
+/// signalled at the latest timestamp when none is pending, the fence itself when one is, an
+/// array otherwise.
+pub fn merge_fences(fences: &[Arc<Fence>]) -> Arc<Fence> {
+    let mut pending: Vec<Arc<Fence>> = Vec::new();
+    let mut timestamp_ns = 0;
+    for f in fences.iter().flat_map(|f| f.unwrap()) {
+        if f.is_signalled() {
+            timestamp_ns = timestamp_ns.max(f.timestamp_ns());
+            continue;
+        }
+        match pending.iter_mut().find(|p| p.context == f.context) {
+            Some(p) if f.seqno > p.seqno => *p = f,
+            Some(_) => {}
+            None => pending.push(f),
+        }
+    }
+    match pending.len() {
+        0 => Fence::signalled_at(timestamp_ns),
+        1 => pending.pop().expect("one fence"),
+        _ => Fence::array(pending),
+    }
+}
+
+/// The sync-file ioctl type letter (uapi/linux/sync_file.h `SYNC_IOC_MAGIC`).
+pub const SYNC_IOC_MAGIC: u32 = b'>' as u32;
+
+/// An ioctl on sync file `fd` (`sync_file_ioctl`); `None` when `fd` is not one of the model's
+/// sync files.
+pub fn ioctl(fd: RawFd, request: u32, arg: u64) -> Option<Result<(), Errno>> {
+    let (fence, user_name, created_by) = lookup(fd)?;
+    Some(match request {
+        SYNC_IOC_MERGE => ioctl_merge(&fence, created_by, arg),
+        SYNC_IOC_FILE_INFO => ioctl_file_info(&fence, &user_name, arg),
+        SYNC_IOC_SET_DEADLINE => {
+            // The model's fences have no deadline to honour: only the argument is checked.
+            user::read::<sync_set_deadline>(arg).and_then(|d| {
+                if d.pad != 0 {
+                    Err(Errno::EINVAL)
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        _ => Err(Errno::ENOTTY),
+    })
+}
+
+/// Copies a name into a fixed C string field, truncated and NUL-terminated as `strscpy`.
+fn set_name(field: &mut [u8; 32], name: &str) {
+    let n = name.len().min(field.len() - 1);
+    field.fill(0);
+    field[..n].copy_from_slice(&name.as_bytes()[..n]);
+}
+
+fn ioctl_merge(fence: &Arc<Fence>, created_by: u64, arg: u64) -> Result<(), Errno> {
+    // get_unused_fd_flags comes first: EMFILE before anything about the argument.
+    let fd = reserve()?;
+    let mut data: sync_merge_data = user::read(arg)?;
+    if data.flags != 0 || data.pad != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (fence2, _, _) = lookup(data.fd2).ok_or(Errno::ENOENT)?;
+    data.name[31] = 0;
+    let len = data.name.iter().position(|&b| b == 0).unwrap_or(31);
+    let name = String::from_utf8_lossy(&data.name[..len]).into_owned();
+    let merged = merge_fences(&[fence.clone(), fence2]);
+    // The new fd's number is known before it is installed, as the kernel's is.
+    data.fence = fd.raw();
+    user::write(arg, &data)?;
+    // fd_install: the caller owns it now.
+    let _ = fd.install_named(merged, created_by, name).into_raw_fd();
+    Ok(())
+}
+
+fn ioctl_file_info(fence: &Arc<Fence>, user_name: &str, arg: u64) -> Result<(), Errno> {
+    let mut info: sync_file_info = user::read(arg)?;
+    if info.flags != 0 || info.pad != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fences = fence.unwrap();
+    // num_fences 0 asks only for the count (and the status of the whole).
+    if info.num_fences == 0 {
+        info.status = fence.status();
+    } else {
+        if (info.num_fences as usize) < fences.len() {
+            return Err(Errno::EINVAL);
+        }
+        info.status = 1;
+        let mut out = Vec::with_capacity(fences.len() * size_of::<sync_fence_info>());
+        for f in &fences {
+            let mut fi = sync_fence_info {
+                status: f.status(),
+                timestamp_ns: if f.is_signalled() {
+                    f.timestamp_ns()
+                } else {
+                    0
+                },
+                ..Default::default()
+            };
+            set_name(&mut fi.obj_name, &f.timeline_name);
+            set_name(&mut fi.driver_name, f.driver_name);
+            if info.status > 0 {
+                info.status = fi.status;
+            }
+            out.extend_from_slice(user::bytes_of(&fi));
+        }
+        user::write_bytes(info.sync_fence_info, &out)?;
+    }
+    let name = if user_name.is_empty() {
+        format!(
+            "{}-{}{}-{}",
+            fence.driver_name, fence.timeline_name, fence.context, fence.seqno as i64
+        )
+    } else {
+        user_name.to_owned()
+    };
+    set_name(&mut info.name, &name);
+    info.num_fences = fences.len() as u32;
+    user::write(arg, &info)
 }
 
 /// Descriptions of the sync files made through model file `file_id` whose fds are still open.

@@ -4,16 +4,17 @@
 pub use drm_sys::{
     drm_auth, drm_event, drm_event_vblank, drm_format_modifier, drm_format_modifier_blob,
     drm_gem_close, drm_get_cap, drm_mode_atomic, drm_mode_card_res, drm_mode_create_blob,
-    drm_mode_create_dumb, drm_mode_crtc, drm_mode_crtc_page_flip, drm_mode_destroy_blob,
-    drm_mode_destroy_dumb, drm_mode_fb_cmd, drm_mode_fb_cmd2, drm_mode_get_blob,
-    drm_mode_get_connector, drm_mode_get_encoder, drm_mode_get_plane, drm_mode_get_plane_res,
-    drm_mode_get_property, drm_mode_map_dumb, drm_mode_modeinfo, drm_mode_obj_get_properties,
-    drm_mode_obj_set_property, drm_mode_property_enum, drm_prime_handle, drm_set_client_cap,
-    drm_syncobj_array, drm_syncobj_create, drm_syncobj_destroy, drm_syncobj_handle,
-    drm_syncobj_timeline_array, drm_syncobj_timeline_wait, drm_syncobj_transfer, drm_syncobj_wait,
-    drm_unique, drm_version, drm_wait_vblank, drm_wait_vblank_reply, drm_wait_vblank_request,
-    DRM_CAP_PRIME, DRM_CAP_SYNCOBJ, DRM_CAP_SYNCOBJ_TIMELINE, DRM_CAP_TIMESTAMP_MONOTONIC,
-    DRM_CLOEXEC, DRM_PRIME_CAP_EXPORT, DRM_PRIME_CAP_IMPORT, DRM_RDWR, DRM_SYNCOBJ_CREATE_SIGNALED,
+    drm_mode_create_dumb, drm_mode_crtc, drm_mode_crtc_lut, drm_mode_crtc_page_flip,
+    drm_mode_destroy_blob, drm_mode_destroy_dumb, drm_mode_fb_cmd, drm_mode_fb_cmd2,
+    drm_mode_fb_dirty_cmd, drm_mode_get_blob, drm_mode_get_connector, drm_mode_get_encoder,
+    drm_mode_get_plane, drm_mode_get_plane_res, drm_mode_get_property, drm_mode_map_dumb,
+    drm_mode_modeinfo, drm_mode_obj_get_properties, drm_mode_obj_set_property,
+    drm_mode_property_enum, drm_prime_handle, drm_set_client_cap, drm_syncobj_array,
+    drm_syncobj_create, drm_syncobj_destroy, drm_syncobj_handle, drm_syncobj_timeline_array,
+    drm_syncobj_timeline_wait, drm_syncobj_transfer, drm_syncobj_wait, drm_unique, drm_version,
+    drm_wait_vblank, drm_wait_vblank_reply, drm_wait_vblank_request, DRM_CAP_PRIME,
+    DRM_CAP_SYNCOBJ, DRM_CAP_SYNCOBJ_TIMELINE, DRM_CAP_TIMESTAMP_MONOTONIC, DRM_CLOEXEC,
+    DRM_PRIME_CAP_EXPORT, DRM_PRIME_CAP_IMPORT, DRM_RDWR, DRM_SYNCOBJ_CREATE_SIGNALED,
     DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE, DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_TIMELINE,
     DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE, DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_TIMELINE,
     DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED, DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL,
@@ -44,6 +45,9 @@ pub const DRM_IOCTL_MODE_GETPROPERTY: u64 = iowr::<drm_mode_get_property>(0xaa);
 pub const DRM_IOCTL_MODE_GETPROPBLOB: u64 = iowr::<drm_mode_get_blob>(0xac);
 pub const DRM_IOCTL_MODE_ADDFB: u64 = iowr::<drm_mode_fb_cmd>(0xae);
 pub const DRM_IOCTL_MODE_RMFB: u64 = iowr::<u32>(0xaf);
+pub const DRM_IOCTL_MODE_GETGAMMA: u64 = iowr::<drm_mode_crtc_lut>(0xa4);
+pub const DRM_IOCTL_MODE_SETGAMMA: u64 = iowr::<drm_mode_crtc_lut>(0xa5);
+pub const DRM_IOCTL_MODE_DIRTYFB: u64 = iowr::<drm_mode_fb_dirty_cmd>(0xb1);
 pub const DRM_IOCTL_MODE_PAGE_FLIP: u64 = iowr::<drm_mode_crtc_page_flip>(0xb0);
 pub const DRM_IOCTL_MODE_CREATE_DUMB: u64 = iowr::<drm_mode_create_dumb>(0xb2);
 pub const DRM_IOCTL_MODE_MAP_DUMB: u64 = iowr::<drm_mode_map_dumb>(0xb3);
@@ -100,6 +104,9 @@ const _: () = assert!(DRM_IOCTL_MODE_ATOMIC == 0xc038_64bc);
 const _: () = assert!(DRM_IOCTL_MODE_CREATEPROPBLOB == 0xc010_64bd);
 const _: () = assert!(DRM_IOCTL_MODE_DESTROYPROPBLOB == 0xc004_64be);
 const _: () = assert!(DRM_IOCTL_MODE_RMFB == 0xc004_64af);
+const _: () = assert!(DRM_IOCTL_MODE_GETGAMMA == 0xc020_64a4);
+const _: () = assert!(DRM_IOCTL_MODE_SETGAMMA == 0xc020_64a5);
+const _: () = assert!(DRM_IOCTL_MODE_DIRTYFB == 0xc018_64b1);
 const _: () = assert!(DRM_IOCTL_MODE_PAGE_FLIP == 0xc018_64b0);
 const _: () = assert!(DRM_IOCTL_MODE_ADDFB2 == 0xc068_64b8);
 const _: () = assert!(DRM_IOCTL_SYNCOBJ_CREATE == 0xc008_64bf);

@@ -14,11 +14,13 @@ pub(crate) const DRM_IOCTL_BASE: u32 = b'd' as u32;
 pub const DRM_COMMAND_BASE: u32 = 0x40;
 
 pub(crate) const fn ioc(dir: u32, nr: u32, size: usize) -> u64 {
+    ioc_of_type(dir, DRM_IOCTL_BASE, nr, size)
+}
+
+/// `_IOC(dir, type, nr, size)` for any type letter (sync files '>', dma-bufs 'b').
+pub(crate) const fn ioc_of_type(dir: u32, ty: u32, nr: u32, size: usize) -> u64 {
     assert!(size < (1 << 14), "ioctl argument too large for _IOC");
-    ((dir << DIRSHIFT)
-        | (DRM_IOCTL_BASE << TYPESHIFT)
-        | (nr << NRSHIFT)
-        | ((size as u32) << SIZESHIFT)) as u64
+    ((dir << DIRSHIFT) | (ty << TYPESHIFT) | (nr << NRSHIFT) | ((size as u32) << SIZESHIFT)) as u64
 }
 
 /// `DRM_IOWR(nr, T)`: the kernel copies the argument in and back out.

@@ -12,7 +12,9 @@
 mod drm;
 mod ioc;
 mod msm;
+mod sync;
 
 pub use drm::*;
 pub use ioc::{ioc_dir, ioc_nr, ioc_size, ioc_type, DRM_COMMAND_BASE, IOC_READ, IOC_WRITE};
 pub use msm::*;
+pub use sync::*;

@@ -233,12 +233,26 @@ int main(int argc, char **argv)
    CHECK(map != MAP_FAILED && map[5] == 0x5eed0005u);
    CHECK(munmap(map, 4096) == 0);
    if (strcmp(mode, "unknown") == 0) {
-      /* DMA_BUF_IOCTL_EXPORT_SYNC_FILE: the model's dma-bufs are plain memfds. */
+      /* DMA_BUF_IOCTL_EXPORT_SYNC_FILE: the model answers on its dma-buf (a memfd); the buffer
+       * is idle, so the sync file carries a signalled stub. */
       struct {
          uint32_t flags;
          int32_t fd;
       } export_sync = {.flags = 1};
-      CHECK(ioctl(prime.fd, _IOWR('b', 2, export_sync), &export_sync) == -1 && errno == ENOTTY);
+      CHECK(ioctl(prime.fd, _IOWR('b', 2, export_sync), &export_sync) == 0);
+      struct {
+         char name[32];
+         int32_t status;
+         uint32_t flags, num_fences, pad;
+         uint64_t sync_fence_info;
+      } info = {0};
+      CHECK(ioctl(export_sync.fd, _IOWR('>', 4, info), &info) == 0);
+      CHECK(info.num_fences == 1 && info.status == 1);
+      info.flags = 1;
+      CHECK(ioctl(export_sync.fd, _IOWR('>', 4, info), &info) == -1 && errno == EINVAL);
+      CHECK(close(export_sync.fd) == 0);
+      /* DMA_BUF_SET_NAME: the kernel has it, the model does not. */
+      CHECK(ioctl(prime.fd, _IOW('b', 1, uint64_t), "name") == -1 && errno == ENOTTY);
       /* TCGETS on a pipe: ENOTTY too, but nothing of the model's. */
       CHECK(!isatty(1) && errno == ENOTTY);
    }
