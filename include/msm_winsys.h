@@ -54,6 +54,10 @@
 // The kernel picks each BO's address (GEM_INFO(GET_IOVA)).
 #define MSMWS_VM_MODE_KERNEL_IOVA 3
 
+// `msmws_device_new_from_fd_flags`: probe without trying VM_BIND, so the fd's file stays in the
+// mode every other driver expects (a probe-only file, such as a Vulkan physical device's).
+#define MSMWS_PROBE_NO_VM_BIND 1
+
 // `msmws_device_query`: the GPU's always-on counter (`MSM_PARAM_TIMESTAMP`), in its ticks.
 #define MSMWS_QUERY_TIMESTAMP 1
 
@@ -341,6 +345,24 @@ void msmws_flip_chain_destroy(struct msmws_flip_chain *chain);
 // Returns 0; -EINVAL for a NULL `out` or a negative fd; -EBADF for a closed fd; -ENODEV when the
 // fd is not an msm DRM device or its UAPI is older than 1.6; or the errno of a failed probe ioctl.
 int msmws_device_new_from_fd(int fd, struct msmws_device **out);
+
+// `msmws_device_new_from_fd` with `MSMWS_PROBE_*` flags: `MSMWS_PROBE_NO_VM_BIND` leaves
+// EN_VM_BIND untried (the device is then in userspace or kernel iova mode). Returns the same
+// errors, and -EINVAL for an unknown flag.
+int msmws_device_new_from_fd_flags(int fd, uint32_t flags, struct msmws_device **out);
+
+// Opens a device on `fd`, a freshly opened file of the node that `known` (filled by
+// `msmws_device_get_info` on an earlier device) was probed on, without probing it again: the
+// GPU's parameters are `known`'s; the only probe ioctls are VERSION (is it msm) and, when
+// `known` has per-process page tables and UAPI >= 1.13, EN_VM_BIND, whose answer sets the new
+// device's mode. A driver that probes a node once at enumeration opens its devices this way.
+//
+// Ownership as for `msmws_device_new_from_fd`. Returns 0; -EINVAL for a NULL argument, a
+// negative fd or a `known` whose `vm_mode` is not an `MSMWS_VM_MODE_*`; -EBADF, -ENODEV or an
+// ioctl's errno as for `msmws_device_new_from_fd`.
+int msmws_device_new_from_fd_like(int fd,
+                                  const struct msmws_device_info *known,
+                                  struct msmws_device **out);
 
 // Creates a kernel model device of chip profile `profile` ("a618", "a660" or "a750"), opens a
 // file on its primary node (DRM master, so flip chains can flip; flips complete as they are

@@ -10,7 +10,7 @@
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use crate::device::{Device, DeviceError, ProbeOptions};
+use crate::device::{Device, DeviceError, DeviceInfo, ProbeOptions};
 use crate::kernel::drm::DrmKernel;
 use crate::kernel::KernelError;
 use crate::sim::{Node, Sim, SimOptions, VblankClock};
@@ -30,8 +30,20 @@ impl Device {
 
     /// Takes ownership of an open DRM fd and probes it.
     pub fn from_fd(fd: OwnedFd) -> Result<Device, DeviceError> {
+        Device::from_fd_with(fd, ProbeOptions::default())
+    }
+
+    /// Takes ownership of an open DRM fd and probes it with `options`.
+    pub fn from_fd_with(fd: OwnedFd, options: ProbeOptions) -> Result<Device, DeviceError> {
         let k = DrmKernel::from_fd(fd).map_err(|e| DeviceError::open(&e))?;
-        Device::new(Box::new(k), ProbeOptions::default())
+        Device::new(Box::new(k), options)
+    }
+
+    /// Takes ownership of a fresh DRM fd of the node `known` was probed on and adopts that probe
+    /// ([`Device::new_like`]).
+    pub fn from_fd_like(fd: OwnedFd, known: &DeviceInfo) -> Result<Device, DeviceError> {
+        let k = DrmKernel::from_fd(fd).map_err(|e| DeviceError::open(&e))?;
+        Device::new_like(Box::new(k), known, ProbeOptions::default())
     }
 
     /// A device on a new kernel model of chip profile `profile`, opened as its primary node

@@ -186,6 +186,23 @@ impl Device {
         })
     }
 
+    /// A device on `kernel`, a fresh file of the GPU that `known` was probed on (another file of
+    /// the same node): takes `known`'s answers, which are the GPU's and the same on every file,
+    /// and asks the kernel only what belongs to this file, see [`adopt`]. A driver that probed the
+    /// node once (turnip, at physical-device enumeration) opens each logical device this way.
+    pub fn new_like(
+        kernel: Box<dyn Kernel>,
+        known: &DeviceInfo,
+        options: ProbeOptions,
+    ) -> Result<Device, DeviceError> {
+        let info = adopt(kernel.as_ref(), known, options)?;
+        Ok(Device {
+            kernel,
+            info,
+            bos: Default::default(),
+        })
+    }
+
     pub fn info(&self) -> &DeviceInfo {
         &self.info
     }
@@ -221,7 +238,7 @@ fn optional_param(k: &dyn Kernel, param: u32) -> Result<u64, KernelError> {
 
 fn probe(k: &dyn Kernel, options: ProbeOptions) -> Result<DeviceInfo, DeviceError> {
     let source = k.describe();
-    let v = ioctl::version(k)?;
+    let v = ioctl::version_brief(k)?;
     if v.name != "msm" {
         return Err(DeviceError::NotMsm {
             source,
@@ -319,4 +336,48 @@ fn probe(k: &dyn Kernel, options: ProbeOptions) -> Result<DeviceInfo, DeviceErro
         mode,
         mode_reason,
     })
+}
+
+/// The probe of a further file of a probed device. Every parameter and the UAPI version are the
+/// GPU's, so they are `known`'s; only the file's VM mode can differ: EN_VM_BIND (the one ioctl)
+/// is tried when the UAPI has it and `known` found per-process page tables (userspace iova or
+/// VM_BIND: the kernel refuses EN_VM_BIND without them), and the VA range is the same either way,
+/// the range of a private VM.
+fn adopt(
+    k: &dyn Kernel,
+    known: &DeviceInfo,
+    options: ProbeOptions,
+) -> Result<DeviceInfo, DeviceError> {
+    let mut info = known.clone();
+    info.source = k.describe();
+    let userspace_va = known.mode != VmMode::KernelIova;
+    let (mode, reason) = if userspace_va && options.allow_vm_bind && known.uapi_minor >= 13 {
+        match ioctl::set_param(k, MSM_PARAM_EN_VM_BIND, 1) {
+            Ok(()) => (VmMode::VmBind, "EN_VM_BIND accepted".to_string()),
+            Err(e) if options.allow_userspace_iova => (
+                VmMode::UserspaceIova,
+                format!(
+                    "EN_VM_BIND refused ({}); the known VA range, so SET_IOVA",
+                    e.errno
+                ),
+            ),
+            Err(e) => (
+                VmMode::KernelIova,
+                format!(
+                    "EN_VM_BIND refused ({}); userspace iova not allowed",
+                    e.errno
+                ),
+            ),
+        }
+    } else if userspace_va && options.allow_userspace_iova {
+        (VmMode::UserspaceIova, "as probed: SET_IOVA".to_string())
+    } else {
+        (VmMode::KernelIova, "as probed: GET_IOVA".to_string())
+    };
+    if mode == VmMode::KernelIova {
+        (info.va_start, info.va_size_B) = (0, 0);
+    }
+    info.mode = mode;
+    info.mode_reason = format!("{reason} (adopted the probe of {})", known.source);
+    Ok(info)
 }

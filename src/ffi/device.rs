@@ -68,6 +68,28 @@ fn into_handle(dev: Device, sim: Option<Sim>, out: *mut *mut msmws_device) {
     unsafe { write_out(out, raw) }
 }
 
+/// Duplicates a caller's fd (F_DUPFD_CLOEXEC), so the library owns its own.
+fn dup_fd(fd: c_int) -> Result<OwnedFd, FfiError> {
+    if fd < 0 {
+        return Err(FfiError::invalid(format!("fd {fd} is negative")));
+    }
+    // SAFETY: fcntl on an arbitrary int is safe; a closed fd gives EBADF.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        let errno = crate::Errno::last();
+        return Err(FfiError::new(
+            errno,
+            format!("cannot duplicate fd {fd}: {errno}"),
+        ));
+    }
+    // SAFETY: `dup` is a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+/// `msmws_device_new_from_fd_flags`: probe without trying VM_BIND, so the fd's file stays in the
+/// mode every other driver expects (a probe-only file, such as a Vulkan physical device's).
+pub const MSMWS_PROBE_NO_VM_BIND: u32 = 1;
+
 /// Probes the msm device open on `fd` and returns a new device in `*out`.
 ///
 /// Ownership: the library duplicates `fd` (F_DUPFD_CLOEXEC); the caller keeps and closes its own.
@@ -79,24 +101,99 @@ fn into_handle(dev: Device, sim: Option<Sim>, out: *mut *mut msmws_device) {
 /// fd is not an msm DRM device or its UAPI is older than 1.6; or the errno of a failed probe ioctl.
 #[no_mangle]
 pub extern "C" fn msmws_device_new_from_fd(fd: c_int, out: *mut *mut msmws_device) -> c_int {
+    msmws_device_new_from_fd_flags(fd, 0, out)
+}
+
+/// `msmws_device_new_from_fd` with `MSMWS_PROBE_*` flags: `MSMWS_PROBE_NO_VM_BIND` leaves
+/// EN_VM_BIND untried (the device is then in userspace or kernel iova mode). Returns the same
+/// errors, and -EINVAL for an unknown flag.
+#[no_mangle]
+pub extern "C" fn msmws_device_new_from_fd_flags(
+    fd: c_int,
+    flags: u32,
+    out: *mut *mut msmws_device,
+) -> c_int {
     boundary(|| {
         check_out(out, "out")?;
-        if fd < 0 {
-            return Err(FfiError::invalid(format!("fd {fd} is negative")));
+        if flags & !MSMWS_PROBE_NO_VM_BIND != 0 {
+            return Err(FfiError::invalid(format!("unknown probe flags {flags:#x}")));
         }
-        // SAFETY: fcntl on an arbitrary int is safe; a closed fd gives EBADF.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-        if dup < 0 {
-            let errno = crate::Errno::last();
-            return Err(FfiError::new(
-                errno,
-                format!("cannot duplicate fd {fd}: {errno}"),
-            ));
-        }
-        // SAFETY: `dup` is a new fd owned by nobody else.
-        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
-        into_handle(Device::from_fd(owned)?, None, out);
+        let options = crate::ProbeOptions {
+            allow_vm_bind: flags & MSMWS_PROBE_NO_VM_BIND == 0,
+            ..Default::default()
+        };
+        into_handle(Device::from_fd_with(dup_fd(fd)?, options)?, None, out);
         Ok(())
+    })
+}
+
+/// Opens a device on `fd`, a freshly opened file of the node that `known` (filled by
+/// `msmws_device_get_info` on an earlier device) was probed on, without probing it again: the
+/// GPU's parameters are `known`'s; the only probe ioctls are VERSION (is it msm) and, when
+/// `known` has per-process page tables and UAPI >= 1.13, EN_VM_BIND, whose answer sets the new
+/// device's mode. A driver that probes a node once at enumeration opens its devices this way.
+///
+/// Ownership as for `msmws_device_new_from_fd`. Returns 0; -EINVAL for a NULL argument, a
+/// negative fd or a `known` whose `vm_mode` is not an `MSMWS_VM_MODE_*`; -EBADF, -ENODEV or an
+/// ioctl's errno as for `msmws_device_new_from_fd`.
+#[no_mangle]
+pub extern "C" fn msmws_device_new_from_fd_like(
+    fd: c_int,
+    known: *const msmws_device_info,
+    out: *mut *mut msmws_device,
+) -> c_int {
+    boundary(|| {
+        check_out(out, "out")?;
+        // SAFETY: a non-null `known` points to one struct the caller owns (API contract).
+        let known = unsafe { borrow(known, "known") }?;
+        let known = info_from_c(known)?;
+        into_handle(Device::from_fd_like(dup_fd(fd)?, &known)?, None, out);
+        Ok(())
+    })
+}
+
+/// The Rust form of a C `msmws_device_info`, as `msmws_device_get_info` wrote it.
+fn info_from_c(c: &msmws_device_info) -> Result<crate::DeviceInfo, FfiError> {
+    use crate::VmMode;
+    let mode = match c.vm_mode {
+        MSMWS_VM_MODE_VM_BIND => VmMode::VmBind,
+        MSMWS_VM_MODE_USERSPACE_IOVA => VmMode::UserspaceIova,
+        MSMWS_VM_MODE_KERNEL_IOVA => VmMode::KernelIova,
+        m => {
+            return Err(FfiError::invalid(format!(
+                "known->vm_mode {m} is not a mode"
+            )))
+        }
+    };
+    let name_len = c
+        .chip_name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(c.chip_name.len());
+    let chip_name: Vec<u8> = c.chip_name[..name_len].iter().map(|&b| b as u8).collect();
+    Ok(crate::DeviceInfo {
+        source: "a caller's msmws_device_info".into(),
+        uapi_major: c.uapi_major,
+        uapi_minor: c.uapi_minor,
+        uapi_patchlevel: c.uapi_patchlevel,
+        chip_name: String::from_utf8_lossy(&chip_name).into_owned(),
+        gpu_id: c.gpu_id,
+        chip_id: c.chip_id,
+        gmem_size_B: c.gmem_size_B,
+        gmem_base: c.gmem_base,
+        max_freq_Hz: c.max_freq_Hz,
+        priorities: c.priorities,
+        va_start: c.va_start,
+        va_size_B: c.va_size_B,
+        has_prr: c.has_prr,
+        raytracing: c.raytracing,
+        highest_bank_bit: c.highest_bank_bit,
+        ubwc_swizzle: c.ubwc_swizzle,
+        macrotile_mode: c.macrotile_mode,
+        uche_trap_base: c.uche_trap_base,
+        timeline_syncobjs: c.timeline_syncobjs,
+        mode,
+        mode_reason: String::new(),
     })
 }
 

@@ -72,7 +72,7 @@ impl DrmKernel {
     }
 
     fn check_msm(&self) -> Result<(), OpenError> {
-        match ioctl::version(self) {
+        match ioctl::version_brief(self) {
             Ok(v) if v.name == "msm" => Ok(()),
             Ok(v) => Err(OpenError {
                 errno: Errno::ENODEV,

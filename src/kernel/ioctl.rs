@@ -90,6 +90,28 @@ pub fn version(k: &dyn Kernel) -> Result<DrmVersion, KernelError> {
     })
 }
 
+/// DRM_IOCTL_VERSION in one pass: the numbers and the driver name, without date and description.
+/// The kernel copies at most the buffer's length of each string and reports its full length, so a
+/// name longer than the buffer comes back cut, which is enough to tell "msm" from anything else.
+pub fn version_brief(k: &dyn Kernel) -> Result<DrmVersion, KernelError> {
+    let mut name = [0u8; 32];
+    let mut v = drm_version {
+        name_len: name.len() as _,
+        name: name.as_mut_ptr().cast(),
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_VERSION, &mut v, || "VERSION".into())?;
+    let len = (v.name_len as usize).min(name.len());
+    Ok(DrmVersion {
+        major: v.version_major,
+        minor: v.version_minor,
+        patchlevel: v.version_patchlevel,
+        name: String::from_utf8_lossy(&name[..len]).into_owned(),
+        date: String::new(),
+        desc: String::new(),
+    })
+}
+
 /// DRM_IOCTL_GET_CAP.
 pub fn get_cap(k: &dyn Kernel, capability: u64) -> Result<u64, KernelError> {
     let mut arg = drm_get_cap {
