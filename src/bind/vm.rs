@@ -361,6 +361,8 @@ impl BindVm {
 
     /// Sends one job, halving it on ENOMEM down to one op per ioctl: the first piece waits for
     /// `waits`, the last signals `signals`, and the queue's order keeps the rest in between.
+    /// `sent` counts the leading ops the kernel took, so a failure leaves the rest to resend.
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
         k: &dyn Kernel,
@@ -369,6 +371,7 @@ impl BindVm {
         ops: &[BindOp],
         waits: &[SyncPoint],
         signals: &[SyncPoint],
+        sent: &mut usize,
     ) -> Result<(), BindError> {
         let fences = Fences {
             wait: waits,
@@ -377,12 +380,15 @@ impl BindVm {
         };
         st.stats.vm_bind_ioctls += 1;
         match ioctl::vm_bind(k, self.queues[qi(q)], ops, fences) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                *sent += ops.len();
+                Ok(())
+            }
             Err(e) if e.errno == Errno::ENOMEM && ops.len() > 1 => {
                 st.stats.enomem_fallbacks += 1;
                 let (a, b) = ops.split_at(ops.len() / 2);
-                self.send(k, st, q, a, waits, &[])?;
-                self.send(k, st, q, b, &[], signals)
+                self.send(k, st, q, a, waits, &[], sent)?;
+                self.send(k, st, q, b, &[], signals, sent)
             }
             Err(e) if e.errno == Errno::EPIPE => Err(self.lost(k, st, e.call)),
             Err(e) => Err(BindError::Kernel(e)),
@@ -392,6 +398,10 @@ impl BindVm {
     /// Sends everything pending, as few jobs as the budget allows (an explicit flush). Returns the
     /// ranges freed by `unmap_freed` whose unmaps are now ordered (by this flush or by one a submit
     /// made since the last flush), with the fence after which the allocator may hand them out again.
+    ///
+    /// ENOMEM (even for a job sent one op per ioctl) is not a loss: the kernel's VM is unchanged
+    /// by the refused op, and the ops not yet taken stay queued, first, for the next flush or
+    /// submit. Only EPIPE, or any other refusal of a planned job, loses the device.
     pub fn flush(&self, k: &dyn Kernel) -> Result<Vec<Released>, BindError> {
         self.flush_inner(k, true, true)
     }
@@ -561,7 +571,6 @@ impl BindVm {
                 });
             }
         }
-        self.drain(k, &mut st, block)?;
         // A freed range returns after the job that unmapped it; one nothing had mapped (its map
         // was cancelled before any flush) returns at once.
         for (iova, range_B) in frees {
@@ -579,6 +588,9 @@ impl BindVm {
                 fence,
             });
         }
+        // Recorded before sending: a send refused with ENOMEM keeps its job in the backlog, and
+        // the ranges it unmaps still return (after its point, which only that job signals).
+        self.drain(k, &mut st, block)?;
         Ok(std::mem::take(&mut st.released))
     }
 
@@ -606,8 +618,35 @@ impl BindVm {
                 st.done[qi(q)] = st.done[qi(q)].max(point);
                 st.in_flight.pop_front();
             }
-            let job = st.backlog.pop_front().expect("not empty");
-            if let Err(e) = self.send(k, st, job.queue, &job.ops, &job.waits, &job.signals) {
+            let mut job = st.backlog.pop_front().expect("not empty");
+            let mut sent = 0;
+            let r = self.send(
+                k,
+                st,
+                job.queue,
+                &job.ops,
+                &job.waits,
+                &job.signals,
+                &mut sent,
+            );
+            if let Err(e) = r {
+                let enomem = matches!(&e, BindError::Kernel(ke) if ke.errno == Errno::ENOMEM);
+                if enomem && st.lost.is_none() {
+                    // A refused single op (the ioctl, its pinning or its page-table
+                    // preallocation) changed nothing in the kernel's VM, which stays usable
+                    // (spec/kernel.md "VM_BIND"). The mirror already holds the whole job: its
+                    // unsent ops stay first in the backlog and go out with the next flush or
+                    // submit, which sends nothing before them. The sent pieces consumed the
+                    // in-fences; the timeline point is signalled by the last piece only.
+                    self.account(st, &job.ops[..sent], job.queue, job.point);
+                    job.ops.drain(..sent);
+                    if sent > 0 {
+                        job.waits.clear();
+                    }
+                    job.pages = job_pages(&job.ops);
+                    st.backlog.push_front(job);
+                    return Err(e);
+                }
                 // The mirror already holds this job: the VM's state is unknown from here on.
                 if st.lost.is_none() {
                     let report = Box::new(LossReport {
@@ -623,20 +662,25 @@ impl BindVm {
                 return Err(e);
             }
             st.stats.jobs += 1;
-            st.stats.ops_sent += job.ops.len() as u64;
             st.stats.prealloc_pages += job.pages;
             st.in_flight.push_back((job.queue, job.point, job.pages));
-            for op in &job.ops {
-                let line = format!(
-                    "{} queue {} job {}",
-                    describe(op),
-                    self.queues[qi(job.queue)],
-                    job.point
-                );
-                Self::log(st, line);
-            }
+            self.account(st, &job.ops, job.queue, job.point);
         }
         Ok(())
+    }
+
+    /// Counts and logs `ops` the kernel took as part of job `point` on `q`.
+    fn account(&self, st: &mut State, ops: &[BindOp], q: Queue, point: u64) {
+        st.stats.ops_sent += ops.len() as u64;
+        for op in ops {
+            let line = format!(
+                "{} queue {} job {}",
+                describe(op),
+                self.queues[qi(q)],
+                point
+            );
+            Self::log(st, line);
+        }
     }
 
     /// Records a sent op in the mirror and in the map of who mapped what.
