@@ -534,3 +534,36 @@ fn a_refused_budget_flush_does_not_fail_the_buffer_that_triggered_it() {
     }
     close_clean(&sim, file, dev, vm, "");
 }
+
+/// `create_buffer_at` reserves its address before GEM_NEW; when the reclaim pass of the
+/// SET_IOVA path then fails (a shared zombie's SET_IOVA(0) refused with ENOMEM), the reserved
+/// address must go back: it stayed taken, and a replay of it waited 3 s for nothing.
+#[test]
+fn a_failed_create_at_gives_back_its_reserved_address() {
+    let (sim, file, dev) = device_with_file(SimOptions {
+        uapi_minor: 12,
+        ..Default::default()
+    });
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let old = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+    vm.free_buffer(k, old, &[], true).unwrap();
+    let at = old.iova + (1 << 20);
+    inject_enomem(&sim, "GEM_INFO", 1);
+    let e = vm
+        .create_buffer_at(k, 4096, MSM_BO_WC, Placement::At(at))
+        .unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
+    assert_eq!(vm.zombies(), 1, "the zombie waits for the next pass");
+    let start = std::time::Instant::now();
+    let buf = vm
+        .create_buffer_at(k, 4096, MSM_BO_WC, Placement::At(at))
+        .unwrap();
+    assert_eq!(buf.iova, at);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(1),
+        "no wait: the address was free"
+    );
+    vm.free_buffer(k, buf, &[], false).unwrap();
+    close_clean(&sim, file, dev, vm, "");
+}

@@ -238,6 +238,10 @@ impl GpuVm {
             Ok(iova) => iova,
             Err(e) => {
                 ioctl::gem_close(k, handle).ok();
+                // `place` gives back only addresses it took itself.
+                if let (Placement::At(iova), Some(heap)) = (placement, &self.heap) {
+                    heap.free(iova, size_B).ok();
+                }
                 return Err(e);
             }
         };
@@ -292,7 +296,8 @@ impl GpuVm {
     /// an allocator address and a queued MAP (VM_BIND), an allocator address and SET_IOVA, or the
     /// kernel's GET_IOVA.
     ///
-    /// `Placement::At` addresses were reserved by [`Self::reserve_at`] already.
+    /// `Placement::At` addresses were reserved by [`Self::reserve_at`] already, and the caller
+    /// gives them back if this fails.
     fn place(
         &self,
         k: &dyn Kernel,
@@ -331,7 +336,9 @@ impl GpuVm {
                 self.reclaim(k)?;
                 let iova = alloc(heap)?;
                 if let Err(e) = ioctl::gem_info_value(k, handle, MSM_INFO_SET_IOVA, iova) {
-                    heap.free(iova, size_B).ok();
+                    if !matches!(placement, Placement::At(_)) {
+                        heap.free(iova, size_B).ok();
+                    }
                     return Err(kerr(e));
                 }
                 Ok(iova)
