@@ -550,3 +550,45 @@ fn teardown_unmaps_refused_with_enomem_are_sent_by_the_next_flush() {
         finish(f, vm, &handles);
     }
 }
+
+/// A flush whose look at an unmap's users fails (SYNCOBJ_QUERY allocates its handle array in
+/// drm_syncobj_array_find: ENOMEM) changes nothing: every queued op stays pending for the next
+/// flush. It dropped them all, so a freed buffer's VMA stayed and a new buffer was never mapped.
+#[test]
+fn a_flush_whose_fence_query_fails_keeps_every_op_pending() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let handles: Vec<u32> = (0..3).map(|_| bo(&f, 64 * K)).collect();
+    let at = |i: u64| VA + i * (64 << 20);
+    vm.map(BindOp::map(at(0), 64 * K, handles[0], 0));
+    vm.map(BindOp::map(at(1), 64 * K, handles[1], 0));
+    vm.flush(&f).unwrap();
+    let done = ioctl::syncobj_create(&f, false).unwrap();
+    let done1 = [SyncPoint {
+        handle: done,
+        point: 1,
+    }];
+    vm.submit(&f, 0, &[(at(0), 64)], &[(at(0), 64 * K)], &[], &done1)
+        .unwrap();
+    vm.unmap_freed(at(0), 64 * K, &done1);
+    vm.map(BindOp::map(at(2), 64 * K, handles[2], 0));
+    // Call 1: the map timeline's progress; call 2: the unmap's users.
+    f.sim().inject(Injection {
+        point: "SYNCOBJ_QUERY".into(),
+        nth: 2,
+        errno: Errno::ENOMEM,
+    });
+    match vm.flush_ready(&f) {
+        Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM => {}
+        other => panic!("expected ENOMEM, got {other:?}"),
+    }
+    assert_eq!(vm.pending_ops(), 2);
+    f.sim().gpu_run_until_idle();
+    let released = vm.flush(&f).unwrap();
+    assert_eq!(released.len(), 1, "{released:?}");
+    f.sim().gpu_run_until_idle();
+    let mapped: Vec<u64> = f.vm_mappings().iter().map(|m| m.0).collect();
+    assert_eq!(mapped, vec![at(1), at(2)]);
+    ioctl::syncobj_destroy(&f, done).unwrap();
+    finish(f, vm, &handles);
+}

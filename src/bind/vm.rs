@@ -458,27 +458,40 @@ impl BindVm {
             return Ok(std::mem::take(&mut st.released));
         }
         self.refresh_done(k, &mut st)?;
+
+        // Whether each pending op's own waits are known done, asked only where it matters (an
+        // unmap that may be held back, an op replacing a live mapping) and before anything
+        // changes: a failed query then leaves every op pending for the next flush.
+        let mut cache = Vec::new();
+        let mut idle = Vec::with_capacity(st.pending.len());
+        for p in &st.pending {
+            let live = !st.mirror.restrict(&[(p.op.iova, p.op.end())]).is_empty();
+            let asked = !p.ordered && (live || (!force && p.op.is_unmap()));
+            idle.push(!asked || self.all_signalled(k, &p.waits, &mut cache)?);
+        }
         let mut pending = std::mem::take(&mut st.pending);
 
         // Hold back the unmaps whose users may still run, unless a later op touches their range.
         let mut held: Vec<Pending> = Vec::new();
         if !force {
-            let mut cache = Vec::new();
             let mut keep = Vec::with_capacity(pending.len());
             for (i, p) in pending.iter().enumerate() {
                 let hold = p.op.is_unmap()
                     && !p.ordered
-                    && !self.all_signalled(k, &p.waits, &mut cache)?
+                    && !idle[i]
                     && !pending[i + 1..]
                         .iter()
                         .any(|q| q.op.iova < p.op.end() && p.op.iova < q.op.end());
                 keep.push(!hold);
             }
-            let mut it = keep.into_iter();
-            let (send, hold): (Vec<Pending>, Vec<Pending>) =
-                pending.into_iter().partition(|_| it.next().unwrap_or(true));
+            let mut it = keep.iter();
+            let (send, hold): (Vec<Pending>, Vec<Pending>) = pending
+                .into_iter()
+                .partition(|_| it.next().copied().unwrap_or(true));
             pending = send;
             held = hold;
+            let mut it = keep.iter();
+            idle.retain(|_| it.next().copied().unwrap_or(true));
         }
         let mut frees = std::mem::take(&mut st.pending_frees);
         let held_frees: Vec<(u64, u64)> = frees
@@ -498,12 +511,11 @@ impl BindVm {
 
         // Ops whose own waits are not known done, or that belong to a sparse batch, go to the
         // wait queue; everything else (new maps, unmaps of idle buffers) to the map queue.
-        let mut cache = Vec::new();
         let mut waits: Vec<SyncPoint> = Vec::new();
         let mut must_wait: Vec<(u64, u64)> = Vec::new();
-        for p in &pending {
+        for (p, &idle) in pending.iter().zip(&idle) {
             let live = !st.mirror.restrict(&[(p.op.iova, p.op.end())]).is_empty();
-            if p.ordered || (live && !self.all_signalled(k, &p.waits, &mut cache)?) {
+            if p.ordered || (live && !idle) {
                 waits.extend(p.waits.iter().copied());
                 must_wait.push((p.op.iova, p.op.end()));
             }
