@@ -459,3 +459,136 @@ fn a_whole_range_use_waits_for_the_newest_binds() {
     assert!(f.sim().devcoredumps().is_empty());
     finish(f, vm, &handles);
 }
+
+/// The kernel refuses a one-op VM_BIND with ENOMEM at the ioctl (the op array's allocation), at
+/// pinning the BO's pages or at preallocating page tables; all of these come before any op is
+/// applied, so the VM is unchanged and usable (msm_ioctl_vm_bind: only a failed op i > 0 or a
+/// failed job marks it unusable). Found by ci/fault-sweep (`VM_BIND:pin|prealloc:6:ENOMEM`):
+/// the winsys declared the device lost. The refused op is sent again by the next flush.
+#[test]
+fn a_one_op_bind_refused_with_enomem_is_not_a_loss_and_the_next_flush_sends_it() {
+    for point in ["VM_BIND", "VM_BIND:pin", "VM_BIND:prealloc"] {
+        let f = vm_bind_file(Clock::Manual);
+        let vm = BindVm::new(&f, 1024).unwrap();
+        let h = bo(&f, 64 * K);
+        vm.map(BindOp::map(VA, 64 * K, h, 0));
+        f.sim().inject(Injection {
+            point: point.into(),
+            nth: 1,
+            errno: Errno::ENOMEM,
+        });
+        match vm.flush(&f) {
+            Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM => {}
+            other => panic!("{point}: expected ENOMEM, got {other:?}"),
+        }
+        f.sim().gpu_run_until_idle();
+        assert!(f.vm_mappings().is_empty(), "{point}: nothing was mapped");
+        assert_eq!(vm.stats().ops_sent, 0, "{point}");
+        vm.flush(&f).unwrap();
+        f.sim().gpu_run_until_idle();
+        assert_eq!(f.vm_mappings().len(), 1, "{point}");
+        assert_eq!(vm.stats().ops_sent, 1, "{point}");
+        assert_eq!(vm.stats().jobs, 1, "{point}");
+        finish(f, vm, &[h]);
+    }
+}
+
+/// A teardown's unmaps refused down to one op per ioctl (ENOMEM at the whole job, at its first
+/// half and at one single op): the ops the kernel took stay done, the rest stay queued and the
+/// next flush sends them, signalling the job's point, so every VMA is released and the freed
+/// ranges come back with that point as their fence. Found by ci/fault-sweep
+/// (`VM_BIND:6:ENOMEM` on vk_churn: "the VM state is unknown", 37 VMAs left at close).
+#[test]
+fn teardown_unmaps_refused_with_enomem_are_sent_by_the_next_flush() {
+    // (injected VM_BIND calls, unmaps the kernel took before the single refused op)
+    for (calls, taken) in [([1, 2, 3], 0usize), ([1, 2, 4], 1)] {
+        let f = vm_bind_file(Clock::Manual);
+        let vm = BindVm::new(&f, 1024).unwrap();
+        let handles: Vec<u32> = (0..4).map(|_| bo(&f, 64 * K)).collect();
+        let at = |i: u64| VA + i * (64 << 20);
+        for (i, &h) in (0..).zip(&handles) {
+            vm.map(BindOp::map(at(i), 64 * K, h, 0));
+        }
+        vm.flush(&f).unwrap();
+        f.sim().gpu_run_until_idle();
+        for i in 0..4 {
+            vm.unmap_freed(at(i), 64 * K, &[]);
+        }
+        for nth in calls {
+            f.sim().inject(Injection {
+                point: "VM_BIND".into(),
+                nth,
+                errno: Errno::ENOMEM,
+            });
+        }
+        match vm.flush(&f) {
+            Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM => {}
+            other => panic!("{calls:?}: expected ENOMEM, got {other:?}"),
+        }
+        f.sim().gpu_run_until_idle();
+        assert_eq!(f.vm_mappings().len(), 4 - taken, "{calls:?}");
+        let unmap_point = vm.last_points();
+        let released = vm.flush(&f).unwrap();
+        assert_eq!(
+            vm.last_points(),
+            unmap_point,
+            "no new job: the same one, resent"
+        );
+        assert_eq!(released.len(), 4, "{calls:?}: {released:?}");
+        let timelines = vm.timelines();
+        for r in &released {
+            let p = r.fence.expect("the ranges return after their unmap job");
+            assert!(
+                timelines.contains(&p.handle) && p.point == unmap_point[0].max(unmap_point[1]),
+                "{r:?}"
+            );
+            assert_eq!(ioctl::syncobj_query(&f, p.handle).unwrap(), p.point - 1);
+        }
+        f.sim().gpu_run_until_idle();
+        assert!(f.vm_mappings().is_empty(), "{calls:?}");
+        assert_eq!(vm.stats().ops_sent, 8, "{calls:?}");
+        finish(f, vm, &handles);
+    }
+}
+
+/// A flush whose look at an unmap's users fails (SYNCOBJ_QUERY allocates its handle array in
+/// drm_syncobj_array_find: ENOMEM) changes nothing: every queued op stays pending for the next
+/// flush. It dropped them all, so a freed buffer's VMA stayed and a new buffer was never mapped.
+#[test]
+fn a_flush_whose_fence_query_fails_keeps_every_op_pending() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let handles: Vec<u32> = (0..3).map(|_| bo(&f, 64 * K)).collect();
+    let at = |i: u64| VA + i * (64 << 20);
+    vm.map(BindOp::map(at(0), 64 * K, handles[0], 0));
+    vm.map(BindOp::map(at(1), 64 * K, handles[1], 0));
+    vm.flush(&f).unwrap();
+    let done = ioctl::syncobj_create(&f, false).unwrap();
+    let done1 = [SyncPoint {
+        handle: done,
+        point: 1,
+    }];
+    vm.submit(&f, 0, &[(at(0), 64)], &[(at(0), 64 * K)], &[], &done1)
+        .unwrap();
+    vm.unmap_freed(at(0), 64 * K, &done1);
+    vm.map(BindOp::map(at(2), 64 * K, handles[2], 0));
+    // Call 1: the map timeline's progress; call 2: the unmap's users.
+    f.sim().inject(Injection {
+        point: "SYNCOBJ_QUERY".into(),
+        nth: 2,
+        errno: Errno::ENOMEM,
+    });
+    match vm.flush_ready(&f) {
+        Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM => {}
+        other => panic!("expected ENOMEM, got {other:?}"),
+    }
+    assert_eq!(vm.pending_ops(), 2);
+    f.sim().gpu_run_until_idle();
+    let released = vm.flush(&f).unwrap();
+    assert_eq!(released.len(), 1, "{released:?}");
+    f.sim().gpu_run_until_idle();
+    let mapped: Vec<u64> = f.vm_mappings().iter().map(|m| m.0).collect();
+    assert_eq!(mapped, vec![at(1), at(2)]);
+    ioctl::syncobj_destroy(&f, done).unwrap();
+    finish(f, vm, &handles);
+}

@@ -10,15 +10,7 @@ use msm_winsys::uapi::*;
 use msm_winsys::{Device, VmMode};
 
 fn device(options: SimOptions) -> (Sim, Device) {
-    let sim = Sim::with_options(
-        "a660",
-        SimOptions {
-            clock: Clock::Manual,
-            ..options
-        },
-    )
-    .unwrap();
-    let dev = Device::new(Box::new(sim.open().unwrap()), ProbeOptions::default()).unwrap();
+    let (sim, _file, dev) = device_with_file(options);
     (sim, dev)
 }
 
@@ -369,4 +361,209 @@ fn replay_waits_for_the_frees_holding_its_address_in_set_iova_mode() {
         uapi_minor: 12,
         ..Default::default()
     });
+}
+
+/// A device on `options`' model whose file the test gets back to close and read its leak report.
+fn device_with_file(
+    options: SimOptions,
+) -> (Sim, std::sync::Arc<msm_winsys::sim::SimFile>, Device) {
+    let sim = Sim::with_options(
+        "a660",
+        SimOptions {
+            clock: Clock::Manual,
+            ..options
+        },
+    )
+    .unwrap();
+    let file = std::sync::Arc::new(sim.open().unwrap());
+    let dev = Device::new(Box::new(file.clone()), ProbeOptions::default()).unwrap();
+    (sim, file, dev)
+}
+
+/// Makes the `nth` call of `point` (an ioctl name or an inner VM_BIND point) fail with ENOMEM.
+fn inject_enomem(sim: &Sim, point: &str, nth: u32) {
+    sim.inject(msm_winsys::sim::Injection {
+        point: point.into(),
+        nth,
+        errno: msm_winsys::Errno::ENOMEM,
+    });
+}
+
+/// Destroys `vm`, lets the GPU finish, drops `dev`, closes `file` and asserts that its leak
+/// report is empty (`what` names the case).
+fn close_clean(
+    sim: &Sim,
+    file: std::sync::Arc<msm_winsys::sim::SimFile>,
+    dev: Device,
+    vm: GpuVm,
+    what: &str,
+) {
+    finish(sim, &dev, vm);
+    drop(dev);
+    let report = std::sync::Arc::try_unwrap(file)
+        .expect("the device let go of its file")
+        .close();
+    assert!(report.is_empty(), "{what}: {report:?}");
+}
+
+/// GEM_NEW (shmem allocation) and GEM_INFO SET_IOVA/GET_IOVA (VMA allocation) can fail with
+/// ENOMEM. A refused creation must leave no handle, no mapping and no address taken: the next
+/// buffer gets the address the failed one would have had. Found by ci/fault-sweep
+/// (`GEM_NEW:4:ENOMEM`, `GEM_INFO:3:ENOMEM`).
+#[test]
+fn a_buffer_creation_refused_with_enomem_leaves_nothing_behind() {
+    let vm_bind = SimOptions::default();
+    let set_iova = SimOptions {
+        uapi_minor: 12,
+        ..Default::default()
+    };
+    let kernel_iova = SimOptions {
+        per_process_pgtables: false,
+        ..Default::default()
+    };
+    for (options, point) in [
+        (vm_bind, "GEM_NEW"),
+        (set_iova.clone(), "GEM_NEW"),
+        (set_iova, "GEM_INFO"),
+        (kernel_iova.clone(), "GEM_NEW"),
+        (kernel_iova, "GEM_INFO"),
+    ] {
+        let (sim, file, dev) = device_with_file(options);
+        let mode = dev.info().mode;
+        let k = dev.kernel();
+        let vm = GpuVm::new(&dev).unwrap();
+        let first = vm.create_buffer(k, 8192, MSM_BO_WC).unwrap();
+        inject_enomem(&sim, point, 1);
+        let e = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap_err();
+        assert_eq!(
+            msm_winsys::ErrnoError::errno(&e),
+            msm_winsys::Errno::ENOMEM,
+            "{mode:?} {point}: {e}"
+        );
+        assert_eq!(
+            file.leak_report().handles.len(),
+            1,
+            "{mode:?} {point}: only the first buffer's handle"
+        );
+        let next = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        assert_eq!(
+            next.iova,
+            first.iova + first.size_B,
+            "{mode:?} {point}: the failed buffer took no address"
+        );
+        vm.flush(k).unwrap();
+        sim.gpu_run_until_idle();
+        let mapped = file.vm_mappings().len();
+        if mode == VmMode::VmBind {
+            assert_eq!(mapped, 2, "{mode:?} {point}: no map of the failed buffer");
+        }
+        for buf in [first, next] {
+            vm.free_buffer(k, buf, &[], false).unwrap();
+        }
+        close_clean(&sim, file, dev, vm, &format!("{mode:?} {point}"));
+    }
+}
+
+/// A device's teardown whose unmap job the kernel refuses with ENOMEM: the VM is still usable,
+/// so `destroy` sends the unmap again and the VMA goes before the file closes. Found by
+/// ci/fault-sweep (`VM_BIND:6:ENOMEM` on vk_churn: 37 VMAs left, reported as a device loss).
+#[test]
+fn destroy_sends_again_an_unmap_refused_with_enomem() {
+    let (sim, file, dev) = device_with_file(SimOptions::default());
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let buf = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+    vm.flush(k).unwrap();
+    sim.gpu_run_until_idle();
+    vm.free_buffer(k, buf, &[], false).unwrap();
+    inject_enomem(&sim, "VM_BIND", 1);
+    close_clean(&sim, file, dev, vm, "");
+}
+
+/// A reclaim pass whose SET_IOVA(0) of a shared zombie is refused (GEM_INFO allocates: ENOMEM)
+/// keeps that zombie and the later ones for the next pass instead of dropping them with their
+/// handles.
+#[test]
+fn a_failed_reclaim_keeps_its_zombies_for_the_next_pass() {
+    let (sim, file, dev) = device_with_file(SimOptions {
+        uapi_minor: 12,
+        ..Default::default()
+    });
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let bufs: Vec<GpuBuffer> = (0..3)
+        .map(|_| vm.create_buffer(k, 4096, MSM_BO_WC).unwrap())
+        .collect();
+    for b in &bufs {
+        vm.free_buffer(k, *b, &[], true).unwrap();
+    }
+    inject_enomem(&sim, "GEM_INFO", 2);
+    let e = vm.flush(k).unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
+    assert_eq!(vm.zombies(), 2, "the first was reclaimed, the rest wait");
+    assert_eq!(file.leak_report().handles.len(), 2);
+    vm.flush(k).unwrap();
+    assert_eq!(vm.zombies(), 0);
+    close_clean(&sim, file, dev, vm, "");
+}
+
+/// The flush a buffer creation makes at the pending budget is refused down to a single op
+/// (ENOMEM at every piece on the way): the buffer is still created, since its MAP is queued and
+/// names its handle (failing the creation made the caller close a handle a queued MAP named),
+/// and the next flush maps everything.
+#[test]
+fn a_refused_budget_flush_does_not_fail_the_buffer_that_triggered_it() {
+    let (sim, file, dev) = device_with_file(SimOptions::default());
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let budget = msm_winsys::bind::PENDING_OPS_BUDGET;
+    let mut bufs: Vec<GpuBuffer> = (0..budget - 1)
+        .map(|_| vm.create_buffer(k, 4096, MSM_BO_WC).unwrap())
+        .collect();
+    // The 4096-op job, then each first half down to one op: 13 VM_BIND calls.
+    for nth in 1..=13 {
+        inject_enomem(&sim, "VM_BIND", nth);
+    }
+    bufs.push(vm.create_buffer(k, 4096, MSM_BO_WC).unwrap());
+    assert!(file.vm_mappings().is_empty());
+    vm.flush(k).unwrap();
+    sim.gpu_run_until_idle();
+    assert_eq!(file.vm_mappings().len(), budget);
+    for b in bufs {
+        vm.free_buffer(k, b, &[], false).unwrap();
+    }
+    close_clean(&sim, file, dev, vm, "");
+}
+
+/// `create_buffer_at` reserves its address before GEM_NEW; when the reclaim pass of the
+/// SET_IOVA path then fails (a shared zombie's SET_IOVA(0) refused with ENOMEM), the reserved
+/// address must go back: it stayed taken, and a replay of it waited 3 s for nothing.
+#[test]
+fn a_failed_create_at_gives_back_its_reserved_address() {
+    let (sim, file, dev) = device_with_file(SimOptions {
+        uapi_minor: 12,
+        ..Default::default()
+    });
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let old = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+    vm.free_buffer(k, old, &[], true).unwrap();
+    let at = old.iova + (1 << 20);
+    inject_enomem(&sim, "GEM_INFO", 1);
+    let e = vm
+        .create_buffer_at(k, 4096, MSM_BO_WC, Placement::At(at))
+        .unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
+    assert_eq!(vm.zombies(), 1, "the zombie waits for the next pass");
+    let start = std::time::Instant::now();
+    let buf = vm
+        .create_buffer_at(k, 4096, MSM_BO_WC, Placement::At(at))
+        .unwrap();
+    assert_eq!(buf.iova, at);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(1),
+        "no wait: the address was free"
+    );
+    vm.free_buffer(k, buf, &[], false).unwrap();
+    close_clean(&sim, file, dev, vm, "");
 }

@@ -238,6 +238,10 @@ impl GpuVm {
             Ok(iova) => iova,
             Err(e) => {
                 ioctl::gem_close(k, handle).ok();
+                // `place` gives back only addresses it took itself.
+                if let (Placement::At(iova), Some(heap)) = (placement, &self.heap) {
+                    heap.free(iova, size_B).ok();
+                }
                 return Err(e);
             }
         };
@@ -292,7 +296,8 @@ impl GpuVm {
     /// an allocator address and a queued MAP (VM_BIND), an allocator address and SET_IOVA, or the
     /// kernel's GET_IOVA.
     ///
-    /// `Placement::At` addresses were reserved by [`Self::reserve_at`] already.
+    /// `Placement::At` addresses were reserved by [`Self::reserve_at`] already, and the caller
+    /// gives them back if this fails.
     fn place(
         &self,
         k: &dyn Kernel,
@@ -318,7 +323,12 @@ impl GpuVm {
                 let iova = alloc(heap)?;
                 vm.map(BindOp::map(iova, size_B, handle, 0));
                 if vm.pending_ops() >= PENDING_OPS_BUDGET {
-                    self.flush_ready(k)?;
+                    // Only bounds the pending list, so its failure does not fail the buffer:
+                    // the map is queued (or planned) and the caller keeps the handle it names.
+                    // Failing here made the caller close a handle a queued MAP still named. A
+                    // refused send stays queued for the next flush or submit, which report
+                    // the error (or the loss) themselves.
+                    let _ = self.flush_ready(k);
                 }
                 Ok(iova)
             }
@@ -326,7 +336,9 @@ impl GpuVm {
                 self.reclaim(k)?;
                 let iova = alloc(heap)?;
                 if let Err(e) = ioctl::gem_info_value(k, handle, MSM_INFO_SET_IOVA, iova) {
-                    heap.free(iova, size_B).ok();
+                    if !matches!(placement, Placement::At(_)) {
+                        heap.free(iova, size_B).ok();
+                    }
                     return Err(kerr(e));
                 }
                 Ok(iova)
@@ -452,38 +464,64 @@ impl GpuVm {
         l.reclaim_passes += 1;
         let mut done: HashMap<u32, u64> = HashMap::new();
         let mut keep = Vec::new();
-        for z in std::mem::take(&mut l.zombies) {
-            let mut idle = true;
-            for u in &z.users {
-                let d = match done.get(&u.handle) {
-                    Some(&d) => d,
-                    None => {
-                        let d = ioctl::syncobj_query(k, u.handle).map_err(kerr)?;
-                        done.insert(u.handle, d);
-                        d
+        let mut zombies = std::mem::take(&mut l.zombies).into_iter();
+        let mut result = Ok(());
+        // A failed query or SET_IOVA(0) keeps that zombie and every later one for the next pass:
+        // a zombie dropped here would be a handle nobody closes.
+        for z in zombies.by_ref() {
+            match self.reclaim_one(k, &z, &mut done) {
+                Ok(false) => keep.push(z),
+                Ok(true) => {
+                    match z.bo {
+                        // The Bo closes the handle when its last reference goes.
+                        Some(bo) => drop(bo),
+                        None => {
+                            // EINVAL only (a handle that is not ours): nothing to retry.
+                            let _ = ioctl::gem_close(k, z.buf.handle);
+                        }
                     }
-                };
-                idle &= u.point != 0 && d >= u.point;
+                    if let Some(heap) = &self.heap {
+                        heap.free(z.buf.iova, z.buf.size_B).ok();
+                    }
+                    l.reclaimed += 1;
+                }
+                Err(e) => {
+                    keep.push(z);
+                    result = Err(e);
+                    break;
+                }
             }
-            if !idle {
-                keep.push(z);
-                continue;
-            }
-            if z.shared && self.heap.is_some() {
-                ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0).map_err(kerr)?;
-            }
-            match z.bo {
-                // The Bo closes the handle when its last reference goes.
-                Some(bo) => drop(bo),
-                None => ioctl::gem_close(k, z.buf.handle).map_err(kerr)?,
-            }
-            if let Some(heap) = &self.heap {
-                heap.free(z.buf.iova, z.buf.size_B).ok();
-            }
-            l.reclaimed += 1;
         }
+        keep.extend(zombies);
         l.zombies = keep;
-        Ok(())
+        result
+    }
+
+    /// Whether zombie `z`'s users are done (`done` caches one query per syncobj); if so, a shared
+    /// one is unmapped (its object may outlive the handle), ready to be closed.
+    fn reclaim_one(
+        &self,
+        k: &dyn Kernel,
+        z: &Zombie,
+        done: &mut HashMap<u32, u64>,
+    ) -> Result<bool, BindError> {
+        for u in &z.users {
+            let d = match done.get(&u.handle) {
+                Some(&d) => d,
+                None => {
+                    let d = ioctl::syncobj_query(k, u.handle).map_err(kerr)?;
+                    done.insert(u.handle, d);
+                    d
+                }
+            };
+            if u.point == 0 || d < u.point {
+                return Ok(false);
+            }
+        }
+        if z.shared && self.heap.is_some() {
+            ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0).map_err(kerr)?;
+        }
+        Ok(true)
     }
 
     /// Zombies not yet reclaimed (legacy modes).
@@ -623,8 +661,14 @@ impl GpuVm {
     /// The bind queues and timelines are released even when the final flush fails (a lost VM
     /// reports EPIPE there): a driver tearing down a lost device must not leak them. The flush's
     /// error is returned first.
+    ///
+    /// A final flush refused with ENOMEM is tried once more (its unsent binds stay queued, the
+    /// VM is usable): the unmaps must reach the kernel or the VMAs stay until the file closes.
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), BindError> {
-        let flushed = self.flush(k);
+        let mut flushed = self.flush(k);
+        if matches!(&flushed, Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM) {
+            flushed = self.flush(k);
+        }
         let released = match self.bind {
             Some(vm) => vm.destroy(k).map_err(kerr),
             None => Ok(()),

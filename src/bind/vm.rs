@@ -361,6 +361,8 @@ impl BindVm {
 
     /// Sends one job, halving it on ENOMEM down to one op per ioctl: the first piece waits for
     /// `waits`, the last signals `signals`, and the queue's order keeps the rest in between.
+    /// `sent` counts the leading ops the kernel took, so a failure leaves the rest to resend.
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
         k: &dyn Kernel,
@@ -369,6 +371,7 @@ impl BindVm {
         ops: &[BindOp],
         waits: &[SyncPoint],
         signals: &[SyncPoint],
+        sent: &mut usize,
     ) -> Result<(), BindError> {
         let fences = Fences {
             wait: waits,
@@ -377,12 +380,15 @@ impl BindVm {
         };
         st.stats.vm_bind_ioctls += 1;
         match ioctl::vm_bind(k, self.queues[qi(q)], ops, fences) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                *sent += ops.len();
+                Ok(())
+            }
             Err(e) if e.errno == Errno::ENOMEM && ops.len() > 1 => {
                 st.stats.enomem_fallbacks += 1;
                 let (a, b) = ops.split_at(ops.len() / 2);
-                self.send(k, st, q, a, waits, &[])?;
-                self.send(k, st, q, b, &[], signals)
+                self.send(k, st, q, a, waits, &[], sent)?;
+                self.send(k, st, q, b, &[], signals, sent)
             }
             Err(e) if e.errno == Errno::EPIPE => Err(self.lost(k, st, e.call)),
             Err(e) => Err(BindError::Kernel(e)),
@@ -392,6 +398,10 @@ impl BindVm {
     /// Sends everything pending, as few jobs as the budget allows (an explicit flush). Returns the
     /// ranges freed by `unmap_freed` whose unmaps are now ordered (by this flush or by one a submit
     /// made since the last flush), with the fence after which the allocator may hand them out again.
+    ///
+    /// ENOMEM (even for a job sent one op per ioctl) is not a loss: the kernel's VM is unchanged
+    /// by the refused op, and the ops not yet taken stay queued, first, for the next flush or
+    /// submit. Only EPIPE, or any other refusal of a planned job, loses the device.
     pub fn flush(&self, k: &dyn Kernel) -> Result<Vec<Released>, BindError> {
         self.flush_inner(k, true, true)
     }
@@ -448,27 +458,40 @@ impl BindVm {
             return Ok(std::mem::take(&mut st.released));
         }
         self.refresh_done(k, &mut st)?;
+
+        // Whether each pending op's own waits are known done, asked only where it matters (an
+        // unmap that may be held back, an op replacing a live mapping) and before anything
+        // changes: a failed query then leaves every op pending for the next flush.
+        let mut cache = Vec::new();
+        let mut idle = Vec::with_capacity(st.pending.len());
+        for p in &st.pending {
+            let live = !st.mirror.restrict(&[(p.op.iova, p.op.end())]).is_empty();
+            let asked = !p.ordered && (live || (!force && p.op.is_unmap()));
+            idle.push(!asked || self.all_signalled(k, &p.waits, &mut cache)?);
+        }
         let mut pending = std::mem::take(&mut st.pending);
 
         // Hold back the unmaps whose users may still run, unless a later op touches their range.
         let mut held: Vec<Pending> = Vec::new();
         if !force {
-            let mut cache = Vec::new();
             let mut keep = Vec::with_capacity(pending.len());
             for (i, p) in pending.iter().enumerate() {
                 let hold = p.op.is_unmap()
                     && !p.ordered
-                    && !self.all_signalled(k, &p.waits, &mut cache)?
+                    && !idle[i]
                     && !pending[i + 1..]
                         .iter()
                         .any(|q| q.op.iova < p.op.end() && p.op.iova < q.op.end());
                 keep.push(!hold);
             }
-            let mut it = keep.into_iter();
-            let (send, hold): (Vec<Pending>, Vec<Pending>) =
-                pending.into_iter().partition(|_| it.next().unwrap_or(true));
+            let mut it = keep.iter();
+            let (send, hold): (Vec<Pending>, Vec<Pending>) = pending
+                .into_iter()
+                .partition(|_| it.next().copied().unwrap_or(true));
             pending = send;
             held = hold;
+            let mut it = keep.iter();
+            idle.retain(|_| it.next().copied().unwrap_or(true));
         }
         let mut frees = std::mem::take(&mut st.pending_frees);
         let held_frees: Vec<(u64, u64)> = frees
@@ -488,12 +511,11 @@ impl BindVm {
 
         // Ops whose own waits are not known done, or that belong to a sparse batch, go to the
         // wait queue; everything else (new maps, unmaps of idle buffers) to the map queue.
-        let mut cache = Vec::new();
         let mut waits: Vec<SyncPoint> = Vec::new();
         let mut must_wait: Vec<(u64, u64)> = Vec::new();
-        for p in &pending {
+        for (p, &idle) in pending.iter().zip(&idle) {
             let live = !st.mirror.restrict(&[(p.op.iova, p.op.end())]).is_empty();
-            if p.ordered || (live && !self.all_signalled(k, &p.waits, &mut cache)?) {
+            if p.ordered || (live && !idle) {
                 waits.extend(p.waits.iter().copied());
                 must_wait.push((p.op.iova, p.op.end()));
             }
@@ -561,7 +583,6 @@ impl BindVm {
                 });
             }
         }
-        self.drain(k, &mut st, block)?;
         // A freed range returns after the job that unmapped it; one nothing had mapped (its map
         // was cancelled before any flush) returns at once.
         for (iova, range_B) in frees {
@@ -579,6 +600,9 @@ impl BindVm {
                 fence,
             });
         }
+        // Recorded before sending: a send refused with ENOMEM keeps its job in the backlog, and
+        // the ranges it unmaps still return (after its point, which only that job signals).
+        self.drain(k, &mut st, block)?;
         Ok(std::mem::take(&mut st.released))
     }
 
@@ -606,8 +630,35 @@ impl BindVm {
                 st.done[qi(q)] = st.done[qi(q)].max(point);
                 st.in_flight.pop_front();
             }
-            let job = st.backlog.pop_front().expect("not empty");
-            if let Err(e) = self.send(k, st, job.queue, &job.ops, &job.waits, &job.signals) {
+            let mut job = st.backlog.pop_front().expect("not empty");
+            let mut sent = 0;
+            let r = self.send(
+                k,
+                st,
+                job.queue,
+                &job.ops,
+                &job.waits,
+                &job.signals,
+                &mut sent,
+            );
+            if let Err(e) = r {
+                let enomem = matches!(&e, BindError::Kernel(ke) if ke.errno == Errno::ENOMEM);
+                if enomem && st.lost.is_none() {
+                    // A refused single op (the ioctl, its pinning or its page-table
+                    // preallocation) changed nothing in the kernel's VM, which stays usable
+                    // (spec/kernel.md "VM_BIND"). The mirror already holds the whole job: its
+                    // unsent ops stay first in the backlog and go out with the next flush or
+                    // submit, which sends nothing before them. The sent pieces consumed the
+                    // in-fences; the timeline point is signalled by the last piece only.
+                    self.account(st, &job.ops[..sent], job.queue, job.point);
+                    job.ops.drain(..sent);
+                    if sent > 0 {
+                        job.waits.clear();
+                    }
+                    job.pages = job_pages(&job.ops);
+                    st.backlog.push_front(job);
+                    return Err(e);
+                }
                 // The mirror already holds this job: the VM's state is unknown from here on.
                 if st.lost.is_none() {
                     let report = Box::new(LossReport {
@@ -623,20 +674,25 @@ impl BindVm {
                 return Err(e);
             }
             st.stats.jobs += 1;
-            st.stats.ops_sent += job.ops.len() as u64;
             st.stats.prealloc_pages += job.pages;
             st.in_flight.push_back((job.queue, job.point, job.pages));
-            for op in &job.ops {
-                let line = format!(
-                    "{} queue {} job {}",
-                    describe(op),
-                    self.queues[qi(job.queue)],
-                    job.point
-                );
-                Self::log(st, line);
-            }
+            self.account(st, &job.ops, job.queue, job.point);
         }
         Ok(())
+    }
+
+    /// Counts and logs `ops` the kernel took as part of job `point` on `q`.
+    fn account(&self, st: &mut State, ops: &[BindOp], q: Queue, point: u64) {
+        st.stats.ops_sent += ops.len() as u64;
+        for op in ops {
+            let line = format!(
+                "{} queue {} job {}",
+                describe(op),
+                self.queues[qi(q)],
+                point
+            );
+            Self::log(st, line);
+        }
     }
 
     /// Records a sent op in the mirror and in the map of who mapped what.
