@@ -2,51 +2,27 @@
 //! `msmws_device_new_from_fd_like`) takes the probe's answers and makes only the file's own
 //! ioctls; and the probe reads VERSION once.
 
-use std::ffi::c_void;
-use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
+
+mod bo_common;
+use bo_common::Observed;
 
 use msm_winsys::ffi::device::{
     msmws_device, msmws_device_info, msmws_device_new_from_fd_flags, msmws_device_new_from_fd_like,
 };
-use msm_winsys::kernel::{ioctl, Kernel};
-use msm_winsys::sim::{Sim, SimFile, SimOptions};
+use msm_winsys::kernel::ioctl;
+use msm_winsys::sim::{Sim, SimOptions};
 use msm_winsys::uapi::{DRM_IOCTL_MSM_SET_PARAM, DRM_IOCTL_VERSION, MSM_PARAM_GPU_ID};
-use msm_winsys::{Device, Errno, ProbeOptions, VmMode};
+use msm_winsys::{Device, ProbeOptions, VmMode};
 
-/// Forwards to a model file and records every request it is asked.
-#[derive(Debug)]
-struct Recorded {
-    file: SimFile,
-    requests: Arc<Mutex<Vec<u64>>>,
-}
-
-impl Kernel for Recorded {
-    unsafe fn ioctl(&self, request: u64, arg: *mut c_void) -> Result<(), Errno> {
-        self.requests.lock().unwrap().push(request);
-        // SAFETY: forwarded unchanged; the caller upholds `Kernel::ioctl`'s contract.
-        unsafe { self.file.ioctl(request, arg) }
-    }
-    fn map(&self, offset_B: u64, size_B: usize) -> Result<memmap2::MmapMut, Errno> {
-        self.file.map(offset_B, size_B)
-    }
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.file.fd()
-    }
-    fn reopen(&self) -> Result<Box<dyn Kernel>, Errno> {
-        self.file.reopen()
-    }
-    fn describe(&self) -> String {
-        self.file.describe()
-    }
-}
-
-fn recorded(sim: &Sim) -> (Box<Recorded>, Arc<Mutex<Vec<u64>>>) {
+/// A new file of `sim` whose every request is recorded.
+fn recorded(sim: &Sim) -> (Box<Observed>, Arc<Mutex<Vec<u64>>>) {
     let requests = Arc::new(Mutex::new(Vec::new()));
-    let k = Recorded {
-        file: sim.open().unwrap(),
-        requests: requests.clone(),
-    };
+    let seen = requests.clone();
+    let k = Observed::new(
+        Arc::new(sim.open().unwrap()),
+        Box::new(move |request, _| seen.lock().unwrap().push(request)),
+    );
     (Box::new(k), requests)
 }
 

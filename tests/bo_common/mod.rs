@@ -1,5 +1,6 @@
 //! Helpers for the buffer tests: a `Device` on a model file the test keeps a handle to (for the
-//! leak report), with every GEM_CLOSE counted and a failed one (a double close) recorded.
+//! leak report), with every GEM_CLOSE counted and a failed one (a double close) recorded; and
+//! the observing kernel that counts them, which other tests use to record requests.
 #![allow(dead_code, non_snake_case)]
 
 use std::ffi::c_void;
@@ -20,23 +21,35 @@ pub struct CloseCounts {
     pub einval: AtomicU64,
 }
 
-/// Forwards to a shared model file and counts GEM_CLOSE results.
-#[derive(Debug)]
-pub struct Counted {
+/// What an [`Observed`] kernel calls after each ioctl: the request and its result.
+pub type Observer = Box<dyn Fn(u64, &Result<(), Errno>) + Send + Sync>;
+
+/// Forwards to a shared model file and shows every ioctl's request and result to an observer
+/// (the buffer tests count GEM_CLOSE results; the probe tests record requests).
+pub struct Observed {
     pub file: Arc<SimFile>,
-    pub closes: Arc<CloseCounts>,
+    observe: Observer,
 }
 
-impl Kernel for Counted {
+impl Observed {
+    pub fn new(file: Arc<SimFile>, observe: Observer) -> Observed {
+        Observed { file, observe }
+    }
+}
+
+impl std::fmt::Debug for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observed")
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+impl Kernel for Observed {
     unsafe fn ioctl(&self, request: u64, arg: *mut c_void) -> Result<(), Errno> {
         // SAFETY: forwarded unchanged; the caller upholds `Kernel::ioctl`'s contract.
         let r = unsafe { self.file.ioctl(request, arg) };
-        if request == DRM_IOCTL_GEM_CLOSE {
-            match r {
-                Ok(()) => self.closes.ok.fetch_add(1, Ordering::Relaxed),
-                Err(_) => self.closes.einval.fetch_add(1, Ordering::Relaxed),
-            };
-        }
+        (self.observe)(request, &r);
         r
     }
     fn map(&self, offset_B: u64, size_B: usize) -> Result<memmap2::MmapMut, Errno> {
@@ -68,10 +81,18 @@ pub fn device_on(sim: &Sim) -> TestDevice {
 pub fn device_on_node(sim: &Sim, node: Node) -> TestDevice {
     let file = Arc::new(sim.open_node(node).unwrap());
     let closes = Arc::new(CloseCounts::default());
-    let k = Counted {
-        file: file.clone(),
-        closes: closes.clone(),
-    };
+    let counts = closes.clone();
+    let k = Observed::new(
+        file.clone(),
+        Box::new(move |request, r| {
+            if request == DRM_IOCTL_GEM_CLOSE {
+                match r {
+                    Ok(()) => counts.ok.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => counts.einval.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }),
+    );
     let dev = Arc::new(Device::new(Box::new(k), ProbeOptions::default()).unwrap());
     TestDevice { dev, file, closes }
 }
