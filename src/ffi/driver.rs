@@ -146,11 +146,7 @@ pub extern "C" fn msmws_device_map(
                 "placed_addr {placed_addr:p} is not page-aligned"
             )));
         }
-        let k = dev.inner.kernel();
-        let offset_B = ioctl::gem_info_value(k, handle, MSM_INFO_GET_OFFSET, 0)?;
-        let map = k
-            .map(offset_B, len)
-            .map_err(|e| FfiError::new(e, format!("mmap of handle {handle}: {e}")))?;
+        let map = ioctl::gem_map(dev.inner.kernel(), handle, len)?;
         let ptr = map.as_ptr() as *mut c_void;
         // The caller owns the map from here on and releases it with munmap.
         std::mem::forget(map);
@@ -170,11 +166,7 @@ pub extern "C" fn msmws_device_map(
                 )
             };
             if moved == libc::MAP_FAILED {
-                let e = Errno(
-                    std::io::Error::last_os_error()
-                        .raw_os_error()
-                        .unwrap_or(libc::EIO),
-                );
+                let e = Errno::last();
                 // SAFETY: the failed mremap left our mapping where it was.
                 unsafe { libc::munmap(ptr, len) };
                 return Err(FfiError::new(e, format!("mremap to {placed_addr:p}: {e}")));

@@ -353,6 +353,20 @@ pub fn gem_info_value(
     Ok(arg.value)
 }
 
+/// A CPU map of the first `size_B` bytes of GEM handle `handle`: GEM_INFO(GET_OFFSET), then an
+/// mmap of the device file at that offset, shared and read/write.
+pub fn gem_map(
+    k: &dyn Kernel,
+    handle: u32,
+    size_B: usize,
+) -> Result<memmap2::MmapMut, KernelError> {
+    let offset_B = gem_info_value(k, handle, MSM_INFO_GET_OFFSET, 0)?;
+    k.map(offset_B, size_B).map_err(|errno| KernelError {
+        errno,
+        call: format!("mmap(handle {handle}, offset {offset_B:#x}, {size_B} bytes)"),
+    })
+}
+
 /// A single-plane framebuffer for MODE_ADDFB2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FbLayout {
