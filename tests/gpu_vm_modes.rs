@@ -573,6 +573,17 @@ fn a_failed_create_at_gives_back_its_reserved_address() {
     close_clean(&sim, file, dev, vm, "");
 }
 
+/// A device of UAPI 1.`uapi_minor` on a manual GPU clock, and its GPU VM.
+fn manual_vm(uapi_minor: u32) -> (Sim, Device, GpuVm) {
+    let (sim, dev) = device(SimOptions {
+        uapi_minor,
+        clock: Clock::Manual,
+        ..Default::default()
+    });
+    let vm = GpuVm::new(&dev).unwrap();
+    (sim, dev, vm)
+}
+
 /// A driver bug the winsys can see: a command buffer outside every live buffer (never created,
 /// freed, crossing a buffer's end, or overflowing the address space) would fault the GPU, and on
 /// a VM_BIND kernel cost the whole VM. In every mode the submit is EINVAL naming the address, no
@@ -580,13 +591,8 @@ fn a_failed_create_at_gives_back_its_reserved_address() {
 #[test]
 fn a_submit_outside_every_live_buffer_is_refused_in_every_mode() {
     for uapi_minor in [13, 12, 9] {
-        let (sim, dev) = device(SimOptions {
-            uapi_minor,
-            clock: Clock::Manual,
-            ..Default::default()
-        });
+        let (sim, dev, vm) = manual_vm(uapi_minor);
         let k = dev.kernel();
-        let vm = GpuVm::new(&dev).unwrap();
         let buf = vm.create_buffer(k, 8192, MSM_BO_WC).unwrap();
         let freed = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
         vm.free_buffer(k, freed, &[], false).unwrap();
@@ -628,13 +634,8 @@ fn a_submit_outside_every_live_buffer_is_refused_in_every_mode() {
 #[test]
 fn a_free_of_no_live_buffer_is_refused_in_every_mode() {
     for uapi_minor in [13, 12, 9] {
-        let (sim, dev) = device(SimOptions {
-            uapi_minor,
-            clock: Clock::Manual,
-            ..Default::default()
-        });
+        let (sim, dev, vm) = manual_vm(uapi_minor);
         let k = dev.kernel();
-        let vm = GpuVm::new(&dev).unwrap();
         let old = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
         vm.free_buffer(k, old, &[], false).unwrap();
         vm.flush(k).unwrap();
