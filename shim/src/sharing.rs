@@ -123,7 +123,7 @@ unsafe fn user_bytes(ptr: u64, len: usize) -> Vec<u8> {
 /// An ioctl the model answered on `f`: records it if it is a sharing event.
 ///
 /// # Safety
-/// `arg` is the ioctl's argument as the model just read and wrote it (its size is the request's).
+/// `arg` is the ioctl's argument as the model just read and wrote it: `ioc_size(request)` bytes.
 pub unsafe fn ioctl(f: &DevFile, request: u32, arg: *const libc::c_void, r: Result<(), Errno>) {
     let result = match r {
         Ok(()) => "ok".to_string(),
@@ -136,7 +136,15 @@ pub unsafe fn ioctl(f: &DevFile, request: u32, arg: *const libc::c_void, r: Resu
         json!({"op": op, "file": f.seq, "handle": handle, "object": id, "size_B": size_B,
                "result": result})
     };
-    if request == DRM_IOCTL_MSM_GEM_INFO as u32 {
+    // By type and number, whatever the direction bits: libdrm's drmCommandWrite (which both
+    // turnip and freedreno use for GEM_INFO) asks with _IOW, the uapi header says _IOWR, and the
+    // kernel (as the model) dispatches on the number.
+    // A shorter argument (the kernel takes one, zero-extended) is not read here.
+    let is = |r: u64| {
+        let q = u64::from(request);
+        ioc_type(q) == ioc_type(r) && ioc_nr(q) == ioc_nr(r) && ioc_size(q) >= ioc_size(r)
+    };
+    if is(DRM_IOCTL_MSM_GEM_INFO) {
         // SAFETY: the request's argument is a drm_msm_gem_info the model just used.
         let a = unsafe { std::ptr::read_unaligned(arg as *const drm_msm_gem_info) };
         let size_B = object(a.handle).map_or(0, |(_, s)| s);
@@ -156,11 +164,11 @@ pub unsafe fn ioctl(f: &DevFile, request: u32, arg: *const libc::c_void, r: Resu
             e["record"] = record_json(&bytes, size_B);
         }
         push(e);
-    } else if request == DRM_IOCTL_PRIME_HANDLE_TO_FD as u32 {
+    } else if is(DRM_IOCTL_PRIME_HANDLE_TO_FD) {
         // SAFETY: the request's argument is a drm_prime_handle the model just used.
         let a = unsafe { std::ptr::read_unaligned(arg as *const drm_prime_handle) };
         push(base("export", a.handle));
-    } else if request == DRM_IOCTL_PRIME_FD_TO_HANDLE as u32 && r.is_ok() {
+    } else if is(DRM_IOCTL_PRIME_FD_TO_HANDLE) && r.is_ok() {
         // SAFETY: as above.
         let a = unsafe { std::ptr::read_unaligned(arg as *const drm_prime_handle) };
         push(base("import", a.handle));
