@@ -59,6 +59,9 @@ struct drm_msm_gem_info {
 #define DRM_IOCTL_MSM_GET_PARAM DRM_IOWR(DRM_COMMAND_BASE + 0x00, struct drm_msm_param)
 #define DRM_IOCTL_MSM_GEM_NEW DRM_IOWR(DRM_COMMAND_BASE + 0x02, struct drm_msm_gem_new)
 #define DRM_IOCTL_MSM_GEM_INFO DRM_IOWR(DRM_COMMAND_BASE + 0x03, struct drm_msm_gem_info)
+/* What libdrm's drmCommandWrite(fd, DRM_MSM_GEM_INFO, ...) asks (turnip's and freedreno's
+ * metadata calls): the same number with _IOW. */
+#define DRM_IOCTL_MSM_GEM_INFO_W DRM_IOW(DRM_COMMAND_BASE + 0x03, struct drm_msm_gem_info)
 
 #define CHECK(cond)                                                                  \
    do {                                                                              \
@@ -156,7 +159,7 @@ static int share(void)
    uint64_t modifier = 0x0500000000000003ull;
    struct drm_msm_gem_info set = {.handle = bo, .info = MSM_INFO_SET_METADATA,
                                   .value = (uintptr_t)&modifier, .len = sizeof(modifier)};
-   CHECK(ioctl(exporter, DRM_IOCTL_MSM_GEM_INFO, &set) == 0);
+   CHECK(ioctl(exporter, DRM_IOCTL_MSM_GEM_INFO_W, &set) == 0);
    struct drm_prime_handle prime = {.handle = bo, .flags = DRM_CLOEXEC | DRM_RDWR};
    CHECK(ioctl(exporter, DRM_IOCTL_PRIME_HANDLE_TO_FD, &prime) == 0);
    struct drm_prime_handle imp = {.fd = prime.fd};
