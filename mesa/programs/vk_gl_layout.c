@@ -41,6 +41,9 @@
 #define GL_RGBA16F 0x881A
 #define GL_DEPTH24_STENCIL8 0x88F0
 #define GL_DEPTH_COMPONENT16 0x81A5
+#define GL_DEPTH32F_STENCIL8 0x8CAD
+#define GL_RGBA8_SNORM 0x8F97
+#define GL_RG8 0x822B
 
 struct layout_case {
    const char *name;
@@ -80,6 +83,12 @@ static const struct layout_case cases[] = {
     VK_IMAGE_TILING_OPTIMAL, DEPTH, 0},
    {"d24s8-optimal", VK_FORMAT_D24_UNORM_S8_UINT, GL_DEPTH24_STENCIL8, 160, 160, 1,
     VK_IMAGE_TILING_OPTIMAL, DEPTH, 0},
+   {"d32s8-optimal", VK_FORMAT_D32_SFLOAT_S8_UINT, GL_DEPTH32F_STENCIL8, 160, 160, 1,
+    VK_IMAGE_TILING_OPTIMAL, DEPTH, 0},
+   {"rgba8-snorm-optimal", VK_FORMAT_R8G8B8A8_SNORM, GL_RGBA8_SNORM, 256, 256, 1,
+    VK_IMAGE_TILING_OPTIMAL, SAMPLED_COLOR, 0},
+   {"rg8-optimal", VK_FORMAT_R8G8_UNORM, GL_RG8, 256, 256, 1, VK_IMAGE_TILING_OPTIMAL,
+    SAMPLED_COLOR, 0},
 };
 
 struct vk {
