@@ -673,6 +673,12 @@ impl SimFile {
         }
     }
 
+    /// The object behind `handle`: its device-wide id (the same in every file that has a
+    /// handle to it, never reused) and its size in bytes (debug API).
+    pub fn object_of(&self, handle: u32) -> Option<(u64, u64)> {
+        SimFile::lookup(&self.ctx(), handle).map(|o| (o.id, o.size_B))
+    }
+
     /// Whether this file's context is in VM_BIND mode (debug API).
     pub fn is_vm_bind(&self) -> bool {
         self.ctx().vm_bind
