@@ -655,3 +655,32 @@ fn a_submit_outside_every_mapping_is_refused_and_changes_nothing() {
     let report = f.close();
     assert!(report.is_empty(), "{report:?}");
 }
+
+/// vkQueueBindSparse with chained batches: the second batch waits for the first's signal. Both
+/// go out in one flush, on the wait queue in order, and the job must not wait for a point it
+/// signals itself (the kernel has no fence there yet: EINVAL, and the batch would be lost).
+#[test]
+fn a_sparse_batch_waiting_for_an_earlier_batch_of_the_same_flush_is_sent() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let backing = bo(&f, 64 * K);
+    let sync = ioctl::syncobj_create(&f, false).unwrap();
+    let at = |point| SyncPoint {
+        handle: sync,
+        point,
+    };
+    vm.sparse(&[BindOp::map_null(VA, 256 * K)], &[], &[at(1)]);
+    vm.sparse(&[BindOp::map(VA, 64 * K, backing, 0)], &[at(1)], &[at(2)]);
+    vm.flush(&f).unwrap();
+    f.sim().gpu_run_until_idle();
+    assert_eq!(ioctl::syncobj_query(&f, sync).unwrap(), 2);
+    assert!(f.gpu_mapped(VA, 256 * K));
+    vm.sparse(&[BindOp::unmap(VA, 256 * K)], &[at(2)], &[at(3)]);
+    vm.flush(&f).unwrap();
+    f.sim().gpu_run_until_idle();
+    vm.destroy(&f).unwrap();
+    ioctl::syncobj_destroy(&f, sync).unwrap();
+    ioctl::gem_close(&f, backing).unwrap();
+    let report = f.close();
+    assert!(report.is_empty(), "{report:?}");
+}

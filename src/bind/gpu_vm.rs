@@ -555,7 +555,14 @@ impl GpuVm {
             let d = match done.get(&u.handle) {
                 Some(&d) => d,
                 None => {
-                    let d = ioctl::syncobj_query(k, u.handle).map_err(kerr)?;
+                    let d = match ioctl::syncobj_query(k, u.handle) {
+                        Ok(d) => d,
+                        // The driver destroyed that syncobj: its point can no longer be seen,
+                        // so the zombie waits for `destroy` (the GPU is idle then). An error
+                        // here would fail every later flush.
+                        Err(e) if matches!(e.errno, Errno::ENOENT | Errno::EINVAL) => 0,
+                        Err(e) => return Err(kerr(e)),
+                    };
                     done.insert(u.handle, d);
                     d
                 }
@@ -715,8 +722,24 @@ impl GpuVm {
     /// VM is usable): the unmaps must reach the kernel or the VMAs stay until the file closes.
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), BindError> {
         let mut flushed = self.flush(k);
-        if matches!(&flushed, Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM) {
+        if matches!(&flushed, Err(BindError::Kernel(e))
+            if matches!(e.errno, Errno::ENOMEM | Errno::EINTR | Errno::EAGAIN))
+        {
             flushed = self.flush(k);
+        }
+        // The GPU is idle: zombies still waiting for users that never signal (a failed submit,
+        // a syncobj the driver destroyed) are closed now, or nobody would close them.
+        let zombies = std::mem::take(&mut self.legacy().zombies);
+        for z in zombies {
+            if z.shared && self.heap.is_some() {
+                let _ = ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0);
+            }
+            match z.bo {
+                Some(bo) => drop(bo),
+                None => {
+                    let _ = ioctl::gem_close(k, z.buf.handle);
+                }
+            }
         }
         let released = match self.bind {
             Some(vm) => vm.destroy(k).map_err(kerr),

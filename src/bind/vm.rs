@@ -542,6 +542,10 @@ impl BindVm {
         waits.sort_unstable();
         waits.dedup();
         let signals = std::mem::take(&mut st.pending_signals);
+        // A batch waiting for what an earlier batch of this flush signals (vkQueueBindSparse's
+        // chained semaphores) is already ordered after it on the wait queue; a job waiting for
+        // its own signal point would be refused (EINVAL: no fence at that point yet).
+        waits.retain(|w| !signals.contains(w));
 
         // Plan the jobs now (points, mirror, who-mapped-what), send them in order as the
         // kernel's throttle admits them.
@@ -642,8 +646,11 @@ impl BindVm {
                 &mut sent,
             );
             if let Err(e) = r {
-                let enomem = matches!(&e, BindError::Kernel(ke) if ke.errno == Errno::ENOMEM);
-                if enomem && st.lost.is_none() {
+                // EINTR/EAGAIN: interrupted before the kernel took anything (its throttle wait,
+                // its interruptible locks), as a refused allocation is.
+                let unchanged = matches!(&e, BindError::Kernel(ke)
+                    if matches!(ke.errno, Errno::ENOMEM | Errno::EINTR | Errno::EAGAIN));
+                if unchanged && st.lost.is_none() {
                     // A refused single op (the ioctl, its pinning or its page-table
                     // preallocation) changed nothing in the kernel's VM, which stays usable
                     // (spec/kernel.md "VM_BIND"). The mirror already holds the whole job: its

@@ -403,6 +403,18 @@ pub fn mode_rmfb(k: &dyn Kernel, fb_id: u32) -> Result<(), KernelError> {
     })
 }
 
+/// MODE_GETCRTC: the framebuffer `crtc_id` scans out (0 when it is off).
+pub fn mode_crtc_fb(k: &dyn Kernel, crtc_id: u32) -> Result<u32, KernelError> {
+    let mut arg = drm_mode_crtc {
+        crtc_id,
+        ..Default::default()
+    };
+    call(k, DRM_IOCTL_MODE_GETCRTC, &mut arg, || {
+        format!("MODE_GETCRTC(crtc {crtc_id})")
+    })?;
+    Ok(arg.fb_id)
+}
+
 /// MODE_PAGE_FLIP of `crtc_id` to `fb_id` (no flags: no event is asked for).
 pub fn mode_page_flip(k: &dyn Kernel, crtc_id: u32, fb_id: u32) -> Result<(), KernelError> {
     let mut arg = drm_mode_crtc_page_flip {

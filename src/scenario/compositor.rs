@@ -20,7 +20,8 @@ use crate::sim::{DisplayStats, Sim, SimOptions};
 use crate::{Device, ProbeOptions};
 
 const BUFFERS: usize = 3;
-const LAYOUT: FbLayout = FbLayout {
+/// A 1080p XRGB8888 scanout buffer: what covers the model's mode.
+pub const LAYOUT: FbLayout = FbLayout {
     width: 1920,
     height: 1080,
     fourcc: DRM_FORMAT_XRGB8888,

@@ -11,6 +11,7 @@ pub mod external_objects;
 pub mod iova;
 pub mod list_heap;
 pub mod probe;
+pub mod sweep;
 
 /// What one scenario produced: a table for people and a JSON object for tools.
 #[derive(Debug, Clone)]
@@ -70,6 +71,11 @@ pub const ALL: &[Scenario] = &[
         name: "sparse",
         about: "sparse binding of a 4 GiB resource in batches against turnip's policy",
         run: bind::run_sparse,
+    },
+    Scenario {
+        name: "fault-sweep",
+        about: "every kernel call of each scenario's and C test's flow failing once in turn",
+        run: sweep::run,
     },
 ];
 

@@ -644,6 +644,14 @@ impl SimFile {
                 }
             }
         }
+        drop(rules);
+        // EPIPE is how VM_BIND and SUBMIT answer on an unusable VM_BIND-mode VM, and that VM
+        // stays unusable: an injected EPIPE loses the VM first, so every later call agrees.
+        if fired == Some(Errno::EPIPE) && matches!(point, "VM_BIND" | "GEM_SUBMIT") {
+            if let Some(vm) = &self.ctx().vm {
+                vm.mark_unusable_if_vm_bind();
+            }
+        }
         fired.map_or(Ok(()), Err)
     }
 
