@@ -186,6 +186,12 @@ impl GpuVm {
         self.bind.as_ref()
     }
 
+    /// The address allocator (None in kernel-iova mode), for tests and debugging that compare
+    /// its live ranges with the kernel's view of the VM.
+    pub fn va_heap(&self) -> Option<&VaHeap> {
+        self.heap.as_ref()
+    }
+
     fn legacy(&self) -> MutexGuard<'_, Legacy> {
         self.legacy.lock().unwrap_or_else(|p| p.into_inner())
     }
