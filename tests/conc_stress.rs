@@ -1,7 +1,7 @@
 //! Concurrency stress (issue 14, "Concurrency"): 4 threads on one VM_BIND device of the kernel
 //! model, each doing a random mix of the driver's calls: alloc (a GPU buffer, or a private buffer
-//! object that may come from the cache), free, export, import, map (a shared buffer into the VM)
-//! and unmap, bind (flushing the queued VM_BINDs), submit and wait. The threads share the device's
+//! object that may come from the cache), free, export, import, map (a CPU map, or a buffer object
+//! into the VM) and unmap, bind (flushing the queued VM_BINDs), submit and wait. The threads share the device's
 //! handle table, buffer cache and fence book, the VM's bind queue and address allocator, and the
 //! dma-bufs they export (any thread may import any of them).
 //!
@@ -154,6 +154,17 @@ impl Worker {
                     self.bos.swap_remove(self.rng.below(MAX_BOS));
                 }
                 self.bos.push(bo);
+            }
+            "map" if self.rng.below(2) == 0 => {
+                // A CPU map of a buffer this thread holds: written and read back.
+                let handle = match (self.bufs.len(), self.bos.len()) {
+                    (0, 0) => return,
+                    (0, n) => self.bos[self.rng.below(n)].handle(),
+                    (n, _) => self.bufs[self.rng.below(n)].buf.handle,
+                };
+                let mut map = ioctl::gem_map(k, handle, 4096).unwrap();
+                map[0] = kind as u8;
+                assert_eq!(map[0], kind as u8);
             }
             "map" => {
                 if !self.bos.is_empty() && self.mapped.len() < MAX_HELD {
