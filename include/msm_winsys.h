@@ -524,8 +524,9 @@ int msmws_gpu_vm_free_buffer(const struct msmws_gpu_vm *vm,
 // `*out`. The VM holds its own reference on the buffer until `msmws_gpu_vm_unmap_bo`, so the
 // caller may unref its `msmws_bo` meanwhile.
 //
-// Thread-safe. Returns 0, -EINVAL, -ENOSPC, or the kernel's errno (EBUSY in SET_IOVA mode when
-// the buffer already has an address in this VM).
+// Thread-safe. Returns 0, -EINVAL, -ENOSPC, -EBUSY without VM_BIND when the buffer already has
+// an address in this VM (mapped, or unmapped and not yet reclaimed; the kernel gives an object
+// one address per VM, and that address stays mapped), or the kernel's errno.
 int msmws_gpu_vm_map_bo(const struct msmws_gpu_vm *vm,
                         const struct msmws_bo *bo,
                         struct msmws_gpu_buffer *out);

@@ -23,9 +23,12 @@ pub mod ffi;
 pub mod iova;
 pub mod kernel;
 pub mod metadata;
+#[cfg(all(test, shuttle))]
+mod model_check;
 #[cfg(feature = "cli")]
 pub mod scenario;
 pub mod sim;
+mod sync;
 pub mod uapi;
 
 pub use device::{Device, DeviceError, DeviceInfo, ProbeOptions, VmMode};

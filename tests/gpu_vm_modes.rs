@@ -684,3 +684,59 @@ fn a_free_of_no_live_buffer_is_refused_in_every_mode() {
         vm.destroy(k).unwrap();
     }
 }
+
+/// Without VM_BIND an object has one address per VM, and the kernel answers a SET_IOVA at a
+/// second address by unmapping the first and failing with EBUSY (msm_gem_set_iova: "clears the
+/// old mapping"); GET_IOVA hands out the first address again. A second `map_bo` of a mapped
+/// buffer (the same dma-buf imported twice, which the handle table dedupes to one `Bo`) must
+/// therefore be refused before the kernel is asked: EBUSY, and the first mapping still there,
+/// still usable by a submit. Found while writing the concurrency stress for SET_IOVA mode
+/// (tests/conc_stress.rs): before the fix the first mapping was gone.
+fn second_map_of_a_mapped_buffer(options: SimOptions) {
+    use msm_winsys::bo::{Bo, BoFlags};
+    use msm_winsys::ErrnoError;
+    use std::sync::Arc;
+    let (sim, file, dev) = device_with_file(options);
+    let dev = Arc::new(dev);
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let bo = Bo::new(&dev, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
+    let first = vm.map_bo(k, &bo).unwrap();
+    let e = vm.map_bo(k, &bo).unwrap_err();
+    assert_eq!(e.errno(), msm_winsys::Errno::EBUSY, "{e}");
+    assert!(e.to_string().contains(&format!("{:#x}", first.iova)), "{e}");
+    assert!(
+        file.gpu_mapped(first.iova, first.size_B),
+        "the first mapping was lost"
+    );
+    assert_eq!(file.vmas().len(), 1);
+    vm.submit(k, 0, &[(first.iova, 64)], &[first], &[], &[])
+        .unwrap();
+    sim.gpu_run_until_idle();
+    assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
+    // Once unmapped and reclaimed, the buffer can be mapped again.
+    vm.unmap_bo(first, &[]).unwrap();
+    vm.flush(k).unwrap();
+    let again = vm.map_bo(k, &bo).unwrap();
+    vm.unmap_bo(again, &[]).unwrap();
+    vm.flush(k).unwrap();
+    drop(bo);
+    let dev = Arc::try_unwrap(dev).unwrap();
+    close_clean(&sim, file, dev, vm, "second map");
+}
+
+#[test]
+fn set_iova_mode_refuses_a_second_map_of_a_mapped_buffer_and_keeps_the_first() {
+    second_map_of_a_mapped_buffer(SimOptions {
+        uapi_minor: 12,
+        ..Default::default()
+    });
+}
+
+#[test]
+fn kernel_iova_mode_refuses_a_second_map_of_a_mapped_buffer_and_keeps_the_first() {
+    second_map_of_a_mapped_buffer(SimOptions {
+        per_process_pgtables: false,
+        ..Default::default()
+    });
+}

@@ -18,10 +18,13 @@ use std::path::{Path, PathBuf};
 /// top-level module of the crate, or `kernel::drm`, the real-node backend that lives inside the
 /// kernel boundary's directory). Every top-level module must be listed.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("tools", &["scenario"]),
+    ("tools", &["scenario", "model_check"]),
     ("C ABI", &["ffi"]),
     ("backend choice", &["backend"]),
-    ("winsys", &["device", "iova", "bind", "bo", "metadata"]),
+    (
+        "winsys",
+        &["device", "iova", "bind", "bo", "metadata", "sync"],
+    ),
     ("kernel boundary", &["kernel", "uapi"]),
     ("backends", &["kernel::drm", "sim"]),
     ("errno", &["errno"]),

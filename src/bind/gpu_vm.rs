@@ -119,6 +119,10 @@ struct Legacy {
     zombies: Vec<Zombie>,
     /// Buffers of the sharing layer mapped through `map_bo`, by address.
     mapped_bos: HashMap<u64, Bo>,
+    /// Legacy modes: the address of each object of the sharing layer that has one in this VM
+    /// (mapped, or unmapped but not yet reclaimed), by handle; 0 while a `map_bo` places it.
+    /// The kernel gives an object one address per VM (see `GpuVm::map_bo`).
+    shared_at: HashMap<u32, u64>,
     /// Reclaim statistics: passes and handles closed.
     reclaim_passes: u64,
     reclaimed: u64,
@@ -188,6 +192,12 @@ impl GpuVm {
     /// The VM_BIND state, in VM_BIND mode.
     pub fn bind_vm(&self) -> Option<&BindVm> {
         self.bind.as_ref()
+    }
+
+    /// The address allocator (None in kernel-iova mode), for tests and debugging that compare
+    /// its live ranges with the kernel's view of the VM.
+    pub fn va_heap(&self) -> Option<&VaHeap> {
+        self.heap.as_ref()
     }
 
     fn legacy(&self) -> MutexGuard<'_, Legacy> {
@@ -439,17 +449,51 @@ impl GpuVm {
     /// Gives a buffer of the sharing layer (an imported or exported [`Bo`]) a GPU address in this
     /// VM. The VM keeps a reference on the `Bo` while it is mapped, so its handle cannot be closed
     /// under the mapping; release it with [`Self::unmap_bo`].
+    ///
+    /// Without VM_BIND an object has one address per VM: a buffer already mapped here (or
+    /// unmapped, until the reclaim after its users) is EBUSY, and the kernel is not asked. It
+    /// must not be: SET_IOVA at a second address makes the kernel drop the first mapping and
+    /// fail (msm_gem_set_iova), and GET_IOVA would hand out the first address again.
     pub fn map_bo(&self, k: &dyn Kernel, bo: &Bo) -> Result<GpuBuffer, BindError> {
         let (handle, size_B) = (bo.handle(), bo.size_B());
-        let iova = self.place(k, handle, size_B, Placement::Any)?;
+        let legacy = self.bind.is_none();
+        if legacy {
+            // Reclaim first: an unmapped buffer whose users are done gets its address back.
+            self.reclaim(k)?;
+            let mut l = self.legacy();
+            if let Some(&iova) = l.shared_at.get(&handle) {
+                let at = match iova {
+                    0 => "being mapped by another thread".to_string(),
+                    _ => format!("at {iova:#x} until it is unmapped and reclaimed"),
+                };
+                return Err(kerr(KernelError {
+                    errno: Errno::EBUSY,
+                    call: format!(
+                        "a second address for handle {handle}: it has one in this VM, {at}, and \
+                         without VM_BIND an object has one address per VM"
+                    ),
+                }));
+            }
+            l.shared_at.insert(handle, 0);
+        }
+        let iova = match self.place(k, handle, size_B, Placement::Any) {
+            Ok(iova) => iova,
+            Err(e) => {
+                if legacy {
+                    self.legacy().shared_at.remove(&handle);
+                }
+                return Err(e);
+            }
+        };
         let buf = GpuBuffer {
             handle,
             iova,
             size_B,
         };
         let mut l = self.legacy();
-        if self.bind.is_none() {
+        if legacy {
             l.remember(buf);
+            l.shared_at.insert(handle, iova);
         }
         l.mapped_bos.insert(iova, bo.clone());
         Ok(buf)
@@ -520,7 +564,10 @@ impl GpuVm {
                 Ok(true) => {
                     match z.bo {
                         // The Bo closes the handle when its last reference goes.
-                        Some(bo) => drop(bo),
+                        Some(bo) => {
+                            l.shared_at.remove(&z.buf.handle);
+                            drop(bo)
+                        }
                         None => {
                             // EINVAL only (a handle that is not ours): nothing to retry.
                             let _ = ioctl::gem_close(k, z.buf.handle);

@@ -16,13 +16,14 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use super::buffer::{BoInner, Origin};
 use super::cache::BoCache;
 use super::{Bo, BoError, BoFlags};
 use crate::iova::Timelines;
 use crate::kernel::ioctl;
+use crate::sync::{Mutex, MutexGuard};
 use crate::Device;
 
 /// Counters of the table (for tests and `msmws`).

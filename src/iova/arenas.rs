@@ -44,6 +44,7 @@ use super::fence::{Fence, Timelines};
 use super::lock::{SpinGuard, SpinLock};
 use super::place::{place, Request};
 use super::state::{FixedMiss, HeapState, NotLive};
+use crate::sync;
 
 /// At most this many arenas per heap.
 pub(crate) const MAX_ARENAS: usize = 4;
@@ -64,7 +65,7 @@ thread_local! {
 pub(crate) struct Arenas {
     arenas: Box<[SpinLock<HeapState>]>,
     /// First unit of each arena: a routing hint, exact only under that arena's lock.
-    bounds: Box<[AtomicU64]>,
+    bounds: Box<[sync::AtomicU64]>,
     /// First unit of each arena as first cut: where [`Arenas::rebalance`] moves boundaries back to.
     cuts: Box<[u64]>,
     /// Which arena each thread allocates in.
@@ -85,7 +86,7 @@ impl Arenas {
             arenas: (0..count)
                 .map(|j| SpinLock::new(HeapState::new(cut(j), cut(j + 1), timelines.clone())))
                 .collect(),
-            bounds: (0..count).map(|j| AtomicU64::new(cut(j))).collect(),
+            bounds: (0..count).map(|j| sync::AtomicU64::new(cut(j))).collect(),
             cuts: (0..count).map(cut).collect(),
             homes: Mutex::new(HashMap::new()),
             id: NEXT_HEAP_ID.fetch_add(1, Ordering::Relaxed),
