@@ -586,9 +586,29 @@ impl GpuVm {
         waits: &[SyncPoint],
         signals: &[SyncPoint],
     ) -> Result<u32, BindError> {
+        let fences = Fences {
+            wait: waits,
+            signal: signals,
+            ..Default::default()
+        };
+        self.submit_with(k, queue_id, cmds, uses, fences)
+            .map(|(seqno, _)| seqno)
+    }
+
+    /// [`Self::submit`] with every fence the kernel offers: syncobjs, an in-fence sync file and,
+    /// if asked, an out-fence sync file (returned with the seqno). What GL needs for
+    /// EGL_ANDROID_native_fence_sync and for KMS's in/out fences.
+    pub fn submit_with(
+        &self,
+        k: &dyn Kernel,
+        queue_id: u32,
+        cmds: &[(u64, u32)],
+        uses: &[GpuBuffer],
+        fences: Fences<'_>,
+    ) -> Result<(u32, Option<std::os::fd::OwnedFd>), BindError> {
         {
             let mut w = self.watched.lock().unwrap_or_else(|p| p.into_inner());
-            for p in signals.iter().filter(|p| p.point != 0) {
+            for p in fences.signal.iter().filter(|p| p.point != 0) {
                 if !w.contains(&p.handle) {
                     w.push(p.handle);
                 }
@@ -596,7 +616,7 @@ impl GpuVm {
         }
         if let Some(vm) = &self.bind {
             let ranges: Vec<(u64, u64)> = uses.iter().map(|b| (b.iova, b.size_B)).collect();
-            return vm.submit(k, queue_id, cmds, &ranges, waits, signals);
+            return vm.submit_with(k, queue_id, cmds, &ranges, fences);
         }
         self.reclaim(k)?;
         let l = self.legacy();
@@ -623,11 +643,6 @@ impl GpuVm {
                 size_B,
             });
         }
-        let fences = Fences {
-            wait: waits,
-            signal: signals,
-            ..Default::default()
-        };
         // Explicit sync through the syncobjs, as turnip does: no implicit sync on every BO.
         ioctl::submit_with_table(
             k,
