@@ -158,13 +158,6 @@ typedef struct msmws_device_info {
     char chip_name[32];
 } msmws_device_info;
 
-// A command buffer: `size_B` bytes of commands at GPU address `iova`.
-typedef struct msmws_cmd {
-    uint64_t iova;
-    uint32_t size_B;
-    uint32_t pad;
-} msmws_cmd;
-
 // A buffer at a GPU address.
 typedef struct msmws_gpu_buffer {
     // GEM handle (closed by the library when the buffer is freed).
@@ -173,6 +166,13 @@ typedef struct msmws_gpu_buffer {
     uint64_t iova;
     uint64_t size_B;
 } msmws_gpu_buffer;
+
+// A command buffer: `size_B` bytes of commands at GPU address `iova`.
+typedef struct msmws_cmd {
+    uint64_t iova;
+    uint32_t size_B;
+    uint32_t pad;
+} msmws_cmd;
 
 // A syncobj and a point on it (0 for a binary syncobj).
 typedef struct msmws_sync_point {
@@ -484,15 +484,17 @@ int msmws_device_get_metadata(const struct msmws_device *dev,
                               uint32_t out_size,
                               uint32_t *len_out);
 
-// Tells the kernel whether the contents of GEM handle `handle` are still needed (MADVISE):
-// `willneed` false lets it purge the pages under memory pressure (a buffer parked in a driver's
-// cache), true asks for them back. `*retained` is false when the object was purged: its
-// contents are lost and the driver must not reuse it.
+// Tells the kernel whether the contents of `buffer` (a `msmws_gpu_vm_create_buffer` or
+// `msmws_gpu_vm_map_bo` result of `vm`) are still needed (MADVISE): `willneed` false lets it
+// purge the pages under memory pressure (a buffer parked in a driver's cache), true asks for
+// them back. `*retained` is false when the object was purged: its contents are lost and the
+// driver must not reuse it (free it). Without VM_BIND a parked buffer is also left out of the
+// BO table submits pass (the kernel refuses a submit naming a DONTNEED object) until taken back.
 //
 // Thread-safe. Returns 0, -EINVAL (NULL pointer, a handle the file does not have) or the
 // kernel's errno.
-int msmws_device_madvise(const struct msmws_device *dev,
-                         uint32_t handle,
+int msmws_gpu_vm_madvise(const struct msmws_gpu_vm *vm,
+                         const struct msmws_gpu_buffer *buffer,
                          bool willneed,
                          bool *retained);
 

@@ -438,6 +438,44 @@ impl GpuVm {
         Ok(())
     }
 
+    /// MADVISE for a buffer a driver parks in its own cache (`willneed` false) or takes back
+    /// (true); returns `retained` (false: purged, the contents are gone). The kernel pins no
+    /// DONTNEED object (EBUSY, msm_gem_pin_pages_locked): in the legacy modes a parked buffer
+    /// leaves the BO table every submit passes until taken back; in VM_BIND mode pending binds
+    /// (its MAP among them) are sent before it is parked.
+    pub fn madvise(
+        &self,
+        k: &dyn Kernel,
+        buf: GpuBuffer,
+        willneed: bool,
+    ) -> Result<bool, BindError> {
+        let madv = if willneed {
+            MSM_MADV_WILLNEED
+        } else {
+            MSM_MADV_DONTNEED
+        };
+        if let Some(vm) = &self.bind {
+            // VM_BIND refuses to map a DONTNEED object (EBUSY, the same pin): a MAP still queued
+            // goes to the kernel before the buffer is parked.
+            if !willneed && vm.pending_ops() > 0 {
+                self.flush_ready(k)?;
+            }
+            return ioctl::gem_madvise(k, buf.handle, madv).map_err(kerr);
+        }
+        let mut l = self.legacy();
+        let retained = ioctl::gem_madvise(k, buf.handle, madv).map_err(kerr)?;
+        let known = l
+            .by_iova
+            .get(&buf.iova)
+            .is_some_and(|b| b.handle == buf.handle);
+        if !willneed {
+            l.table.remove(buf.handle);
+        } else if retained && known && l.table.index_of(buf.handle).is_none() {
+            l.table.insert(buf.handle, buf.iova);
+        }
+        Ok(retained)
+    }
+
     /// Tells the device's fence book how far the timelines this VM's submits signal have got (one
     /// SYNCOBJ_QUERY each, per flush, never per allocation), so the buffer cache sees a buffer
     /// with those fences as idle. Binary syncobjs report no points and are not watched.

@@ -12,9 +12,7 @@ use super::device::msmws_device;
 use super::gpu_vm::{self, msmws_cmd, msmws_gpu_buffer, msmws_gpu_vm, msmws_sync_point};
 use super::{borrow, boundary, check_out, write_out, FfiError};
 use crate::kernel::ioctl;
-use crate::uapi::{
-    MSM_MADV_DONTNEED, MSM_MADV_WILLNEED, MSM_PREP_NOSYNC, MSM_PREP_READ, MSM_PREP_WRITE,
-};
+use crate::uapi::{MSM_PREP_NOSYNC, MSM_PREP_READ, MSM_PREP_WRITE};
 
 /// `msmws_device_cpu_prep`: the CPU will read (`MSM_PREP_READ`).
 pub const MSMWS_PREP_READ: u32 = 0x01;
@@ -29,30 +27,27 @@ const _: () = assert!(
         && MSMWS_PREP_NOSYNC == MSM_PREP_NOSYNC
 );
 
-/// Tells the kernel whether the contents of GEM handle `handle` are still needed (MADVISE):
-/// `willneed` false lets it purge the pages under memory pressure (a buffer parked in a driver's
-/// cache), true asks for them back. `*retained` is false when the object was purged: its
-/// contents are lost and the driver must not reuse it.
+/// Tells the kernel whether the contents of `buffer` (a `msmws_gpu_vm_create_buffer` or
+/// `msmws_gpu_vm_map_bo` result of `vm`) are still needed (MADVISE): `willneed` false lets it
+/// purge the pages under memory pressure (a buffer parked in a driver's cache), true asks for
+/// them back. `*retained` is false when the object was purged: its contents are lost and the
+/// driver must not reuse it (free it). Without VM_BIND a parked buffer is also left out of the
+/// BO table submits pass (the kernel refuses a submit naming a DONTNEED object) until taken back.
 ///
 /// Thread-safe. Returns 0, -EINVAL (NULL pointer, a handle the file does not have) or the
 /// kernel's errno.
 #[no_mangle]
-pub extern "C" fn msmws_device_madvise(
-    dev: *const msmws_device,
-    handle: u32,
+pub extern "C" fn msmws_gpu_vm_madvise(
+    vm: *const msmws_gpu_vm,
+    buffer: *const msmws_gpu_buffer,
     willneed: bool,
     retained: *mut bool,
 ) -> c_int {
     boundary(|| {
         check_out(retained, "retained")?;
-        // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
-        let dev = unsafe { borrow(dev, "dev") }?;
-        let madv = if willneed {
-            MSM_MADV_WILLNEED
-        } else {
-            MSM_MADV_DONTNEED
-        };
-        let r = ioctl::gem_madvise(dev.inner.kernel(), handle, madv)?;
+        // SAFETY: non-null pointers are live for the call (API contract).
+        let (vm, buffer) = unsafe { (borrow(vm, "vm")?, borrow(buffer, "buffer")?) };
+        let r = gpu_vm::madvise(vm, buffer, willneed)?;
         // SAFETY: checked non-null above; the caller provides storage for one bool.
         unsafe { write_out(retained, r) };
         Ok(())

@@ -345,6 +345,17 @@ pub extern "C" fn msmws_gpu_vm_submit(
     }
 }
 
+/// `GpuVm::madvise` of `buffer` on `vm` (for `crate::ffi::gl`, which cannot see the VM).
+pub(super) fn madvise(
+    vm: &msmws_gpu_vm,
+    buffer: &msmws_gpu_buffer,
+    willneed: bool,
+) -> super::FfiResult<bool> {
+    Ok(vm
+        .vm
+        .madvise(vm.dev.kernel(), to_buffer(buffer), willneed)?)
+}
+
 /// The body of `msmws_gpu_vm_submit` and `msmws_gpu_vm_submit_fence_fd` (`crate::ffi::gl`):
 /// arrays as (pointer, count), sync files as (in-fence fd or -1, out-fence fd pointer or NULL).
 ///
