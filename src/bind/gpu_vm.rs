@@ -441,8 +441,8 @@ impl GpuVm {
     /// MADVISE for a buffer a driver parks in its own cache (`willneed` false) or takes back
     /// (true); returns `retained` (false: purged, the contents are gone). The kernel pins no
     /// DONTNEED object (EBUSY, msm_gem_pin_pages_locked): in the legacy modes a parked buffer
-    /// leaves the BO table every submit passes until taken back; in VM_BIND mode pending binds
-    /// (its MAP among them) are sent before it is parked.
+    /// leaves the BO table every submit passes until taken back; in VM_BIND mode its MAP, if
+    /// still queued, is sent before it is parked.
     pub fn madvise(
         &self,
         k: &dyn Kernel,
@@ -455,9 +455,10 @@ impl GpuVm {
             MSM_MADV_DONTNEED
         };
         if let Some(vm) = &self.bind {
-            // VM_BIND refuses to map a DONTNEED object (EBUSY, the same pin): a MAP still queued
-            // goes to the kernel before the buffer is parked.
-            if !willneed && vm.pending_ops() > 0 {
+            // VM_BIND refuses to map a DONTNEED object (EBUSY, the same pin): the buffer's MAP,
+            // if still queued, goes to the kernel before the buffer is parked. Other pending ops
+            // wait for the next submit or flush, as they would have.
+            if !willneed && vm.maps_pending(buf.handle) {
                 self.flush_ready(k)?;
             }
             return ioctl::gem_madvise(k, buf.handle, madv).map_err(kerr);
