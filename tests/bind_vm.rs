@@ -211,9 +211,14 @@ fn a_lost_vm_reports_its_last_operations_and_the_devcoredump() {
     vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
     vm.flush(&f).unwrap();
     f.sim().gpu_run_until_idle();
-    // A submit whose command points at nothing faults; the VM becomes unusable.
-    vm.submit(&f, 0, &[(VA + (1 << 20), 64)], &[], &[], &[])
-        .unwrap();
+    // A job that reads an unmapped address (address 0: the model injects it) faults; the VM
+    // becomes unusable. A command buffer outside every mapping the winsys refuses up front.
+    f.sim().inject(Injection {
+        point: "SUBMIT:fault".into(),
+        nth: 1,
+        errno: Errno::EIO,
+    });
+    vm.submit(&f, 0, &[(VA, 64)], &[], &[], &[]).unwrap();
     f.sim().gpu_run_until_idle();
     vm.map(BindOp::map(VA + (2 << 20), 64 * K, handles[1], 0));
     match vm.flush(&f) {
@@ -226,10 +231,7 @@ fn a_lost_vm_reports_its_last_operations_and_the_devcoredump() {
                 r.recent_ops
             );
             let dump = r.devcoredump.clone().expect("the model left a devcoredump");
-            assert!(
-                dump.contains(&format!("{:#018x}", VA + (1 << 20))),
-                "{dump}"
-            );
+            assert!(dump.contains(&format!("iova={:#018x}", 0)), "{dump}");
             let text = BindError::DeviceLost(r).to_string();
             assert!(
                 text.contains("device lost") && text.contains("last VM operations"),
@@ -591,4 +593,65 @@ fn a_flush_whose_fence_query_fails_keeps_every_op_pending() {
     assert_eq!(mapped, vec![at(1), at(2)]);
     ioctl::syncobj_destroy(&f, done).unwrap();
     finish(f, vm, &handles);
+}
+
+/// A command buffer outside every live mapping would fault and cost the whole VM: the winsys
+/// refuses the submit (EINVAL, naming the address), makes no SUBMIT, and the VM stays usable.
+/// The same for a command buffer in a freed buffer whose unmap is still held back for its users.
+#[test]
+fn a_submit_outside_every_mapping_is_refused_and_changes_nothing() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(&f, 1024).unwrap();
+    let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
+    vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
+    vm.map(BindOp::map(VA + 64 * K, 64 * K, handles[1], 0));
+    let refused = |cmd: (u64, u32)| match vm.submit(&f, 0, &[cmd], &[], &[], &[]) {
+        Err(BindError::Kernel(e)) => {
+            assert_eq!(e.errno, Errno::EINVAL, "{e}");
+            assert!(
+                e.call.contains(&format!("{:#x}", cmd.0))
+                    && (e.call.contains("outside") || e.call.contains("overflows")),
+                "{e}"
+            );
+        }
+        other => panic!("expected EINVAL for {cmd:x?}, got {other:?}"),
+    };
+    refused((VA + (2 << 20), 64));
+    refused((VA - 4096, 64));
+    // Crossing the end of the last mapping.
+    refused((VA + 128 * K - 32, 64));
+    refused((u64::MAX - 8, 64));
+    match vm.submit(&f, 0, &[(VA, 64)], &[(u64::MAX - 8, 64)], &[], &[]) {
+        Err(BindError::Kernel(e)) => assert_eq!(e.errno, Errno::EINVAL, "{e}"),
+        other => panic!("an overflowing use: {other:?}"),
+    }
+    assert_eq!(vm.stats().submits, 0);
+    // Two adjacent mappings cover a command buffer spanning both.
+    vm.submit(&f, 0, &[(VA + 64 * K - 32, 64)], &[], &[], &[])
+        .unwrap();
+    f.sim().gpu_run_until_idle();
+    // The second buffer is freed while a submit may still use it: its unmap is held back, and a
+    // new command buffer there is refused all the same.
+    let users = ioctl::syncobj_create(&f, false).unwrap();
+    let user = SyncPoint {
+        handle: users,
+        point: 1,
+    };
+    vm.submit(&f, 0, &[(VA + 64 * K, 64)], &[], &[], &[user])
+        .unwrap();
+    vm.unmap_freed(VA + 64 * K, 64 * K, &[user]);
+    vm.flush(&f).unwrap();
+    refused((VA + 64 * K, 64));
+    vm.submit(&f, 0, &[(VA, 64)], &[], &[], &[]).unwrap();
+    f.sim().gpu_run_until_idle();
+    vm.map(BindOp::unmap(VA, 64 * K));
+    vm.flush(&f).unwrap();
+    vm.destroy(&f).unwrap();
+    f.sim().gpu_run_until_idle();
+    ioctl::syncobj_destroy(&f, users).unwrap();
+    for h in handles {
+        ioctl::gem_close(&f, h).unwrap();
+    }
+    let report = f.close();
+    assert!(report.is_empty(), "{report:?}");
 }

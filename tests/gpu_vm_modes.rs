@@ -276,8 +276,13 @@ fn destroying_a_lost_vm_releases_its_queues_and_timelines() {
     vm.submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
         .unwrap();
     sim.gpu_run_until_idle();
-    // A command at an address nothing maps faults and makes the VM unusable.
-    vm.submit(k, 0, &[(buf.iova + (1 << 30), 64)], &[], &[], &[])
+    // A job that faults (injected: it reads address 0) makes the VM unusable.
+    sim.inject(msm_winsys::sim::Injection {
+        point: "SUBMIT:fault".into(),
+        nth: 1,
+        errno: msm_winsys::Errno::EIO,
+    });
+    vm.submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
         .unwrap();
     sim.gpu_run_until_idle();
     vm.free_buffer(k, buf, &[], false).unwrap();
@@ -568,6 +573,118 @@ fn a_failed_create_at_gives_back_its_reserved_address() {
     close_clean(&sim, file, dev, vm, "");
 }
 
+/// A device of UAPI 1.`uapi_minor` on a manual GPU clock, and its GPU VM.
+fn manual_vm(uapi_minor: u32) -> (Sim, Device, GpuVm) {
+    let (sim, dev) = device(SimOptions {
+        uapi_minor,
+        clock: Clock::Manual,
+        ..Default::default()
+    });
+    let vm = GpuVm::new(&dev).unwrap();
+    (sim, dev, vm)
+}
+
+/// A driver bug the winsys can see: a command buffer outside every live buffer (never created,
+/// freed, crossing a buffer's end, or overflowing the address space) would fault the GPU, and on
+/// a VM_BIND kernel cost the whole VM. In every mode the submit is EINVAL naming the address, no
+/// SUBMIT reaches the kernel, and the next valid submit runs without a fault.
+#[test]
+fn a_submit_outside_every_live_buffer_is_refused_in_every_mode() {
+    for uapi_minor in [13, 12, 9] {
+        let (sim, dev, vm) = manual_vm(uapi_minor);
+        let k = dev.kernel();
+        let buf = vm.create_buffer(k, 8192, MSM_BO_WC).unwrap();
+        let freed = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        vm.free_buffer(k, freed, &[], false).unwrap();
+        // A rule that never fires counts the SUBMIT ioctls.
+        sim.inject(msm_winsys::sim::Injection {
+            point: "GEM_SUBMIT".into(),
+            nth: u32::MAX,
+            errno: msm_winsys::Errno::EIO,
+        });
+        let submits = || sim.injections()[0].hits;
+        let before = submits();
+        for cmd in [
+            (buf.iova + 8192, 64),
+            (buf.iova + 8192 - 32, 64),
+            (freed.iova, 64),
+            (u64::MAX - 8, 64),
+        ] {
+            let e = vm.submit(k, 0, &[cmd], &[buf], &[], &[]).unwrap_err();
+            assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::EINVAL);
+            assert!(e.to_string().contains(&format!("{:#x}", cmd.0)), "{e}");
+        }
+        assert_eq!(
+            submits(),
+            before,
+            "UAPI 1.{uapi_minor}: nothing was submitted"
+        );
+        vm.submit(k, 0, &[(buf.iova + 4096, 64)], &[buf], &[], &[])
+            .unwrap();
+        sim.gpu_run_until_idle();
+        assert!(sim.devcoredumps().is_empty(), "UAPI 1.{uapi_minor}");
+        vm.free_buffer(k, buf, &[], false).unwrap();
+        vm.destroy(k).unwrap();
+    }
+}
+
+/// Frees the winsys can see are bugs: a buffer freed twice (after its address went to a new
+/// buffer), a made-up one, or one of `map_bo` given to `free_buffer`. Each is EINVAL and changes
+/// nothing: the new buffer at the reused address stays mapped and its handle open.
+#[test]
+fn a_free_of_no_live_buffer_is_refused_in_every_mode() {
+    for uapi_minor in [13, 12, 9] {
+        let (sim, dev, vm) = manual_vm(uapi_minor);
+        let k = dev.kernel();
+        let old = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        vm.free_buffer(k, old, &[], false).unwrap();
+        vm.flush(k).unwrap();
+        sim.gpu_run_until_idle();
+        vm.flush(k).unwrap();
+        let new = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        let mut stale = vec![
+            old,
+            GpuBuffer {
+                size_B: 8192,
+                ..new
+            },
+            GpuBuffer {
+                handle: new.handle + 100,
+                ..new
+            },
+        ];
+        if uapi_minor != 9 {
+            // With an allocator the address comes back (the kernel picks its own otherwise).
+            assert_eq!(new.iova, old.iova, "UAPI 1.{uapi_minor}");
+        }
+        if old == new {
+            // The kernel gave the lowest free handle again: the same buffer as far as anyone
+            // can tell, so that free is the new buffer's own.
+            stale.remove(0);
+        }
+        for b in stale {
+            let e = vm.free_buffer(k, b, &[], false).unwrap_err();
+            assert_eq!(
+                msm_winsys::ErrnoError::errno(&e),
+                msm_winsys::Errno::EINVAL,
+                "UAPI 1.{uapi_minor} {b:?}"
+            );
+            assert!(e.to_string().contains("not a live buffer"), "{e}");
+        }
+        vm.flush(k).unwrap();
+        sim.gpu_run_until_idle();
+        vm.submit(k, 0, &[(new.iova, 64)], &[new], &[], &[])
+            .unwrap();
+        sim.gpu_run_until_idle();
+        assert!(
+            sim.devcoredumps().is_empty(),
+            "UAPI 1.{uapi_minor}: still mapped"
+        );
+        vm.free_buffer(k, new, &[], false).unwrap();
+        vm.destroy(k).unwrap();
+    }
+}
+
 /// A buffer a GL driver parks in its own cache is MADVISE(DONTNEED). The kernel refuses a submit
 /// naming a DONTNEED object with EBUSY (msm_gem_pin_pages_locked, reached from
 /// submit_pin_objects), and a legacy-mode submit names every buffer of the VM: `GpuVm::madvise`
@@ -595,6 +712,13 @@ fn a_parked_buffer_is_left_out_of_legacy_submits() {
         assert!(vm.madvise(k, parked, false).unwrap(), "retained");
         vm.submit(k, 0, &[(used.iova, 64)], &[used], &[], &[])
             .unwrap();
+        if vm.bind_vm().is_none() {
+            // Commands in a parked buffer are a driver bug: refused, not a panic.
+            let e = vm
+                .submit(k, 0, &[(parked.iova, 64)], &[parked], &[], &[])
+                .unwrap_err();
+            assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::EINVAL);
+        }
         assert!(vm.madvise(k, parked, true).unwrap(), "retained");
         vm.submit(k, 0, &[(parked.iova, 64)], &[parked], &[], &[])
             .unwrap();

@@ -304,6 +304,52 @@ fn fixed_kernel_unmaps_at_unpin_once_no_handle_or_dmabuf_is_left() {
     assert_eq!(ping_pong(true, false, 10), (10, 9, 45_000));
 }
 
+/// Flips round a chain of three 1080p buffers `n` times, then closes everything; returns the
+/// steady-state counters (scanouts, maps, unmaps) read after the teardown.
+fn chain_steady(fix: bool, keep_handles: bool, n: usize) -> (u64, u64, u64, u64) {
+    let f = file_with(
+        "a750",
+        SimOptions {
+            display_vma_ref_fix: fix,
+            ..Default::default()
+        },
+    );
+    let bos: Vec<u32> = (0..3)
+        .map(|_| gem_new(&f, BYTES_1080P, MSM_BO_WC))
+        .collect();
+    let fbs: Vec<u32> = bos
+        .iter()
+        .map(|&b| addfb(&f, fb_cmd(b, W, H)).unwrap())
+        .collect();
+    if !keep_handles {
+        for &b in &bos {
+            gem_close(&f, b).unwrap();
+        }
+    }
+    for i in 0..n {
+        flip(&f, fbs[i % 3]).unwrap();
+        // The same framebuffer again is not a scanout flip.
+        flip(&f, fbs[i % 3]).unwrap();
+    }
+    close_all(&f, if keep_handles { &bos } else { &[] });
+    let s = f.sim().display_stats();
+    (
+        s.scanouts,
+        s.steady_scanouts,
+        s.steady_maps,
+        s.steady_unmaps,
+    )
+}
+
+#[test]
+fn steady_state_starts_once_every_buffer_of_the_chain_was_scanned_out() {
+    // 12 scanouts; the first 3 bring each buffer on screen once; the teardown at close (unmaps
+    // after the last scanout) is not part of the steady state.
+    assert_eq!(chain_steady(true, true, 12), (12, 9, 0, 0));
+    assert_eq!(chain_steady(false, true, 12), (12, 9, 9, 9));
+    assert_eq!(chain_steady(true, false, 12), (12, 9, 9, 9));
+}
+
 #[test]
 fn gem_close_of_the_last_reference_unmaps_at_once() {
     let f = file("a750");

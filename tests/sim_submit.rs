@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::submit::Submit;
 use common::{abs_timeout, file, file_with, gem_close, queue_new, raw, readable, wc_bo};
 use msm_winsys::kernel::{ioctl, Kernel};
-use msm_winsys::sim::{Clock, SimFile, SimOptions};
+use msm_winsys::sim::{Clock, Injection, SimFile, SimOptions};
 use msm_winsys::uapi::*;
 use msm_winsys::Errno;
 
@@ -835,6 +835,38 @@ fn a_command_at_an_unmapped_address_faults() {
     f.sim().gpu_run_until_idle();
     assert_eq!(query_faults(&f, 0), Ok(1));
     assert_eq!(f.sim().devcoredumps()[0].iova, 0x1_2345_6000);
+}
+
+/// The injected GPU fault (`SUBMIT:fault`, a debug event, not a kernel call): the nth submit
+/// succeeds and its job faults at address 0 when it runs; `"*"` rules do not count it.
+#[test]
+fn an_injected_submit_fault_faults_the_nth_job_at_address_zero() {
+    let f = manual("a750");
+    let sim = f.sim();
+    sim.inject(Injection {
+        point: "SUBMIT:fault".into(),
+        nth: 2,
+        errno: Errno::EIO,
+    });
+    sim.inject(Injection {
+        point: "*".into(),
+        nth: 100,
+        errno: Errno::ENOMEM,
+    });
+    // The commands are in a mapped buffer, so only the injection can fault.
+    let h = wc_bo(&f, 4096);
+    let mut s = Submit::new().bo(h, MSM_SUBMIT_BO_READ).cmd(0, 0, 64);
+    s.run(&f).unwrap();
+    sim.gpu_run_until_idle();
+    assert_eq!(query_faults(&f, 0), Ok(0));
+    s.run(&f).unwrap();
+    sim.gpu_run_until_idle();
+    assert_eq!(query_faults(&f, 0), Ok(1));
+    assert_eq!(sim.devcoredumps()[0].iova, 0);
+    let st = sim.injections();
+    assert!(st[0].fired && st[0].hits == 2, "{st:?}");
+    assert!(!st[1].fired && st[1].hits == 5, "ioctls only: {st:?}");
+    gem_close(&f, h).unwrap();
 }
 
 // ---- WAIT_FENCE -----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ use msm_winsys::Errno;
 
 use crate::fds::{self, DevFile};
 use crate::paths::{Node, NodePath, Target, Tree, DRM_MAJOR};
+use crate::sharing;
 use crate::{device, real, report};
 
 fn errno() -> c_int {
@@ -260,6 +261,8 @@ unsafe fn ioctl_fd(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     // would (copy_from_user/copy_to_user, EFAULT for bad pointers).
     let r = unsafe { f.file().ioctl(request as u64, arg) };
     report::ioctl(request, r);
+    // SAFETY: `arg` is the argument the model just read and wrote for `request`.
+    unsafe { sharing::ioctl(&f, request, arg, r) };
     let ret = match r {
         Ok(()) => 0,
         Err(e) => fail(e),

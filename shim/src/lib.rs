@@ -21,8 +21,9 @@
 //!
 //! Modules: [`real`] finds libc's definitions; [`paths`] makes the fake `/dev/dri` and sysfs tree
 //! and rewrites paths into it; [`fds`] knows which fds are device fds; [`device`] makes the model
-//! device from the environment; [`report`] counts and writes the exit report; `hooks` are the
-//! exported libc functions. Locks: `fds` and `report` each have one leaf mutex; no lock is held
+//! device from the environment; [`report`] counts and writes the exit report; [`sharing`] lists
+//! PRIME exports and imports and the layout metadata records of shared buffers; `hooks` are the
+//! exported libc functions. Locks: `fds`, `report` and `sharing` each have one leaf mutex; no lock is held
 //! while the model runs (see each module).
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -35,6 +36,7 @@ mod hooks;
 pub mod paths;
 pub mod real;
 pub mod report;
+pub mod sharing;
 
 static TREE: OnceLock<paths::Tree> = OnceLock::new();
 

@@ -311,7 +311,11 @@ pub fn to_json() -> Value {
             json!({
                 "flips": d.flips, "pins": d.pins, "unpins": d.unpins, "maps": d.maps,
                 "unmaps": d.unmaps, "tlb_invalidate_us": d.tlb_invalidate_us,
-                "mapped": d.mapped, "framebuffers": d.framebuffers,
+                "mapped": d.mapped, "framebuffers": d.framebuffers, "scanouts": d.scanouts,
+                "steady": {
+                    "scanouts": d.steady_scanouts, "maps": d.steady_maps,
+                    "unmaps": d.steady_unmaps,
+                },
             })
         }
         _ => Value::Null,
@@ -328,6 +332,7 @@ pub fn to_json() -> Value {
         "unanswered": unanswered,
         "files": files,
         "display": display,
+        "sharing": crate::sharing::to_json(),
         "clean": error.is_none() && unanswered.is_empty() && !leaked,
     })
 }

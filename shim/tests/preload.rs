@@ -177,6 +177,42 @@ fn a_page_flip_event_is_polled_and_read_through_libdrm() {
 }
 
 #[test]
+fn sharing_events_carry_the_object_and_the_decoded_record_and_can_go_to_stderr() {
+    let r = run("share", &[("MSMWS_SHIM_TRACE", "metadata")]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let rep = &r.report;
+    assert_eq!(rep["clean"], true, "{rep:#}");
+    let ev = rep["sharing"]["events"].as_array().unwrap();
+    let ops: Vec<&str> = ev.iter().map(|e| e["op"].as_str().unwrap()).collect();
+    assert_eq!(
+        ops,
+        [
+            "set-metadata",
+            "export",
+            "import",
+            "get-metadata-length",
+            "get-metadata"
+        ]
+    );
+    // One object seen from two files.
+    assert!(ev.iter().all(|e| e["object"] == ev[0]["object"]), "{ev:#?}");
+    assert_ne!(ev[0]["file"], ev[2]["file"]);
+    let tiled3 = serde_json::json!({"form": "modifier-only", "modifier": "0x500000000000003"});
+    assert_eq!(ev[0]["record"], tiled3);
+    assert_eq!(ev[3]["len"], 8);
+    assert_eq!(ev[4]["record"], tiled3);
+    // The same events on stderr, in order, as they happened.
+    let traced: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("msmws-shim-event: "))
+        .collect();
+    assert_eq!(traced.len(), 5, "{}", r.stderr);
+    let first: serde_json::Value = serde_json::from_str(traced[0]).unwrap();
+    assert_eq!(first, ev[0]);
+}
+
+#[test]
 fn profile_and_options_come_from_the_environment() {
     // GET_PARAM(CHIP_ID) is checked against a750's: another profile fails that check, after the
     // model device was made with the profile and options asked for.

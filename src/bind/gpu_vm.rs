@@ -134,6 +134,9 @@ pub struct GpuVm {
     /// None in kernel-iova mode (the kernel picks addresses).
     heap: Option<VaHeap>,
     bind: Option<BindVm>,
+    /// VM_BIND mode: the buffers of [`Self::create_buffer`] not yet freed, by address, so a free
+    /// must name one of them (the legacy modes keep `Legacy::by_iova` for their BO table).
+    live: Mutex<HashMap<u64, GpuBuffer>>,
     legacy: Mutex<Legacy>,
 }
 
@@ -173,6 +176,7 @@ impl GpuVm {
             watched: Mutex::default(),
             heap,
             bind,
+            live: Mutex::default(),
             legacy: Mutex::default(),
         })
     }
@@ -252,8 +256,27 @@ impl GpuVm {
         };
         if self.bind.is_none() {
             self.legacy().remember(buf);
+        } else {
+            self.live().insert(iova, buf);
         }
         Ok(buf)
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<u64, GpuBuffer>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A free naming no live buffer of [`Self::create_buffer`] (freed twice, made up, or a
+    /// [`Self::map_bo`] buffer, which [`Self::unmap_bo`] releases): honouring it would unmap or
+    /// close what now belongs to another buffer.
+    fn not_live(buf: &GpuBuffer) -> BindError {
+        kerr(KernelError {
+            errno: Errno::EINVAL,
+            call: format!(
+                "free of handle {} at {:#x}+{:#x}: not a live buffer of this VM (freed twice?)",
+                buf.handle, buf.iova, buf.size_B
+            ),
+        })
     }
 
     /// Frees `buf` once `users` (the submits that may still use it) are done. `shared`: the buffer
@@ -267,12 +290,27 @@ impl GpuVm {
     ) -> Result<(), BindError> {
         match &self.bind {
             Some(vm) => {
+                {
+                    let mut live = self.live();
+                    if live.get(&buf.iova) != Some(&buf) {
+                        return Err(Self::not_live(&buf));
+                    }
+                    live.remove(&buf.iova);
+                }
                 vm.unmap_freed(buf.iova, buf.size_B, users);
                 // The VMA holds the object; the handle is not needed any more.
                 ioctl::gem_close(k, buf.handle).map_err(kerr)?;
                 Ok(())
             }
             None => {
+                {
+                    let l = self.legacy();
+                    if l.by_iova.get(&buf.iova) != Some(&buf)
+                        || l.mapped_bos.contains_key(&buf.iova)
+                    {
+                        return Err(Self::not_live(&buf));
+                    }
+                }
                 self.bury(buf, users, shared, None);
                 Ok(())
             }
@@ -420,7 +458,15 @@ impl GpuVm {
     /// Takes back the address [`Self::map_bo`] gave, once `users` are done, and drops the VM's
     /// reference on the `Bo` then (the handle stays the `Bo`'s).
     pub fn unmap_bo(&self, buf: GpuBuffer, users: &[SyncPoint]) -> Result<(), BindError> {
-        let bo = self.legacy().mapped_bos.remove(&buf.iova);
+        let bo = {
+            let mut l = self.legacy();
+            // The same address may hold another shared buffer by now: only this one is removed.
+            let this = l
+                .mapped_bos
+                .get(&buf.iova)
+                .is_some_and(|bo| bo.handle() == buf.handle && bo.size_B() == buf.size_B);
+            this.then(|| l.mapped_bos.remove(&buf.iova)).flatten()
+        };
         let Some(bo) = bo else {
             return Err(kerr(KernelError {
                 errno: Errno::EINVAL,
@@ -666,18 +712,25 @@ impl GpuVm {
                 .range(..=iova)
                 .next_back()
                 .map(|(_, b)| *b)
-                .filter(|b| iova + size_B as u64 <= b.iova + b.size_B);
+                .filter(|b| {
+                    iova.checked_add(size_B.into())
+                        .is_some_and(|end| end <= b.iova + b.size_B)
+                });
             let Some(buf) = buf else {
                 return Err(kerr(KernelError {
                     errno: Errno::EINVAL,
                     call: format!("command at {iova:#x} is in no live buffer"),
                 }));
             };
+            // Live buffers are in the table unless parked DONTNEED (`Self::madvise`).
+            let Some(bo_index) = l.table.index_of(buf.handle) else {
+                return Err(kerr(KernelError {
+                    errno: Errno::EINVAL,
+                    call: format!("command at {iova:#x} is in a buffer parked DONTNEED"),
+                }));
+            };
             table_cmds.push(TableCmd {
-                bo_index: l
-                    .table
-                    .index_of(buf.handle)
-                    .expect("live buffers are in the table"),
+                bo_index,
                 offset_B: (iova - buf.iova) as u32,
                 size_B,
             });

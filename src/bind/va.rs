@@ -95,6 +95,22 @@ impl VaMirror {
         (addr < seg.end).then(|| (seg.target.advanced(addr - s), seg.dump))
     }
 
+    /// Whether every byte of `[start, start + len_B)` is mapped (to an object or to the null
+    /// page): what the GPU may read without faulting. An empty range asks about `start` alone.
+    pub fn covers(&self, start: u64, len_B: u64) -> bool {
+        let Some(end) = start.checked_add(len_B.max(1)) else {
+            return false;
+        };
+        let mut at = start;
+        while at < end {
+            match self.segs.range(..=at).next_back() {
+                Some((_, seg)) if seg.end > at => at = seg.end,
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// The part of the mirror inside the sorted, disjoint `ranges`.
     pub fn restrict(&self, ranges: &[(u64, u64)]) -> VaMirror {
         let mut out = VaMirror::new();

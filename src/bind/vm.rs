@@ -734,7 +734,7 @@ impl BindVm {
             st.pending.iter().any(|p| {
                 ranges
                     .iter()
-                    .any(|&(s, len)| p.op.iova < s + len && s < p.op.end())
+                    .any(|&(s, len)| p.op.iova < s.saturating_add(len) && s < p.op.end())
             })
         };
         if touches {
@@ -769,7 +769,7 @@ impl BindVm {
             }
         }
         for &(s, len) in ranges.iter().filter(|r| !covers_all(r)) {
-            for (_, (_, q, point)) in overlapping(&st.mapped_by, s, s + len) {
+            for (_, (_, q, point)) in overlapping(&st.mapped_by, s, s.saturating_add(len)) {
                 if point > st.done[qi(q)] {
                     best[qi(q)] = best[qi(q)].max(point);
                 }
@@ -818,8 +818,37 @@ impl BindVm {
     ) -> Result<(u32, Option<std::os::fd::OwnedFd>), BindError> {
         let mut all_uses: Vec<(u64, u64)> = uses.to_vec();
         all_uses.extend(cmds.iter().map(|&(a, s)| (a, s as u64)));
+        if let Some(&(iova, len_B)) = all_uses
+            .iter()
+            .find(|&&(iova, len_B)| iova.checked_add(len_B).is_none())
+        {
+            return Err(BindError::Kernel(KernelError {
+                errno: Errno::EINVAL,
+                call: format!("submit: range {iova:#x}+{len_B:#x} overflows the address space"),
+            }));
+        }
         let mut w = self.waits_for(k, &all_uses)?;
         let mut st = self.lock();
+        // The binds this submit touches are sent by now, so the mirror is what the GPU will see,
+        // less the unmaps of freed buffers held back for their users. A command buffer outside
+        // that is a driver bug that would fault and cost the whole VM: refuse it instead.
+        let live = |&&(iova, size_B): &&(u64, u32)| {
+            let end = iova.saturating_add(u64::from(size_B).max(1));
+            st.mirror.covers(iova, size_B.into())
+                && !st
+                    .pending
+                    .iter()
+                    .any(|p| p.op.is_unmap() && p.op.iova < end && iova < p.op.end())
+        };
+        if let Some(&(iova, size_B)) = cmds.iter().find(|c| !live(c)) {
+            return Err(BindError::Kernel(KernelError {
+                errno: Errno::EINVAL,
+                call: format!(
+                    "submit: command buffer {iova:#x}+{size_B:#x} is outside every live mapping \
+                     (the GPU would fault and the VM would be lost)"
+                ),
+            }));
+        }
         st.stats.submit_bind_waits += w.len() as u64;
         st.stats.submits += 1;
         w.extend_from_slice(fences.wait);

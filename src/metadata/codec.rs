@@ -259,6 +259,24 @@ pub fn encode(
     })
 }
 
+/// Decodes and validates metadata as an importer of the writer's own device and driver build
+/// would (the identity is taken from the record): for tools that show what a record says, such as
+/// the shim's report. Every other rule applies; an importer must use [`decode`].
+pub fn inspect(bytes: &[u8], bo_size_B: u64) -> Result<Imported, MetadataError> {
+    let theirs = if bytes.len() >= OFF_DRIVER_ID + 8 {
+        Identity {
+            chip_id: u64_at(bytes, OFF_CHIP_ID),
+            driver_id: u64_at(bytes, OFF_DRIVER_ID),
+        }
+    } else {
+        Identity {
+            chip_id: 0,
+            driver_id: 0,
+        }
+    };
+    decode(bytes, &theirs, bo_size_B)
+}
+
 /// Decodes and validates metadata read from a buffer of `bo_size_B` bytes, for an importer whose
 /// own identity is `ours`.
 ///
@@ -479,5 +497,31 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn inspect_reads_a_record_as_its_writer_and_keeps_every_other_rule() {
+        let id = Identity {
+            chip_id: 0x4305_0a01,
+            driver_id: 7,
+        };
+        let d = ImageDesc::new_2d(vk::Format::R8G8B8A8_UNORM, 300, 200);
+        let l = layout::plan(&d, layout::DRM_FORMAT_MOD_QCOM_TILED3).unwrap();
+        let e = encode(&id, &d, &l).unwrap();
+        match inspect(e.as_bytes(), l.size_B).unwrap() {
+            Imported::Image(i) => assert_eq!((i.identity, i.layout), (id, l.clone())),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            inspect(e.as_bytes(), l.size_B - 1),
+            Err(MetadataError::OutOfBounds { .. })
+        ));
+        let legacy = Encoded::legacy(layout::DRM_FORMAT_MOD_QCOM_TILED3);
+        assert_eq!(
+            inspect(legacy.as_bytes(), 0),
+            Ok(Imported::Legacy {
+                modifier: layout::DRM_FORMAT_MOD_QCOM_TILED3
+            })
+        );
     }
 }

@@ -19,7 +19,9 @@ pub mod format;
 pub mod layout;
 
 pub use bo::{load, store, BoMetadataError};
-pub use codec::{decode, encode, freedreno_modifier, reseal, Encoded, Imported, ImportedImage};
+pub use codec::{
+    decode, encode, freedreno_modifier, inspect, reseal, Encoded, Imported, ImportedImage,
+};
 pub use error::MetadataError;
 pub use layout::{
     expand, plan, validate, ImageDesc, ImageLayout, LevelLayout, PlaneLayout, PlaneParams, TileMode,

@@ -27,7 +27,7 @@
 //! kernel for the device's life, so its pins and its display mapping are not counted in
 //! [`DisplayStats`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, MutexGuard, Weak};
 
 use super::dispatch::typed;
@@ -82,6 +82,15 @@ pub struct DisplayStats {
     pub mapped: usize,
     /// Framebuffers made by files, now.
     pub framebuffers: usize,
+    /// Scanout flips: successful commits (PAGE_FLIP, ATOMIC, SETCRTC, ...) that put a different
+    /// file framebuffer on the primary plane.
+    pub scanouts: u64,
+    /// The steady state: the scanouts after the last one that showed an object never scanned
+    /// out before (once every buffer of the client's chain has been on screen), and the display
+    /// VM maps and unmaps those commits made. The teardown after the last scanout is not in it.
+    pub steady_scanouts: u64,
+    pub steady_maps: u64,
+    pub steady_unmaps: u64,
 }
 
 impl DisplayStats {
@@ -112,6 +121,14 @@ pub(super) struct Blob {
     pub data: Vec<u8>,
 }
 
+/// The counters at one scanout, to measure the steady state from.
+#[derive(Debug, Clone, Copy, Default)]
+struct ScanoutMark {
+    scanouts: u64,
+    maps: u64,
+    unmaps: u64,
+}
+
 #[derive(Debug)]
 struct DisplayVma {
     obj: Weak<GemObject>,
@@ -139,6 +156,11 @@ pub(super) struct State {
     pub stats: DisplayStats,
     /// `SimOptions::display_vma_ref_fix`.
     fix: bool,
+    /// Objects ever scanned out on the primary plane (ids are never reused), the counters at the
+    /// last scanout of a new one and at the last scanout: [`DisplayStats`]'s steady state.
+    scanned: HashSet<u64>,
+    steady_from: ScanoutMark,
+    last_scanout: ScanoutMark,
 }
 
 /// `vma_ref` of `obj` besides `pins`: open GEM handles + a live dma-buf this device exported.
@@ -164,6 +186,9 @@ impl State {
             vmas: HashMap::new(),
             stats: DisplayStats::default(),
             fix: options.display_vma_ref_fix,
+            scanned: HashSet::new(),
+            steady_from: ScanoutMark::default(),
+            last_scanout: ScanoutMark::default(),
         };
         if options.kms && options.fbdev_console {
             let mode = kms::panel_mode();
@@ -297,6 +322,33 @@ impl State {
     fn refresh(&mut self) {
         self.stats.framebuffers = self.fbs.values().filter(|f| f.owner != KERNEL).count();
         self.stats.mapped = self.vmas.len();
+        let (from, last) = (self.steady_from, self.last_scanout);
+        self.stats.steady_scanouts = last.scanouts - from.scanouts;
+        self.stats.steady_maps = last.maps - from.maps;
+        self.stats.steady_unmaps = last.unmaps - from.unmaps;
+    }
+
+    /// A commit put framebuffer `fb_id` on the primary plane in place of another, and made
+    /// (with its unpins and sweep) every map and unmap it will: one scanout flip. The console's
+    /// framebuffer is the kernel's, not a client's flip.
+    pub(super) fn scanned_out(&mut self, fb_id: u32) {
+        let Some(fb) = self.fbs.get(&fb_id) else {
+            return;
+        };
+        if fb.owner == KERNEL {
+            return;
+        }
+        let new = self.scanned.insert(fb.obj.id);
+        self.stats.scanouts += 1;
+        self.last_scanout = ScanoutMark {
+            scanouts: self.stats.scanouts,
+            maps: self.stats.maps,
+            unmaps: self.stats.unmaps,
+        };
+        if new {
+            self.steady_from = self.last_scanout;
+        }
+        self.refresh();
     }
 
     /// Scanout pin (`msm_framebuffer_prepare`): maps the object into the display VM on first

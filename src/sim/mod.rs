@@ -192,6 +192,9 @@ impl crate::ErrnoError for SimError {
 /// preallocation fails: ENOMEM), `"VM_BIND:op<N>"` (op N fails while it is applied to the VA tree:
 /// the ioctl fails, and for N > 0 the VM becomes unusable), `"VM_BIND:job"` (the job's first
 /// page-table map fails when it runs: the VM becomes unusable; the errno is not seen by anyone).
+/// Events that are not calls: `"SUBMIT:fault"` (the `nth` submit's job faults when it runs, as if
+/// its commands read an unmapped address: a GPU fault, and in VM_BIND mode a lost VM; the errno
+/// is not used, and `"*"` rules do not count these).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injection {
     pub point: String,
@@ -644,11 +647,36 @@ impl SimFile {
         fired.map_or(Ok(()), Err)
     }
 
+    /// Whether an injection rule for the event `point` fires now. Events are not kernel calls:
+    /// only rules naming the point exactly count them (a `"*"` rule counts ioctls only).
+    fn injected(&self, point: &str) -> bool {
+        let mut rules = self
+            .dev
+            .injections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut fired = false;
+        for r in rules.iter_mut().filter(|r| r.rule.point == point) {
+            r.seen += 1;
+            if r.seen == r.rule.nth && !fired {
+                fired = true;
+                r.fired = true;
+            }
+        }
+        fired
+    }
+
     /// The device this file belongs to.
     pub fn sim(&self) -> Sim {
         Sim {
             dev: self.dev.clone(),
         }
+    }
+
+    /// The object behind `handle`: its device-wide id (the same in every file that has a
+    /// handle to it, never reused) and its size in bytes (debug API).
+    pub fn object_of(&self, handle: u32) -> Option<(u64, u64)> {
+        SimFile::lookup(&self.ctx(), handle).map(|o| (o.id, o.size_B))
     }
 
     /// Whether this file's context is in VM_BIND mode (debug API).

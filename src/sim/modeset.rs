@@ -401,6 +401,12 @@ fn commit_locked(
         }
     }
     d.sweep();
+    if let Some(fb) = c.new.planes[0]
+        .fb
+        .filter(|&fb| c.planes[0] && old.planes[0].fb != Some(fb))
+    {
+        d.scanned_out(fb);
+    }
     Ok(())
 }
 

@@ -222,6 +222,13 @@ pub(super) fn submit(
     } else {
         objects.into_iter().map(|(o, _)| o).collect()
     };
+    let mut touches = touches;
+    // An injected GPU fault: the job also reads address 0, which no VM maps (the model's VMs
+    // start above it, as msm's do), as a command stream with a stale pointer would. The submit
+    // itself succeeds; the fault comes when the job runs.
+    if file.injected("SUBMIT:fault") {
+        touches.push((0, 4));
+    }
     let job = Job::new(
         q,
         vm,

@@ -6,6 +6,8 @@
  *   exit-open  leaves a device fd with a GEM handle open at exit (closed by the shim, no leak)
  *   flip       legacy KMS on card0 through libdrm: a dumb buffer on the CRTC, a page flip with an
  *              event, which poll and drmHandleEvent (read) deliver
+ *   share      a buffer shared between two render files with an 8-byte layout metadata record
+ *              (what stock turnip exports and stock freedreno reads)
  * Exits 0 when every check passed; prints the first failure otherwise. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -52,9 +54,14 @@ struct drm_msm_gem_info {
 #define MSM_PARAM_CHIP_ID 0x03
 #define MSM_BO_WC 0x00020000
 #define MSM_INFO_GET_OFFSET 0x00
+#define MSM_INFO_SET_METADATA 0x06
+#define MSM_INFO_GET_METADATA 0x07
 #define DRM_IOCTL_MSM_GET_PARAM DRM_IOWR(DRM_COMMAND_BASE + 0x00, struct drm_msm_param)
 #define DRM_IOCTL_MSM_GEM_NEW DRM_IOWR(DRM_COMMAND_BASE + 0x02, struct drm_msm_gem_new)
 #define DRM_IOCTL_MSM_GEM_INFO DRM_IOWR(DRM_COMMAND_BASE + 0x03, struct drm_msm_gem_info)
+/* What libdrm's drmCommandWrite(fd, DRM_MSM_GEM_INFO, ...) asks (turnip's and freedreno's
+ * metadata calls): the same number with _IOW. */
+#define DRM_IOCTL_MSM_GEM_INFO_W DRM_IOW(DRM_COMMAND_BASE + 0x03, struct drm_msm_gem_info)
 
 #define CHECK(cond)                                                                  \
    do {                                                                              \
@@ -143,11 +150,39 @@ static int flip(void)
    return 0;
 }
 
+/* An exporter's file stores the modifier-only record (DRM_FORMAT_MOD_QCOM_TILED3) and exports the
+ * buffer; an importer's file imports it, asks the record's length, then reads it. */
+static int share(void)
+{
+   int exporter = open_render(), importer = open_render();
+   uint32_t bo = gem_new(exporter, 8192);
+   uint64_t modifier = 0x0500000000000003ull;
+   struct drm_msm_gem_info set = {.handle = bo, .info = MSM_INFO_SET_METADATA,
+                                  .value = (uintptr_t)&modifier, .len = sizeof(modifier)};
+   CHECK(ioctl(exporter, DRM_IOCTL_MSM_GEM_INFO_W, &set) == 0);
+   struct drm_prime_handle prime = {.handle = bo, .flags = DRM_CLOEXEC | DRM_RDWR};
+   CHECK(ioctl(exporter, DRM_IOCTL_PRIME_HANDLE_TO_FD, &prime) == 0);
+   struct drm_prime_handle imp = {.fd = prime.fd};
+   CHECK(ioctl(importer, DRM_IOCTL_PRIME_FD_TO_HANDLE, &imp) == 0);
+   struct drm_msm_gem_info get = {.handle = imp.handle, .info = MSM_INFO_GET_METADATA};
+   CHECK(ioctl(importer, DRM_IOCTL_MSM_GEM_INFO, &get) == 0 && get.len == 8);
+   uint64_t read_back = 0;
+   get.value = (uintptr_t)&read_back;
+   CHECK(ioctl(importer, DRM_IOCTL_MSM_GEM_INFO, &get) == 0 && read_back == modifier);
+   CHECK(close(prime.fd) == 0);
+   gem_close(importer, imp.handle);
+   gem_close(exporter, bo);
+   CHECK(close(importer) == 0 && close(exporter) == 0);
+   return 0;
+}
+
 int main(int argc, char **argv)
 {
    const char *mode = argc > 1 ? argv[1] : "clean";
    if (strcmp(mode, "flip") == 0)
       return flip();
+   if (strcmp(mode, "share") == 0)
+      return share();
    struct stat st;
 
    CHECK(stat("/dev/dri/renderD128", &st) == 0);
