@@ -72,6 +72,15 @@
 // ones (`MSM_SUBMITQUEUE_ALLOW_PREEMPT`; a6xx and later).
 #define MSMWS_SUBMITQUEUE_ALLOW_PREEMPT 1
 
+// `msmws_device_cpu_prep`: the CPU will read (`MSM_PREP_READ`).
+#define MSMWS_PREP_READ 1
+
+// `msmws_device_cpu_prep`: the CPU will write (`MSM_PREP_WRITE`).
+#define MSMWS_PREP_WRITE 2
+
+// `msmws_device_cpu_prep`: do not wait, only ask (`MSM_PREP_NOSYNC`): -EBUSY when busy.
+#define MSMWS_PREP_NOSYNC 4
+
 // Most bytes of metadata (the kernel's limit); an encode buffer of this size always suffices.
 #define MSMWS_METADATA_MAX_SIZE 128
 
@@ -158,6 +167,20 @@ typedef struct msmws_gpu_buffer {
     uint64_t size_B;
 } msmws_gpu_buffer;
 
+// A command buffer: `size_B` bytes of commands at GPU address `iova`.
+typedef struct msmws_cmd {
+    uint64_t iova;
+    uint32_t size_B;
+    uint32_t pad;
+} msmws_cmd;
+
+// A syncobj and a point on it (0 for a binary syncobj).
+typedef struct msmws_sync_point {
+    uint32_t handle;
+    uint32_t pad;
+    uint64_t point;
+} msmws_sync_point;
+
 // What a GPU VM has done so far (VM_BIND mode; all 0 in the legacy modes except the reclaim
 // counters). Filled by `msmws_gpu_vm_get_stats`.
 typedef struct msmws_gpu_vm_stats {
@@ -180,20 +203,6 @@ typedef struct msmws_gpu_vm_stats {
     uint64_t reclaim_passes;
     uint64_t reclaimed;
 } msmws_gpu_vm_stats;
-
-// A syncobj and a point on it (0 for a binary syncobj).
-typedef struct msmws_sync_point {
-    uint32_t handle;
-    uint32_t pad;
-    uint64_t point;
-} msmws_sync_point;
-
-// A command buffer: `size_B` bytes of commands at GPU address `iova`.
-typedef struct msmws_cmd {
-    uint64_t iova;
-    uint32_t size_B;
-    uint32_t pad;
-} msmws_cmd;
 
 // The layout-relevant part of a `VkImageCreateInfo` (2D images). `samples` is the count (1, 2,
 // 4, 8), `create_flags` and `usage` are `VkImageCreateFlags` and `VkImageUsageFlags`.
@@ -474,6 +483,62 @@ int msmws_device_get_metadata(const struct msmws_device *dev,
                               uint8_t *out,
                               uint32_t out_size,
                               uint32_t *len_out);
+
+// Tells the kernel whether the contents of `buffer` (a `msmws_gpu_vm_create_buffer` or
+// `msmws_gpu_vm_map_bo` result of `vm`) are still needed (MADVISE): `willneed` false lets it
+// purge the pages under memory pressure (a buffer parked in a driver's cache), true asks for
+// them back. `*retained` is false when the object was purged: its contents are lost and the
+// driver must not reuse it (free it). Without VM_BIND a parked buffer is also left out of the
+// BO table submits pass (the kernel refuses a submit naming a DONTNEED object) until taken back.
+//
+// Thread-safe. Returns 0, -EINVAL (NULL pointer, a handle the file does not have) or the
+// kernel's errno.
+int msmws_gpu_vm_madvise(const struct msmws_gpu_vm *vm,
+                         const struct msmws_gpu_buffer *buffer,
+                         bool willneed,
+                         bool *retained);
+
+// Waits until the GPU is done with GEM handle `handle` for a CPU access `op`
+// (`MSMWS_PREP_READ` / `_WRITE`, with `MSMWS_PREP_NOSYNC` to only ask), for at most
+// `timeout_ns`: the kernel's view, which includes other processes' use of a shared buffer
+// (implicit sync), where a driver's own fences know only its own submits.
+//
+// Thread-safe. Returns 0, -EBUSY (NOSYNC and busy), -ETIMEDOUT, -EINVAL (NULL `dev`, unknown
+// `op` bits), -ENOENT (no such handle) or the kernel's errno.
+int msmws_device_cpu_prep(const struct msmws_device *dev,
+                          uint32_t handle,
+                          uint32_t op,
+                          uint64_t timeout_ns);
+
+// Writes to `*faults` the GPU faults and hangs charged to submitqueue `queue_id` so far
+// (SUBMITQUEUE_QUERY(FAULTS)): a GL context's "was it my fault" for robustness, where
+// `msmws_device_query(MSMWS_QUERY_FAULTS)` counts the whole device's.
+//
+// Thread-safe. Returns 0, -EINVAL (NULL pointer), -ENOENT (no such queue) or the kernel's errno.
+int msmws_device_submitqueue_faults(const struct msmws_device *dev,
+                                    uint32_t queue_id,
+                                    uint64_t *faults);
+
+// `msmws_gpu_vm_submit` with sync-file fences: the submit also waits for the sync file
+// `in_fence_fd` (-1: none; it stays the caller's), and with a non-NULL `out_fence_fd` writes a
+// new sync file (O_CLOEXEC, the caller's to close) that signals when the commands are done.
+//
+// Thread-safe. Returns 0, -EINVAL (NULL pointers with non-zero counts, a command in no live
+// buffer), -EBADF (a bad `in_fence_fd`), -EPIPE (the VM was lost) or the kernel's errno;
+// `*seqno` and `*out_fence_fd` are written only on success.
+int msmws_gpu_vm_submit_fence_fd(const struct msmws_gpu_vm *vm,
+                                 uint32_t queue_id,
+                                 const struct msmws_cmd *cmds,
+                                 uint32_t n_cmds,
+                                 const struct msmws_gpu_buffer *uses,
+                                 uint32_t n_uses,
+                                 const struct msmws_sync_point *waits,
+                                 uint32_t n_waits,
+                                 const struct msmws_sync_point *signals,
+                                 uint32_t n_signals,
+                                 int in_fence_fd,
+                                 int *out_fence_fd,
+                                 uint32_t *seqno);
 
 // Creates the GPU memory of `dev` (in the mode its probe chose) into `*out`.
 //

@@ -740,3 +740,48 @@ fn kernel_iova_mode_refuses_a_second_map_of_a_mapped_buffer_and_keeps_the_first(
         ..Default::default()
     });
 }
+
+/// A buffer a GL driver parks in its own cache is MADVISE(DONTNEED). The kernel refuses a submit
+/// naming a DONTNEED object with EBUSY (msm_gem_pin_pages_locked, reached from
+/// submit_pin_objects), and a legacy-mode submit names every buffer of the VM: `GpuVm::madvise`
+/// takes a parked buffer out of that table and puts it back when taken back (found by piglit's
+/// ext_external_objects-vk-depth-display on freedreno-on-msm-winsys, kernel-iova mode). VM_BIND
+/// refuses to map a DONTNEED object the same way: a MAP still queued is sent before parking.
+#[test]
+fn a_parked_buffer_is_left_out_of_legacy_submits() {
+    for options in [
+        SimOptions {
+            uapi_minor: 12,
+            ..Default::default()
+        },
+        SimOptions {
+            per_process_pgtables: false,
+            ..Default::default()
+        },
+        SimOptions::default(),
+    ] {
+        let (sim, file, dev) = device_with_file(options.clone());
+        let k = dev.kernel();
+        let vm = GpuVm::new(&dev).unwrap();
+        let used = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        let parked = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        assert!(vm.madvise(k, parked, false).unwrap(), "retained");
+        vm.submit(k, 0, &[(used.iova, 64)], &[used], &[], &[])
+            .unwrap();
+        if vm.bind_vm().is_none() {
+            // Commands in a parked buffer are a driver bug: refused, not a panic.
+            let e = vm
+                .submit(k, 0, &[(parked.iova, 64)], &[parked], &[], &[])
+                .unwrap_err();
+            assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::EINVAL);
+        }
+        assert!(vm.madvise(k, parked, true).unwrap(), "retained");
+        vm.submit(k, 0, &[(parked.iova, 64)], &[parked], &[], &[])
+            .unwrap();
+        sim.gpu_run_until_idle();
+        assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
+        vm.free_buffer(k, used, &[], false).unwrap();
+        vm.free_buffer(k, parked, &[], false).unwrap();
+        close_clean(&sim, file, dev, vm, &format!("{options:?}"));
+    }
+}

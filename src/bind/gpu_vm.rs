@@ -528,6 +528,45 @@ impl GpuVm {
         Ok(())
     }
 
+    /// MADVISE for a buffer a driver parks in its own cache (`willneed` false) or takes back
+    /// (true); returns `retained` (false: purged, the contents are gone). The kernel pins no
+    /// DONTNEED object (EBUSY, msm_gem_pin_pages_locked): in the legacy modes a parked buffer
+    /// leaves the BO table every submit passes until taken back; in VM_BIND mode its MAP, if
+    /// still queued, is sent before it is parked.
+    pub fn madvise(
+        &self,
+        k: &dyn Kernel,
+        buf: GpuBuffer,
+        willneed: bool,
+    ) -> Result<bool, BindError> {
+        let madv = if willneed {
+            MSM_MADV_WILLNEED
+        } else {
+            MSM_MADV_DONTNEED
+        };
+        if let Some(vm) = &self.bind {
+            // VM_BIND refuses to map a DONTNEED object (EBUSY, the same pin): the buffer's MAP,
+            // if still queued, goes to the kernel before the buffer is parked. Other pending ops
+            // wait for the next submit or flush, as they would have.
+            if !willneed && vm.maps_pending(buf.handle) {
+                self.flush_ready(k)?;
+            }
+            return ioctl::gem_madvise(k, buf.handle, madv).map_err(kerr);
+        }
+        let mut l = self.legacy();
+        let retained = ioctl::gem_madvise(k, buf.handle, madv).map_err(kerr)?;
+        let known = l
+            .by_iova
+            .get(&buf.iova)
+            .is_some_and(|b| b.handle == buf.handle);
+        if !willneed {
+            l.table.remove(buf.handle);
+        } else if retained && known && l.table.index_of(buf.handle).is_none() {
+            l.table.insert(buf.handle, buf.iova);
+        }
+        Ok(retained)
+    }
+
     /// Tells the device's fence book how far the timelines this VM's submits signal have got (one
     /// SYNCOBJ_QUERY each, per flush, never per allocation), so the buffer cache sees a buffer
     /// with those fences as idle. Binary syncobjs report no points and are not watched.
@@ -686,9 +725,29 @@ impl GpuVm {
         waits: &[SyncPoint],
         signals: &[SyncPoint],
     ) -> Result<u32, BindError> {
+        let fences = Fences {
+            wait: waits,
+            signal: signals,
+            ..Default::default()
+        };
+        self.submit_with(k, queue_id, cmds, uses, fences)
+            .map(|(seqno, _)| seqno)
+    }
+
+    /// [`Self::submit`] with every fence the kernel offers: syncobjs, an in-fence sync file and,
+    /// if asked, an out-fence sync file (returned with the seqno). What GL needs for
+    /// EGL_ANDROID_native_fence_sync and for KMS's in/out fences.
+    pub fn submit_with(
+        &self,
+        k: &dyn Kernel,
+        queue_id: u32,
+        cmds: &[(u64, u32)],
+        uses: &[GpuBuffer],
+        fences: Fences<'_>,
+    ) -> Result<(u32, Option<std::os::fd::OwnedFd>), BindError> {
         {
             let mut w = self.watched.lock().unwrap_or_else(|p| p.into_inner());
-            for p in signals.iter().filter(|p| p.point != 0) {
+            for p in fences.signal.iter().filter(|p| p.point != 0) {
                 if !w.contains(&p.handle) {
                     w.push(p.handle);
                 }
@@ -696,7 +755,7 @@ impl GpuVm {
         }
         if let Some(vm) = &self.bind {
             let ranges: Vec<(u64, u64)> = uses.iter().map(|b| (b.iova, b.size_B)).collect();
-            return vm.submit(k, queue_id, cmds, &ranges, waits, signals);
+            return vm.submit_with(k, queue_id, cmds, &ranges, fences);
         }
         self.reclaim(k)?;
         let l = self.legacy();
@@ -717,20 +776,19 @@ impl GpuVm {
                     call: format!("command at {iova:#x} is in no live buffer"),
                 }));
             };
+            // Live buffers are in the table unless parked DONTNEED (`Self::madvise`).
+            let Some(bo_index) = l.table.index_of(buf.handle) else {
+                return Err(kerr(KernelError {
+                    errno: Errno::EINVAL,
+                    call: format!("command at {iova:#x} is in a buffer parked DONTNEED"),
+                }));
+            };
             table_cmds.push(TableCmd {
-                bo_index: l
-                    .table
-                    .index_of(buf.handle)
-                    .expect("live buffers are in the table"),
+                bo_index,
                 offset_B: (iova - buf.iova) as u32,
                 size_B,
             });
         }
-        let fences = Fences {
-            wait: waits,
-            signal: signals,
-            ..Default::default()
-        };
         // Explicit sync through the syncobjs, as turnip does: no implicit sync on every BO.
         ioctl::submit_with_table(
             k,

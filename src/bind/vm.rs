@@ -319,6 +319,13 @@ impl BindVm {
         self.lock().pending.len()
     }
 
+    /// Whether a MAP of GEM handle `handle` is queued and not yet sent. O(pending ops).
+    pub fn maps_pending(&self, handle: u32) -> bool {
+        self.lock().pending.iter().any(
+            |p| matches!(p.op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle),
+        )
+    }
+
     /// What the winsys has sent as mapped, as ops sorted by address (for teardown and debugging).
     pub fn mapped(&self) -> Vec<BindOp> {
         self.lock().mirror.as_ops()

@@ -18,8 +18,9 @@ use super::bo::msmws_bo;
 use super::device::msmws_device;
 use super::{borrow, boundary, check_out, slice, write_out, FfiError};
 use crate::bind::{GpuBuffer, GpuVm, Placement};
-use crate::kernel::ioctl::SyncPoint;
+use crate::kernel::ioctl::{Fences, SyncPoint};
 use crate::Device;
+use std::os::fd::IntoRawFd;
 
 /// GPU memory of one device. Opaque.
 pub struct msmws_gpu_vm {
@@ -330,27 +331,82 @@ pub extern "C" fn msmws_gpu_vm_submit(
     n_signals: u32,
     seqno: *mut u32,
 ) -> c_int {
+    // SAFETY: the caller's pointers satisfy this function's contract, which is submit's.
+    unsafe {
+        submit(
+            vm,
+            queue_id,
+            (cmds, n_cmds),
+            (uses, n_uses),
+            (waits, n_waits),
+            (signals, n_signals),
+            (-1, std::ptr::null_mut()),
+            seqno,
+        )
+    }
+}
+
+/// `GpuVm::madvise` of `buffer` on `vm` (for `crate::ffi::gl`, which cannot see the VM).
+pub(super) fn madvise(
+    vm: &msmws_gpu_vm,
+    buffer: &msmws_gpu_buffer,
+    willneed: bool,
+) -> super::FfiResult<bool> {
+    Ok(vm
+        .vm
+        .madvise(vm.dev.kernel(), to_buffer(buffer), willneed)?)
+}
+
+/// The body of `msmws_gpu_vm_submit` and `msmws_gpu_vm_submit_fence_fd` (`crate::ffi::gl`):
+/// arrays as (pointer, count), sync files as (in-fence fd or -1, out-fence fd pointer or NULL).
+///
+/// # Safety
+/// Non-null pointers must be live for the call, each array must hold its count of elements and
+/// the out pointers must be writable.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn submit(
+    vm: *const msmws_gpu_vm,
+    queue_id: u32,
+    cmds: (*const msmws_cmd, u32),
+    uses: (*const msmws_gpu_buffer, u32),
+    waits: (*const msmws_sync_point, u32),
+    signals: (*const msmws_sync_point, u32),
+    sync_files: (c_int, *mut c_int),
+    seqno: *mut u32,
+) -> c_int {
     boundary(|| {
-        // SAFETY: non-null pointers are live for the call, arrays hold their counts (API contract).
+        // SAFETY: guaranteed by the caller.
         let (vm, cmds, uses, waits, signals) = unsafe {
             (
                 borrow(vm, "vm")?,
-                slice(cmds, n_cmds as usize, "cmds")?,
-                slice(uses, n_uses as usize, "uses")?,
-                slice(waits, n_waits as usize, "waits")?,
-                slice(signals, n_signals as usize, "signals")?,
+                slice(cmds.0, cmds.1 as usize, "cmds")?,
+                slice(uses.0, uses.1 as usize, "uses")?,
+                slice(waits.0, waits.1 as usize, "waits")?,
+                slice(signals.0, signals.1 as usize, "signals")?,
             )
         };
+        let (in_fence_fd, out_fence_fd) = sync_files;
+        if in_fence_fd < -1 {
+            return Err(FfiError::invalid(format!(
+                "in_fence_fd {in_fence_fd}: -1 or a sync file"
+            )));
+        }
         let cmds: Vec<(u64, u32)> = cmds.iter().map(|c| (c.iova, c.size_B)).collect();
         let uses: Vec<GpuBuffer> = uses.iter().map(to_buffer).collect();
-        let s = vm.vm.submit(
-            vm.dev.kernel(),
-            queue_id,
-            &cmds,
-            &uses,
-            &points(waits),
-            &points(signals),
-        )?;
+        let (waits, signals) = (points(waits), points(signals));
+        let fences = Fences {
+            wait: &waits,
+            signal: &signals,
+            fence_fd_in: (in_fence_fd >= 0).then_some(in_fence_fd),
+            fence_fd_out: !out_fence_fd.is_null(),
+        };
+        let (s, fd) = vm
+            .vm
+            .submit_with(vm.dev.kernel(), queue_id, &cmds, &uses, fences)?;
+        if let Some(fd) = fd {
+            // SAFETY: non-null (the kernel was asked for an out fence only then), writable.
+            unsafe { write_out(out_fence_fd, fd.into_raw_fd()) };
+        }
         if !seqno.is_null() {
             // SAFETY: non-null, and the caller provides storage for one u32.
             unsafe { write_out(seqno, s) };

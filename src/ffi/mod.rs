@@ -30,6 +30,7 @@ use crate::Errno;
 pub mod bo;
 pub mod device;
 pub mod driver;
+pub mod gl;
 pub mod gpu_vm;
 pub mod metadata;
 pub mod va_heap;

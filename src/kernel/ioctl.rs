@@ -333,6 +333,48 @@ pub fn gem_madvise(k: &dyn Kernel, handle: u32, madv: u32) -> Result<bool, Kerne
     Ok(arg.retained != 0)
 }
 
+/// MSM GEM_CPU_PREP: waits until the GPU is done with `handle` for the CPU access `op`
+/// (`MSM_PREP_READ` / `_WRITE`, `MSM_PREP_NOSYNC` to only ask), for at most `timeout_ns` from
+/// now (the kernel takes an absolute CLOCK_MONOTONIC time). EBUSY (NOSYNC) or ETIMEDOUT when the
+/// object is still busy.
+pub fn gem_cpu_prep(
+    k: &dyn Kernel,
+    handle: u32,
+    op: u32,
+    timeout_ns: u64,
+) -> Result<(), KernelError> {
+    let deadline = monotonic_now_ns()
+        .saturating_add(timeout_ns)
+        .min(i64::MAX as u64);
+    let mut arg = drm_msm_gem_cpu_prep {
+        handle,
+        op,
+        timeout: drm_msm_timespec {
+            tv_sec: (deadline / 1_000_000_000) as i64,
+            tv_nsec: (deadline % 1_000_000_000) as i64,
+        },
+    };
+    call(k, DRM_IOCTL_MSM_GEM_CPU_PREP, &mut arg, || {
+        format!("GEM_CPU_PREP(handle {handle}, op {op:#x})")
+    })
+}
+
+/// SUBMITQUEUE_QUERY(FAULTS): the faults and hangs charged to submitqueue `queue_id`.
+pub fn submitqueue_faults(k: &dyn Kernel, queue_id: u32) -> Result<u32, KernelError> {
+    let mut faults: u32 = 0;
+    let mut arg = drm_msm_submitqueue_query {
+        data: &mut faults as *mut u32 as u64,
+        id: queue_id,
+        param: MSM_SUBMITQUEUE_PARAM_FAULTS,
+        len: size_of::<u32>() as u32,
+        pad: 0,
+    };
+    call(k, DRM_IOCTL_MSM_SUBMITQUEUE_QUERY, &mut arg, || {
+        format!("SUBMITQUEUE_QUERY(queue {queue_id}, FAULTS)")
+    })?;
+    Ok(faults)
+}
+
 /// MSM GEM_INFO of a by-value kind (`GET_OFFSET`, `GET_IOVA`, `SET_IOVA`, `GET_FLAGS`).
 pub fn gem_info_value(
     k: &dyn Kernel,
@@ -809,7 +851,7 @@ pub fn submit_with_table(
     cmds: &[TableCmd],
     flags: u32,
     fences: Fences<'_>,
-) -> Result<u32, KernelError> {
+) -> Result<(u32, Option<std::os::fd::OwnedFd>), KernelError> {
     let packed: Vec<drm_msm_gem_submit_cmd> = cmds
         .iter()
         .map(|c| drm_msm_gem_submit_cmd {
@@ -820,5 +862,5 @@ pub fn submit_with_table(
             ..Default::default()
         })
         .collect();
-    gem_submit(k, queue_id, &table.entries, &packed, flags, fences).map(|(seqno, _)| seqno)
+    gem_submit(k, queue_id, &table.entries, &packed, flags, fences)
 }
