@@ -249,8 +249,11 @@ pub extern "C" fn msmws_gpu_vm_get_stats(
 
 /// Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
 /// signalled; its address is reused only after that. `shared`: it was exported or imported.
+/// The syncobjs in `users` must stay alive until the VM has been flushed after those points
+/// signalled (or destroyed): the unmap waits for them.
 ///
-/// Thread-safe. Returns 0, -EINVAL, or the kernel's errno.
+/// Thread-safe. Returns 0, -EINVAL (also for a buffer that is not a live buffer of this VM:
+/// freed already, or mapped with `msmws_gpu_vm_map_bo`), or the kernel's errno.
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_free_buffer(
     vm: *const msmws_gpu_vm,

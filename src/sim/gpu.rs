@@ -110,6 +110,10 @@ pub struct GpuState {
     pub suspends: u64,
     pub devcoredumps: Vec<Devcoredump>,
     shutdown: bool,
+    /// Jobs taken off their queue and still executing: they count as pending until done, so
+    /// waiting for an idle GPU also waits for the job that is running (its fences, the
+    /// preallocated pages it releases).
+    running: usize,
 }
 
 #[derive(Debug)]
@@ -187,10 +191,16 @@ impl Gpu {
 
     /// Runs one runnable job, if any (Manual clock). Returns whether one ran.
     pub fn step(self: &Arc<Gpu>) -> bool {
-        let job = Gpu::take_runnable(&mut self.lock(), Instant::now(), Duration::ZERO).0;
+        let job = {
+            let mut st = self.lock();
+            let job = Gpu::take_runnable(&mut st, Instant::now(), Duration::ZERO).0;
+            st.running += usize::from(job.is_some());
+            job
+        };
         match job {
             Some(job) => {
                 self.execute(job);
+                self.lock().running -= 1;
                 true
             }
             None => false,
@@ -208,7 +218,8 @@ impl Gpu {
 
     /// Jobs queued and not yet run.
     pub fn pending(&self) -> usize {
-        self.lock().queues.iter().map(|(_, q)| q.len()).sum()
+        let st = self.lock();
+        st.queues.iter().map(|(_, q)| q.len()).sum::<usize>() + st.running
     }
 
     fn run_async(gpu: Weak<Gpu>, latency: Duration) {
@@ -221,8 +232,10 @@ impl Gpu {
             let (job, next_due) = Gpu::take_runnable(&mut st, Instant::now(), latency);
             match job {
                 Some(job) => {
+                    st.running += 1;
                     drop(st);
                     g.execute(job);
+                    g.lock().running -= 1;
                 }
                 None => {
                     // Sleep until the next job is due, something is pushed or a fence signals;
