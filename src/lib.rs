@@ -28,5 +28,5 @@ pub mod scenario;
 pub mod sim;
 pub mod uapi;
 
-pub use device::{Device, DeviceError, DeviceInfo, ProbeOptions, VmMode};
+pub use device::{Device, DeviceError, DeviceExtras, DeviceInfo, ProbeOptions, VmMode};
 pub use errno::{Errno, ErrnoError};
