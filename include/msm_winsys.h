@@ -76,7 +76,7 @@
 // anywhere (`msmws_gpu_vm_create_buffer`, freed with `shared` false) keeps its handle and GPU
 // mapping and serves a later `msmws_gpu_vm_create_buffer` of the same flags and a close size
 // (its `size_B` may then be up to 1.5 times the request's bucket) once its users are done;
-// buffers cached over 100 ms are made DONTNEED, over 1 s (or past 256 MiB) freed for real.
+// buffers cached over 250 ms are made DONTNEED, over 1 s (or past 256 MiB) freed for real.
 #define MSMWS_GPU_VM_CACHE 1
 
 // Most bytes of metadata (the kernel's limit); an encode buffer of this size always suffices.
@@ -623,6 +623,10 @@ int msmws_gpu_vm_destroy(struct msmws_gpu_vm *vm);
 int msmws_metadata_plan(const struct msmws_image_desc *desc,
                         uint64_t modifier,
                         struct msmws_image_layout *layout_out);
+
+// The DRM fourcc the record stores for `vk_format` (`msmws_image_desc.drm_fourcc`): 0 for a
+// format without one or one msm-winsys does not know. Thread-safe; no errors.
+uint32_t msmws_metadata_drm_fourcc(uint32_t vk_format);
 
 // Encodes the record for an exported image into `out` (`out_size` bytes; 128 always suffice) and
 // writes its length to `*len_out`: the bytes to store with MSM_INFO_SET_METADATA.

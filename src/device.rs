@@ -331,13 +331,10 @@ fn probe(
 
     let gpu_id = ioctl::get_param(k, MSM_PARAM_GPU_ID)? as u32;
     let chip_id = ioctl::get_param(k, MSM_PARAM_CHIP_ID)?;
-    let va = match (
-        ioctl::get_param(k, MSM_PARAM_VA_START),
-        ioctl::get_param(k, MSM_PARAM_VA_SIZE),
-    ) {
-        (Ok(start), Ok(size)) => Some((start, size)),
-        _ => None,
-    };
+    // VA_SIZE only when VA_START answered: without per-process page tables both are refused.
+    let va = ioctl::get_param(k, MSM_PARAM_VA_START)
+        .ok()
+        .and_then(|start| Some((start, ioctl::get_param(k, MSM_PARAM_VA_SIZE).ok()?)));
     if mode.is_none() {
         (mode, mode_reason) = match va {
             Some(_) if options.allow_userspace_iova => (

@@ -158,6 +158,24 @@ fn the_probe_asks_what_a_driver_needs_and_the_extras_once_on_demand() {
 }
 
 #[test]
+fn without_per_process_pgtables_the_probe_does_not_ask_va_size() {
+    // VA_START is refused (EINVAL, msm_drv.c: no per-process address space), so VA_SIZE would
+    // be too: stock turnip asks VA_START only, and so does the probe.
+    let sim = Sim::with_options(
+        "a660",
+        SimOptions {
+            per_process_pgtables: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (k, requests) = recorded(&sim);
+    let dev = Device::new(k, ProbeOptions::default()).unwrap();
+    assert_eq!(dev.info().mode, VmMode::KernelIova);
+    assert_eq!(count(&requests, DRM_IOCTL_MSM_GET_PARAM), 10);
+}
+
+#[test]
 fn a_probe_given_the_version_does_not_read_it() {
     let sim = Sim::new("a750").unwrap();
     let (k, requests) = recorded(&sim);

@@ -11,7 +11,7 @@
 //! - Reuse only after the free's users are done, as the fence book knows them: the caller
 //!   supplies the idle test, and refreshes the book at most once per submit when a candidate
 //!   looks busy (see `GpuVm::create_buffer_at`).
-//! - MADVISE lazily: a buffer cached longer than [`ADVISE_AGE`] is made DONTNEED (the kernel may
+//! - MADVISE lazily: a buffer cached longer than [`ADVISE_AGE`] (250 ms) is made DONTNEED (the kernel may
 //!   purge it under memory pressure) and WILLNEED again on reuse; a young buffer costs nothing.
 //! - Expiry: a buffer cached longer than [`MAX_AGE`], or the oldest ones while the cache holds
 //!   more than [`BUDGET_B`], are freed for real (unmapped after their users, handle closed).
@@ -24,7 +24,7 @@ use super::gpu_vm::GpuBuffer;
 use crate::kernel::ioctl::SyncPoint;
 
 /// A cached buffer older than this is made DONTNEED.
-pub const ADVISE_AGE: Duration = Duration::from_millis(100);
+pub const ADVISE_AGE: Duration = Duration::from_millis(250);
 /// A cached buffer older than this is freed.
 pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// Bytes the cache may hold; past it the oldest buffers are freed.
@@ -157,24 +157,26 @@ impl VmCache {
             {
                 free.push(q.pop_front().expect("front exists"));
             }
-            for c in q.iter_mut() {
-                if now.duration_since(c.since) < ADVISE_AGE {
-                    break;
-                }
-                if !c.advised {
-                    c.advised = true;
-                    advise.push(c.buf.handle);
-                }
-            }
             !q.is_empty()
         });
         for c in &free {
             self.stats.cached -= 1;
             self.stats.cached_B -= c.buf.size_B;
         }
+        // Over the budget first: a buffer about to be freed is not worth a DONTNEED.
         while self.stats.cached_B > BUDGET_B {
             let Some(c) = self.pop_oldest() else { break };
             free.push(c);
+        }
+        // Each bucket is oldest first and is advised from its front, so the advised buffers and
+        // the old enough ones are two prefixes: two binary searches, then only the new ones.
+        for q in self.buckets.values_mut() {
+            let advised = q.partition_point(|c| c.advised);
+            let old = q.partition_point(|c| now.duration_since(c.since) >= ADVISE_AGE);
+            for c in q.range_mut(advised..old.max(advised)) {
+                c.advised = true;
+                advise.push(c.buf.handle);
+            }
         }
         self.stats.expired += free.len() as u64;
         self.stats.advised += advise.len() as u64;

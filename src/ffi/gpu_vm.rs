@@ -109,7 +109,7 @@ fn to_buffer(b: &msmws_gpu_buffer) -> GpuBuffer {
 /// anywhere (`msmws_gpu_vm_create_buffer`, freed with `shared` false) keeps its handle and GPU
 /// mapping and serves a later `msmws_gpu_vm_create_buffer` of the same flags and a close size
 /// (its `size_B` may then be up to 1.5 times the request's bucket) once its users are done;
-/// buffers cached over 100 ms are made DONTNEED, over 1 s (or past 256 MiB) freed for real.
+/// buffers cached over 250 ms are made DONTNEED, over 1 s (or past 256 MiB) freed for real.
 pub const MSMWS_GPU_VM_CACHE: u32 = 1;
 
 /// `msmws_gpu_vm_create` with `MSMWS_GPU_VM_*` `flags`. Returns its errors, and -EINVAL for an
