@@ -735,17 +735,18 @@ impl GpuVm {
     /// Sends pending binds (VM_BIND) or reclaims idle zombies (legacy), and returns freed
     /// addresses to the allocator.
     pub fn flush(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        self.publish(k)?;
         self.flush_with(k, true)
     }
 
     /// Like [`Self::flush`], but unmaps of buffers still in use stay queued (no in-fence waits):
     /// what a frame's end calls.
     pub fn flush_ready(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        self.publish(k)?;
         self.flush_with(k, false)
     }
 
     fn flush_with(&self, k: &dyn Kernel, all: bool) -> Result<(), BindError> {
-        self.publish(k)?;
         match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
                 let released = if all {
@@ -873,9 +874,10 @@ impl GpuVm {
         for c in cached {
             self.release(k, c);
         }
-        let mut flushed = self.flush(k);
+        // Nobody reads the fence book after this: the final flush does not publish to it.
+        let mut flushed = self.flush_with(k, true);
         if matches!(&flushed, Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM) {
-            flushed = self.flush(k);
+            flushed = self.flush_with(k, true);
         }
         let released = match self.bind {
             Some(vm) => vm.destroy(k).map_err(kerr),

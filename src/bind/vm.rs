@@ -155,7 +155,9 @@ struct State {
     mapped_by: BTreeMap<u64, (u64, Queue, u64)>,
     /// Jobs not known to be done: (queue, point, preallocated pages).
     in_flight: VecDeque<(Queue, u64, u64)>,
-    log: VecDeque<String>,
+    /// Recent sent ops, formatted only when a report or `recent_ops` asks (a formatted line per op
+    /// cost more than planning it).
+    log: VecDeque<Logged>,
     stats: BindStats,
     lost: Option<Box<LossReport>>,
     /// Planned jobs not yet sent, in order.
@@ -211,6 +213,25 @@ fn overlapping(
 struct Made {
     queues: [u32; 2],
     timelines: [u32; 2],
+}
+
+/// One sent op of the log: the op, its VM_BIND queue and job point.
+#[derive(Debug, Clone, Copy)]
+struct Logged {
+    op: BindOp,
+    queue: u32,
+    point: u64,
+}
+
+impl Logged {
+    fn line(&self) -> String {
+        format!(
+            "{} queue {} job {}",
+            describe(&self.op),
+            self.queue,
+            self.point
+        )
+    }
 }
 
 fn qi(q: Queue) -> usize {
@@ -359,7 +380,7 @@ impl BindVm {
 
     /// The winsys's log of its last VM operations.
     pub fn recent_ops(&self) -> Vec<String> {
-        self.lock().log.iter().cloned().collect()
+        self.lock().log.iter().map(Logged::line).collect()
     }
 
     /// Learns which jobs are done (one query per timeline) and drops them from the in-flight list.
@@ -378,14 +399,14 @@ impl BindVm {
     fn lost(&self, k: &dyn Kernel, st: &mut State, call: String) -> BindError {
         let report = Box::new(LossReport {
             call,
-            recent_ops: st.log.iter().cloned().collect(),
+            recent_ops: st.log.iter().map(Logged::line).collect(),
             devcoredump: k.devcoredump(),
         });
         st.lost = Some(report.clone());
         BindError::DeviceLost(report)
     }
 
-    fn log(st: &mut State, line: String) {
+    fn log(st: &mut State, line: Logged) {
         if st.log.len() == LOG_ENTRIES {
             st.log.pop_front();
         }
@@ -709,7 +730,7 @@ impl BindVm {
                         call: format!(
                             "{e} (a planned bind job was refused; the VM state is unknown)"
                         ),
-                        recent_ops: st.log.iter().cloned().collect(),
+                        recent_ops: st.log.iter().map(Logged::line).collect(),
                         devcoredump: k.devcoredump(),
                     });
                     st.lost = Some(report);
@@ -728,8 +749,12 @@ impl BindVm {
     /// Counts and logs `ops` the kernel took as part of job `point` on `q`.
     fn account(&self, st: &mut State, ops: &[BindOp], q: Queue, point: u64) {
         st.stats.ops_sent += ops.len() as u64;
-        for op in ops {
-            let line = format!("{} queue {} job {}", describe(op), self.queue(q), point);
+        for &op in ops {
+            let line = Logged {
+                op,
+                queue: self.queue(q),
+                point,
+            };
             Self::log(st, line);
         }
     }
