@@ -186,3 +186,25 @@ fn shared_and_replayable_buffers_are_never_cached() {
     assert_eq!(vm.cache_stats().cached, 0);
     close_clean(s, vm, &[], "uncached");
 }
+
+#[test]
+fn an_old_cached_buffer_is_made_dontneed_once_frees_stop_and_willneed_on_reuse() {
+    let s = setup(SimOptions::default());
+    let k = s.dev.kernel();
+    let vm = GpuVm::new(&s.dev).unwrap();
+    vm.enable_cache();
+    let a = vm.create_buffer(k, 8 << 10, MSM_BO_WC).unwrap();
+    vm.free_buffer(k, a, &[], false).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Another size: a miss, and the age check advises `a` (no free for 250 ms).
+    let b = vm.create_buffer(k, 64 << 10, MSM_BO_WC).unwrap();
+    assert_eq!(vm.cache_stats().advised, 1);
+    s.requests.lock().unwrap().clear();
+    let c = vm.create_buffer(k, 8 << 10, MSM_BO_WC).unwrap();
+    assert_eq!(c, a);
+    assert_eq!(*s.requests.lock().unwrap(), [DRM_IOCTL_MSM_GEM_MADVISE]);
+    for x in [b, c] {
+        vm.free_buffer(k, x, &[], false).unwrap();
+    }
+    close_clean(s, vm, &[], "advised");
+}
