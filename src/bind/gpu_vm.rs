@@ -531,7 +531,7 @@ impl GpuVm {
                     // Failing here made the caller close a handle a queued MAP still named. A
                     // refused send stays queued for the next flush or submit, which report
                     // the error (or the loss) themselves.
-                    let _ = self.flush_ready(k);
+                    let _ = self.flush_with(k, false);
                 }
                 Ok(iova)
             }
@@ -570,7 +570,7 @@ impl GpuVm {
             Err(crate::iova::VaError::AddressDeferred { .. })
             | Err(crate::iova::VaError::AddressTaken { .. }) => {
                 self.wait_for_zombies_in(k, iova, size_B)?;
-                self.flush(k)?;
+                self.flush_with(k, true)?;
                 heap.alloc_addr_wait(iova, size_B, &KernelFences(k), REPLAY_WAIT)
                     .map_err(va)
             }
@@ -733,7 +733,9 @@ impl GpuVm {
     }
 
     /// Sends pending binds (VM_BIND) or reclaims idle zombies (legacy), and returns freed
-    /// addresses to the allocator.
+    /// addresses to the allocator. Publishes how far the submits' timelines got to the device's
+    /// fence book (for the `Bo` cache); the VM's own flushes (budget, replay, teardown) do not,
+    /// since the free-buffer cache refreshes the book itself when it needs to.
     pub fn flush(&self, k: &dyn Kernel) -> Result<(), BindError> {
         self.publish(k)?;
         self.flush_with(k, true)
