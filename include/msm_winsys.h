@@ -81,6 +81,13 @@
 // `msmws_device_cpu_prep`: do not wait, only ask (`MSM_PREP_NOSYNC`): -EBUSY when busy.
 #define MSMWS_PREP_NOSYNC 4
 
+// `msmws_gpu_vm_create_with` flag: turn on the free-buffer cache. A freed private buffer placed
+// anywhere (`msmws_gpu_vm_create_buffer`, freed with `shared` false) keeps its handle and GPU
+// mapping and serves a later `msmws_gpu_vm_create_buffer` of the same flags and a close size
+// (its `size_B` may then be up to 1.5 times the request's bucket) once its users are done;
+// buffers cached over 250 ms are made DONTNEED, over 1 s (or past 256 MiB) freed for real.
+#define MSMWS_GPU_VM_CACHE 1
+
 // Most bytes of metadata (the kernel's limit); an encode buffer of this size always suffices.
 #define MSMWS_METADATA_MAX_SIZE 128
 
@@ -140,23 +147,31 @@ typedef struct msmws_device_info {
     uint64_t chip_id;
     uint64_t gmem_size_B;
     uint64_t gmem_base;
-    uint64_t max_freq_Hz;
     // Usable GPU VA range; both 0 in `MSMWS_VM_MODE_KERNEL_IOVA`.
     uint64_t va_start;
     uint64_t va_size_B;
-    uint64_t uche_trap_base;
     uint32_t priorities;
     // One of `MSMWS_VM_MODE_*`.
     uint32_t vm_mode;
     uint32_t highest_bank_bit;
     uint32_t ubwc_swizzle;
     uint32_t macrotile_mode;
-    bool has_prr;
     bool raytracing;
-    bool timeline_syncobjs;
     // NUL-terminated, e.g. "a750".
     char chip_name[32];
 } msmws_device_info;
+
+// What the probe leaves out (a driver may never need it). Filled by `msmws_device_get_extras`.
+typedef struct msmws_device_extras {
+    // `MSM_PARAM_MAX_FREQ`.
+    uint64_t max_freq_Hz;
+    // `MSM_PARAM_UCHE_TRAP_BASE` (0 on kernels without it).
+    uint64_t uche_trap_base;
+    // `MSM_PARAM_HAS_PRR`: VM_BIND's MAP_NULL (sparse residency) is supported.
+    bool has_prr;
+    // `DRM_CAP_SYNCOBJ_TIMELINE`.
+    bool timeline_syncobjs;
+} msmws_device_extras;
 
 // A buffer at a GPU address.
 typedef struct msmws_gpu_buffer {
@@ -202,6 +217,14 @@ typedef struct msmws_gpu_vm_stats {
     // Legacy modes: reclaim passes, and freed buffers they closed.
     uint64_t reclaim_passes;
     uint64_t reclaimed;
+    // The free-buffer cache (`MSMWS_GPU_VM_CACHE`): creates it served, creates it could not,
+    // buffers made DONTNEED, freed for age or budget, found purged, and cached now.
+    uint64_t cache_hits;
+    uint64_t cache_misses;
+    uint64_t cache_advised;
+    uint64_t cache_expired;
+    uint64_t cache_purged;
+    uint64_t cache_cached;
 } msmws_gpu_vm_stats;
 
 // The layout-relevant part of a `VkImageCreateInfo` (2D images). `samples` is the count (1, 2,
@@ -360,11 +383,23 @@ int msmws_device_new_from_fd(int fd, struct msmws_device **out);
 // errors, and -EINVAL for an unknown flag.
 int msmws_device_new_from_fd_flags(int fd, uint32_t flags, struct msmws_device **out);
 
+// `msmws_device_new_from_fd_flags` for a caller that has read the fd's DRM VERSION itself and
+// found the "msm" driver (turnip's drmGetVersion at enumeration): `major`, `minor` and
+// `patchlevel` are its answer, and the probe does not ask again.
+//
+// Returns the errors of `msmws_device_new_from_fd_flags`; -ENODEV for a UAPI older than 1.6.
+int msmws_device_new_from_fd_version(int fd,
+                                     uint32_t flags,
+                                     int32_t major,
+                                     int32_t minor,
+                                     int32_t patchlevel,
+                                     struct msmws_device **out);
+
 // Opens a device on `fd`, a freshly opened file of the node that `known` (filled by
 // `msmws_device_get_info` on an earlier device) was probed on, without probing it again: the
-// GPU's parameters are `known`'s; the only probe ioctls are VERSION (is it msm) and, when
-// `known` has per-process page tables and UAPI >= 1.13, EN_VM_BIND, whose answer sets the new
-// device's mode. A driver that probes a node once at enumeration opens its devices this way.
+// GPU's parameters are `known`'s; the only probe ioctl is, when `known` has per-process page
+// tables and UAPI >= 1.13, EN_VM_BIND, whose answer sets the new device's mode. `fd` is not
+// checked with VERSION: it must be a file of the node `known` came from. A driver that probes a node once at enumeration opens its devices this way.
 //
 // Ownership as for `msmws_device_new_from_fd`. Returns 0; -EINVAL for a NULL argument, a
 // negative fd or a `known` whose `vm_mode` is not an `MSMWS_VM_MODE_*`; -EBADF, -ENODEV or an
@@ -385,6 +420,12 @@ int msmws_device_new_sim(const char *profile, struct msmws_device **out);
 //
 // Thread-safe. Returns 0, or -EINVAL for a NULL argument.
 int msmws_device_get_info(const struct msmws_device *dev, struct msmws_device_info *info);
+
+// Reads what the probe leaves out (`msmws_device_extras`) into `*extras`: one GET_PARAM or
+// GET_CAP each on the first call, none afterwards.
+//
+// Thread-safe. Returns 0, -EINVAL for a NULL argument, or the errno of a refused GET_PARAM.
+int msmws_device_get_extras(const struct msmws_device *dev, struct msmws_device_extras *extras);
 
 // Creates a syncobj (not signalled) on the device's file and writes its handle to `*handle`: the
 // fences a driver names in a submit's `signals` and in the `users` of a free or an unmap. A driver
@@ -540,10 +581,17 @@ int msmws_gpu_vm_submit_fence_fd(const struct msmws_gpu_vm *vm,
                                  int *out_fence_fd,
                                  uint32_t *seqno);
 
+// `msmws_gpu_vm_create` with `MSMWS_GPU_VM_*` `flags`. Returns its errors, and -EINVAL for an
+// unknown flag.
+int msmws_gpu_vm_create_with(const struct msmws_device *dev,
+                             uint32_t flags,
+                             struct msmws_gpu_vm **out);
+
 // Creates the GPU memory of `dev` (in the mode its probe chose) into `*out`.
 //
 // The object holds a reference on the device. Release it with `msmws_gpu_vm_destroy`.
-// Returns 0, -EINVAL for a NULL argument, or the kernel's errno (creating the VM_BIND queues).
+// Returns 0, -EINVAL for a NULL argument, or -ENOMEM. No ioctl: the VM_BIND queues are made by
+// the first flush or submit that sends a bind.
 int msmws_gpu_vm_create(const struct msmws_device *dev, struct msmws_gpu_vm **out);
 
 // A new buffer of `size_B` bytes (`MSMWS_BO_*` cache and usage flags) at a GPU address.
@@ -644,6 +692,10 @@ int msmws_gpu_vm_destroy(struct msmws_gpu_vm *vm);
 int msmws_metadata_plan(const struct msmws_image_desc *desc,
                         uint64_t modifier,
                         struct msmws_image_layout *layout_out);
+
+// The DRM fourcc the record stores for `vk_format` (`msmws_image_desc.drm_fourcc`): 0 for a
+// format without one or one msm-winsys does not know. Thread-safe; no errors.
+uint32_t msmws_metadata_drm_fourcc(uint32_t vk_format);
 
 // Encodes the record for an exported image into `out` (`out_size` bytes; 128 always suffice) and
 // writes its length to `*len_out`: the bytes to store with MSM_INFO_SET_METADATA.

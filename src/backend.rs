@@ -12,6 +12,7 @@ use std::path::Path;
 
 use crate::device::{Device, DeviceError, DeviceInfo, ProbeOptions};
 use crate::kernel::drm::DrmKernel;
+use crate::kernel::ioctl::DrmVersion;
 use crate::kernel::KernelError;
 use crate::sim::{Node, Sim, SimOptions, VblankClock};
 
@@ -19,13 +20,13 @@ impl Device {
     /// Opens and probes a device node such as `/dev/dri/renderD128`.
     pub fn open_path(path: &Path) -> Result<Device, DeviceError> {
         let k = DrmKernel::open(path).map_err(|e| DeviceError::open(&e))?;
-        Device::new(Box::new(k), ProbeOptions::default())
+        Device::on_checked(k, ProbeOptions::default())
     }
 
     /// Opens and probes the first msm render node.
     pub fn open_default() -> Result<Device, DeviceError> {
         let k = DrmKernel::open_default().map_err(|e| DeviceError::open(&e))?;
-        Device::new(Box::new(k), ProbeOptions::default())
+        Device::on_checked(k, ProbeOptions::default())
     }
 
     /// Takes ownership of an open DRM fd and probes it.
@@ -36,13 +37,33 @@ impl Device {
     /// Takes ownership of an open DRM fd and probes it with `options`.
     pub fn from_fd_with(fd: OwnedFd, options: ProbeOptions) -> Result<Device, DeviceError> {
         let k = DrmKernel::from_fd(fd).map_err(|e| DeviceError::open(&e))?;
-        Device::new(Box::new(k), options)
+        Device::on_checked(k, options)
+    }
+
+    /// Takes ownership of an open DRM fd whose VERSION the caller has read and found to be msm
+    /// (`version`: turnip's drmGetVersion at enumeration), and probes it without asking again.
+    pub fn from_fd_with_version(
+        fd: OwnedFd,
+        options: ProbeOptions,
+        version: DrmVersion,
+    ) -> Result<Device, DeviceError> {
+        Device::new_with_version(Box::new(DrmKernel::from_fd_unchecked(fd)), options, version)
+    }
+
+    /// A device on a file whose msm check read VERSION: the probe reuses that answer.
+    fn on_checked(k: DrmKernel, options: ProbeOptions) -> Result<Device, DeviceError> {
+        match k.checked_version().cloned() {
+            Some(v) => Device::new_with_version(Box::new(k), options, v),
+            None => Device::new(Box::new(k), options),
+        }
     }
 
     /// Takes ownership of a fresh DRM fd of the node `known` was probed on and adopts that probe
     /// ([`Device::new_like`]).
+    ///
+    /// The fd is not checked with VERSION: the caller opened it from the node it probed.
     pub fn from_fd_like(fd: OwnedFd, known: &DeviceInfo) -> Result<Device, DeviceError> {
-        let k = DrmKernel::from_fd(fd).map_err(|e| DeviceError::open(&e))?;
+        let k = DrmKernel::from_fd_unchecked(fd);
         Device::new_like(Box::new(k), known, ProbeOptions::default())
     }
 

@@ -55,21 +55,28 @@ pub struct DeviceInfo {
     pub chip_id: u64,
     pub gmem_size_B: u64,
     pub gmem_base: u64,
-    pub max_freq_Hz: u64,
     pub priorities: u32,
     /// Usable GPU VA range of this context; both 0 in kernel-iova mode.
     pub va_start: u64,
     pub va_size_B: u64,
-    pub has_prr: bool,
     pub raytracing: bool,
     pub highest_bank_bit: u32,
     pub ubwc_swizzle: u32,
     pub macrotile_mode: u32,
-    pub uche_trap_base: u64,
-    pub timeline_syncobjs: bool,
     pub mode: VmMode,
     /// Why that mode: the probe's outcome in one sentence.
     pub mode_reason: String,
+}
+
+/// What the probe does not ask, because a driver may never need it (turnip 25.0.7 asks none of
+/// these): read on the first [`Device::extras`], one GET_PARAM or GET_CAP each, then kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceExtras {
+    pub max_freq_Hz: u64,
+    pub has_prr: bool,
+    pub uche_trap_base: u64,
+    /// DRM_CAP_SYNCOBJ_TIMELINE.
+    pub timeline_syncobjs: bool,
 }
 
 /// Choices the probe leaves to the caller (turnip has debug options for both).
@@ -164,6 +171,7 @@ impl From<KernelError> for DeviceError {
 pub struct Device {
     kernel: Box<dyn Kernel>,
     info: DeviceInfo,
+    extras: std::sync::OnceLock<DeviceExtras>,
     /// GEM handles, the buffer cache (`crate::bo`).
     bos: crate::bo::BoManager,
 }
@@ -178,12 +186,28 @@ impl Drop for Device {
 impl Device {
     /// Probes `kernel`, which should be a fresh file (see [`VmMode::VmBind`]).
     pub fn new(kernel: Box<dyn Kernel>, options: ProbeOptions) -> Result<Device, DeviceError> {
-        let info = probe(kernel.as_ref(), options)?;
-        Ok(Device {
+        let info = probe(kernel.as_ref(), options, None)?;
+        Ok(Device::with_info(kernel, info))
+    }
+
+    /// [`Self::new`] on a file whose VERSION answer the caller already has (its own msm check, or
+    /// a driver's drmGetVersion): the probe does not ask again.
+    pub fn new_with_version(
+        kernel: Box<dyn Kernel>,
+        options: ProbeOptions,
+        version: ioctl::DrmVersion,
+    ) -> Result<Device, DeviceError> {
+        let info = probe(kernel.as_ref(), options, Some(version))?;
+        Ok(Device::with_info(kernel, info))
+    }
+
+    fn with_info(kernel: Box<dyn Kernel>, info: DeviceInfo) -> Device {
+        Device {
             kernel,
             info,
+            extras: Default::default(),
             bos: Default::default(),
-        })
+        }
     }
 
     /// A device on `kernel`, a fresh file of the GPU that `known` was probed on (another file of
@@ -196,15 +220,27 @@ impl Device {
         options: ProbeOptions,
     ) -> Result<Device, DeviceError> {
         let info = adopt(kernel.as_ref(), known, options)?;
-        Ok(Device {
-            kernel,
-            info,
-            bos: Default::default(),
-        })
+        Ok(Device::with_info(kernel, info))
     }
 
     pub fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// The parameters the probe leaves out, read on the first call (4 ioctls) and kept: they are
+    /// the GPU's and never change. Two threads racing on the first call may both read them.
+    pub fn extras(&self) -> Result<DeviceExtras, KernelError> {
+        if let Some(e) = self.extras.get() {
+            return Ok(*e);
+        }
+        let k = self.kernel();
+        let e = DeviceExtras {
+            max_freq_Hz: ioctl::get_param(k, MSM_PARAM_MAX_FREQ)?,
+            has_prr: optional_param(k, MSM_PARAM_HAS_PRR)? != 0,
+            uche_trap_base: optional_param(k, MSM_PARAM_UCHE_TRAP_BASE)?,
+            timeline_syncobjs: matches!(ioctl::get_cap(k, DRM_CAP_SYNCOBJ_TIMELINE as u64), Ok(1)),
+        };
+        Ok(*self.extras.get_or_init(|| e))
     }
 
     pub fn kernel(&self) -> &dyn Kernel {
@@ -236,9 +272,23 @@ fn optional_param(k: &dyn Kernel, param: u32) -> Result<u64, KernelError> {
     }
 }
 
-fn probe(k: &dyn Kernel, options: ProbeOptions) -> Result<DeviceInfo, DeviceError> {
+fn probe(
+    k: &dyn Kernel,
+    options: ProbeOptions,
+    version: Option<ioctl::DrmVersion>,
+) -> Result<DeviceInfo, DeviceError> {
     let source = k.describe();
-    let v = ioctl::version_brief(k)?;
+    let v = match version {
+        Some(v) => v,
+        None => ioctl::version_brief(k).map_err(|e| match e.errno {
+            // Not a DRM file at all: as for a DRM device of another driver.
+            Errno::ENOTTY => DeviceError::Open {
+                errno: Errno::ENODEV,
+                message: format!("{source} is not a DRM device: {e}"),
+            },
+            _ => DeviceError::Kernel(e),
+        })?,
+    };
     if v.name != "msm" {
         return Err(DeviceError::NotMsm {
             source,
@@ -281,13 +331,10 @@ fn probe(k: &dyn Kernel, options: ProbeOptions) -> Result<DeviceInfo, DeviceErro
 
     let gpu_id = ioctl::get_param(k, MSM_PARAM_GPU_ID)? as u32;
     let chip_id = ioctl::get_param(k, MSM_PARAM_CHIP_ID)?;
-    let va = match (
-        ioctl::get_param(k, MSM_PARAM_VA_START),
-        ioctl::get_param(k, MSM_PARAM_VA_SIZE),
-    ) {
-        (Ok(start), Ok(size)) => Some((start, size)),
-        _ => None,
-    };
+    // VA_SIZE only when VA_START answered: without per-process page tables both are refused.
+    let va = ioctl::get_param(k, MSM_PARAM_VA_START)
+        .ok()
+        .and_then(|start| Some((start, ioctl::get_param(k, MSM_PARAM_VA_SIZE).ok()?)));
     if mode.is_none() {
         (mode, mode_reason) = match va {
             Some(_) if options.allow_userspace_iova => (
@@ -310,7 +357,6 @@ fn probe(k: &dyn Kernel, options: ProbeOptions) -> Result<DeviceInfo, DeviceErro
     } else {
         va.unwrap_or((0, 0))
     };
-    let timeline_syncobjs = matches!(ioctl::get_cap(k, DRM_CAP_SYNCOBJ_TIMELINE as u64), Ok(1));
 
     Ok(DeviceInfo {
         source,
@@ -322,17 +368,13 @@ fn probe(k: &dyn Kernel, options: ProbeOptions) -> Result<DeviceInfo, DeviceErro
         chip_id,
         gmem_size_B: ioctl::get_param(k, MSM_PARAM_GMEM_SIZE)?,
         gmem_base: optional_param(k, MSM_PARAM_GMEM_BASE)?,
-        max_freq_Hz: ioctl::get_param(k, MSM_PARAM_MAX_FREQ)?,
         priorities: ioctl::get_param(k, MSM_PARAM_PRIORITIES)? as u32,
         va_start,
         va_size_B,
-        has_prr: optional_param(k, MSM_PARAM_HAS_PRR)? != 0,
         raytracing: optional_param(k, MSM_PARAM_RAYTRACING)? != 0,
         highest_bank_bit: optional_param(k, MSM_PARAM_HIGHEST_BANK_BIT)? as u32,
         ubwc_swizzle: optional_param(k, MSM_PARAM_UBWC_SWIZZLE)? as u32,
         macrotile_mode: optional_param(k, MSM_PARAM_MACROTILE_MODE)? as u32,
-        uche_trap_base: optional_param(k, MSM_PARAM_UCHE_TRAP_BASE)?,
-        timeline_syncobjs,
         mode,
         mode_reason,
     })

@@ -31,5 +31,5 @@ pub mod sim;
 mod sync;
 pub mod uapi;
 
-pub use device::{Device, DeviceError, DeviceInfo, ProbeOptions, VmMode};
+pub use device::{Device, DeviceError, DeviceExtras, DeviceInfo, ProbeOptions, VmMode};
 pub use errno::{Errno, ErrnoError};

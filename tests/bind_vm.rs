@@ -34,7 +34,7 @@ fn bo(f: &SimFile, size: u64) -> u32 {
 #[test]
 fn many_buffer_maps_become_one_sorted_job_with_minimal_prealloc() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     // 100 buffers of 16 KiB, queued in a scrambled order.
     let mut order: Vec<u64> = (0..100).collect();
     order.reverse();
@@ -65,7 +65,7 @@ fn many_buffer_maps_become_one_sorted_job_with_minimal_prealloc() {
 #[test]
 fn a_buffer_freed_before_its_map_was_flushed_costs_no_ioctl_and_frees_at_once() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let h = bo(&f, 64 * K);
     vm.map(BindOp::map(VA, 64 * K, h, 0));
     vm.unmap_freed(VA, 64 * K, &[]);
@@ -79,7 +79,7 @@ fn a_buffer_freed_before_its_map_was_flushed_costs_no_ioctl_and_frees_at_once() 
 #[test]
 fn the_unmap_of_a_freed_buffer_waits_for_its_users_and_its_range_returns_after_it() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let h = bo(&f, 64 * K);
     vm.map(BindOp::map(VA, 64 * K, h, 0));
     vm.flush(&f).unwrap();
@@ -127,7 +127,7 @@ fn the_unmap_of_a_freed_buffer_waits_for_its_users_and_its_range_returns_after_i
 #[test]
 fn a_submit_waits_only_for_the_bind_that_mapped_what_it_uses() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
     vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
     vm.flush(&f).unwrap(); // map job 1
@@ -148,7 +148,7 @@ fn a_submit_waits_only_for_the_bind_that_mapped_what_it_uses() {
 #[test]
 fn a_submit_flushes_pending_binds_of_what_it_uses() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let h = bo(&f, 64 * K);
     vm.map(BindOp::map(VA, 64 * K, h, 0));
     vm.submit(&f, 0, &[(VA, 64)], &[], &[], &[]).unwrap();
@@ -161,7 +161,7 @@ fn a_submit_flushes_pending_binds_of_what_it_uses() {
 #[test]
 fn enomem_falls_back_to_smaller_jobs_keeping_the_effect() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let handles: Vec<u32> = (0..8).map(|_| bo(&f, 64 * K)).collect();
     for (i, &h) in (0..).zip(&handles) {
         vm.map(BindOp::map(VA + i * (64 << 20), 64 * K, h, 0));
@@ -181,7 +181,7 @@ fn enomem_falls_back_to_smaller_jobs_keeping_the_effect() {
 #[test]
 fn enomem_down_to_one_op_per_ioctl() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let handles: Vec<u32> = (0..4).map(|_| bo(&f, 64 * K)).collect();
     for (i, &h) in (0..).zip(&handles) {
         vm.map(BindOp::map(VA + i * (64 << 20), 64 * K, h, 0));
@@ -206,7 +206,7 @@ fn enomem_down_to_one_op_per_ioctl() {
 #[test]
 fn a_lost_vm_reports_its_last_operations_and_the_devcoredump() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
     vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
     vm.flush(&f).unwrap();
@@ -261,7 +261,7 @@ fn jobs_stay_within_the_budget_and_the_kernel_throttle_never_stalls() {
     let f = vm_bind_file(Clock::Async {
         latency: Duration::from_micros(200),
     });
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let h = bo(&f, 64 * K);
     // 2000 scattered 64 KiB maps: ~3 pages each, so ~6000 pages in at least 6 jobs.
     for i in 0..2000u64 {
@@ -286,7 +286,7 @@ fn jobs_stay_within_the_budget_and_the_kernel_throttle_never_stalls() {
 #[test]
 fn flush_ready_holds_unmaps_of_busy_buffers_and_sends_them_with_the_next_frame_once_idle() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let frame = ioctl::syncobj_create(&f, false).unwrap();
     let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
     vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
@@ -360,7 +360,8 @@ fn finish(f: SimFile, vm: BindVm, handles: &[u32]) {
 fn a_failed_setup_releases_the_queues_and_timelines_it_made() {
     // Found by ci/fault-sweep: vkCreateDevice failing on the second VM_BIND queue or a timeline
     // left the others on the file. SUBMITQUEUE_NEW and SYNCOBJ_CREATE allocate (kzalloc /
-    // drm_syncobj_create: ENOMEM).
+    // drm_syncobj_create: ENOMEM). The queues are made by the first flush with a job; a refused
+    // one leaves the ops queued, and the next flush makes them and sends.
     for (point, nth) in [
         ("SUBMITQUEUE_NEW", 2),
         ("SYNCOBJ_CREATE", 1),
@@ -372,19 +373,45 @@ fn a_failed_setup_releases_the_queues_and_timelines_it_made() {
             nth,
             errno: Errno::ENOMEM,
         });
+        let vm = BindVm::new(1024);
+        let h = bo(&f, 64 * K);
+        vm.map(BindOp::map(VA, 64 * K, h, 0));
         assert!(matches!(
-            BindVm::new(&f, 1024),
+            vm.flush(&f),
             Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM
         ));
+        assert_eq!(vm.pending_ops(), 1, "{point}:{nth}");
+        vm.flush(&f).unwrap();
+        assert_eq!(vm.stats().jobs, 1);
+        vm.unmap_freed(VA, 64 * K, &[]);
+        vm.flush(&f).unwrap();
+        ioctl::gem_close(&f, h).unwrap();
+        vm.destroy(&f).unwrap();
         let report = f.close();
         assert!(report.is_empty(), "{point}:{nth}: {report:?}");
     }
 }
 
 #[test]
+fn a_vm_that_binds_nothing_makes_no_queue() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(1024);
+    // A buffer made and freed between two flushes: its map and unmap cancel out.
+    let h = bo(&f, 64 * K);
+    vm.map(BindOp::map(VA, 64 * K, h, 0));
+    vm.unmap_freed(VA, 64 * K, &[]);
+    vm.flush(&f).unwrap();
+    assert_eq!(vm.timelines(), [0, 0]);
+    assert_eq!(vm.stats().vm_bind_ioctls, 0);
+    ioctl::gem_close(&f, h).unwrap();
+    vm.destroy(&f).unwrap();
+    assert!(f.close().is_empty());
+}
+
+#[test]
 fn a_full_cycle_leaves_nothing_behind() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let handles: Vec<u32> = (0..16).map(|_| bo(&f, 64 * K)).collect();
     for (i, &h) in handles.iter().enumerate() {
         vm.map(BindOp::map(VA + i as u64 * 64 * K, 64 * K, h, 0));
@@ -411,7 +438,7 @@ fn a_full_cycle_leaves_nothing_behind() {
 fn submit_takes_and_gives_sync_files() {
     use std::os::fd::AsRawFd;
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let h = bo(&f, 64 * K);
     vm.map(BindOp::map(VA, 64 * K, h, 0));
     let fences = ioctl::Fences {
@@ -442,7 +469,7 @@ fn submit_takes_and_gives_sync_files() {
 #[test]
 fn a_whole_range_use_waits_for_the_newest_binds() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
     vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
     vm.flush(&f).unwrap();
@@ -471,7 +498,7 @@ fn a_whole_range_use_waits_for_the_newest_binds() {
 fn a_one_op_bind_refused_with_enomem_is_not_a_loss_and_the_next_flush_sends_it() {
     for point in ["VM_BIND", "VM_BIND:pin", "VM_BIND:prealloc"] {
         let f = vm_bind_file(Clock::Manual);
-        let vm = BindVm::new(&f, 1024).unwrap();
+        let vm = BindVm::new(1024);
         let h = bo(&f, 64 * K);
         vm.map(BindOp::map(VA, 64 * K, h, 0));
         f.sim().inject(Injection {
@@ -505,7 +532,7 @@ fn teardown_unmaps_refused_with_enomem_are_sent_by_the_next_flush() {
     // (injected VM_BIND calls, unmaps the kernel took before the single refused op)
     for (calls, taken) in [([1, 2, 3], 0usize), ([1, 2, 4], 1)] {
         let f = vm_bind_file(Clock::Manual);
-        let vm = BindVm::new(&f, 1024).unwrap();
+        let vm = BindVm::new(1024);
         let handles: Vec<u32> = (0..4).map(|_| bo(&f, 64 * K)).collect();
         let at = |i: u64| VA + i * (64 << 20);
         for (i, &h) in (0..).zip(&handles) {
@@ -559,7 +586,7 @@ fn teardown_unmaps_refused_with_enomem_are_sent_by_the_next_flush() {
 #[test]
 fn a_flush_whose_fence_query_fails_keeps_every_op_pending() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let handles: Vec<u32> = (0..3).map(|_| bo(&f, 64 * K)).collect();
     let at = |i: u64| VA + i * (64 << 20);
     vm.map(BindOp::map(at(0), 64 * K, handles[0], 0));

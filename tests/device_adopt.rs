@@ -12,7 +12,10 @@ use msm_winsys::ffi::device::{
 };
 use msm_winsys::kernel::ioctl;
 use msm_winsys::sim::{Sim, SimOptions};
-use msm_winsys::uapi::{DRM_IOCTL_MSM_SET_PARAM, DRM_IOCTL_VERSION, MSM_PARAM_GPU_ID};
+use msm_winsys::uapi::{
+    DRM_IOCTL_GET_CAP, DRM_IOCTL_MSM_GET_PARAM, DRM_IOCTL_MSM_SET_PARAM, DRM_IOCTL_VERSION,
+    MSM_PARAM_GPU_ID,
+};
 use msm_winsys::{Device, ProbeOptions, VmMode};
 
 /// A new file of `sim` whose every request is recorded.
@@ -120,6 +123,67 @@ fn the_probe_reads_version_once() {
         .filter(|&&r| r == DRM_IOCTL_VERSION)
         .count();
     assert_eq!(versions, 1);
+}
+
+/// How many of `requests` are `request`.
+fn count(requests: &Mutex<Vec<u64>>, request: u64) -> usize {
+    requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|&&r| r == request)
+        .count()
+}
+
+#[test]
+fn the_probe_asks_what_a_driver_needs_and_the_extras_once_on_demand() {
+    let sim = Sim::new("a750").unwrap();
+    let (k, requests) = recorded(&sim);
+    let dev = Device::new(k, ProbeOptions::default()).unwrap();
+    // GPU_ID, CHIP_ID, VA_START, VA_SIZE, GMEM_SIZE, GMEM_BASE, PRIORITIES, RAYTRACING, HIGHEST_BANK_BIT,
+    // UBWC_SWIZZLE, MACROTILE_MODE: what turnip 25.0.7 reads itself, and no GET_CAP.
+    assert_eq!(count(&requests, DRM_IOCTL_MSM_GET_PARAM), 11);
+    assert_eq!(count(&requests, DRM_IOCTL_GET_CAP), 0);
+    let extras = dev.extras().unwrap();
+    assert!(extras.has_prr && extras.timeline_syncobjs);
+    assert_eq!(extras.max_freq_Hz, 1_100_000_000);
+    assert_eq!(count(&requests, DRM_IOCTL_MSM_GET_PARAM), 14);
+    assert_eq!(count(&requests, DRM_IOCTL_GET_CAP), 1);
+    assert_eq!(dev.extras().unwrap(), extras);
+    assert_eq!(
+        requests.lock().unwrap().len(),
+        1 + 1 + 14 + 1,
+        "VERSION, EN_VM_BIND, params, cap"
+    );
+}
+
+#[test]
+fn without_per_process_pgtables_the_probe_does_not_ask_va_size() {
+    // VA_START is refused (EINVAL, msm_drv.c: no per-process address space), so VA_SIZE would
+    // be too: stock turnip asks VA_START only, and so does the probe.
+    let sim = Sim::with_options(
+        "a660",
+        SimOptions {
+            per_process_pgtables: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (k, requests) = recorded(&sim);
+    let dev = Device::new(k, ProbeOptions::default()).unwrap();
+    assert_eq!(dev.info().mode, VmMode::KernelIova);
+    assert_eq!(count(&requests, DRM_IOCTL_MSM_GET_PARAM), 10);
+}
+
+#[test]
+fn a_probe_given_the_version_does_not_read_it() {
+    let sim = Sim::new("a750").unwrap();
+    let (k, requests) = recorded(&sim);
+    let v = ioctl::version_brief(&sim.open().unwrap()).unwrap();
+    let dev = Device::new_with_version(k, ProbeOptions::default(), v).unwrap();
+    assert_eq!(count(&requests, DRM_IOCTL_VERSION), 0);
+    assert_eq!(dev.info().mode, VmMode::VmBind);
+    assert_eq!(dev.info().uapi_minor, 13);
 }
 
 #[test]

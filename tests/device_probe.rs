@@ -17,7 +17,7 @@ fn a618_shows_4gib_va_no_prr_vm_bind() {
     let d = Device::new_sim("a618").unwrap();
     let i = d.info();
     assert_eq!((i.va_start, i.va_size_B), (0x1_0000_0000, 4 << 30));
-    assert!(!i.has_prr);
+    assert!(!d.extras().unwrap().has_prr);
     assert_eq!(i.mode, VmMode::VmBind);
     assert_eq!(i.chip_name, "a618");
 }
@@ -30,7 +30,7 @@ fn a750_shows_2_pow_48_minus_4gib_with_prr() {
         (i.va_start, i.va_size_B),
         (0x1_0000_0000, (1 << 48) - (4 << 30))
     );
-    assert!(i.has_prr);
+    assert!(d.extras().unwrap().has_prr);
     assert_eq!(i.mode, VmMode::VmBind);
     assert_eq!(i.chip_name, "a750");
     assert_eq!(i.gpu_id, 0);

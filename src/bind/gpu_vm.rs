@@ -16,10 +16,16 @@
 //! it; SET_IOVA(0) is needed only for a shared buffer, whose object outlives the handle) and frees
 //! the address. The BO table a legacy submit needs is kept incrementally: O(1) per create and
 //! free, never rebuilt from every buffer per submit.
+//!
+//! With the free-buffer cache on ([`GpuVm::enable_cache`], `super::cache`), a freed private
+//! buffer placed anywhere keeps its handle and its mapping and is handed out again by a later
+//! create of the same flags and a close size once its users are done: no ioctl either way. The
+//! cache's lock (`GpuVm::cache`) is a leaf, never held with `legacy` nor across an ioctl.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::cache::{bucket_of, Cached, VmCache, VmCacheStats};
 use super::op::BindOp;
 use super::vm::{BindError, BindVm};
 use crate::bo::Bo;
@@ -142,6 +148,57 @@ pub struct GpuVm {
     /// must name one of them (the legacy modes keep `Legacy::by_iova` for their BO table).
     live: Mutex<HashMap<u64, GpuBuffer>>,
     legacy: Mutex<Legacy>,
+    cache: Mutex<CacheState>,
+    /// Submits so far, and the count and time (ns since `born`) of the last refresh of the fence
+    /// book for the cache: a busy-looking candidate refreshes it at most once per submit, or
+    /// once per [`REFRESH_PERIOD`] while no submit comes.
+    submits: std::sync::atomic::AtomicU64,
+    refreshed_at: std::sync::atomic::AtomicU64,
+    refreshed_ns: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
+}
+
+/// How often the cache may ask how far the GPU got when no submit has happened since it last
+/// asked (a frame's allocations then share one query).
+const REFRESH_PERIOD: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The free-buffer cache and what it needs to know of live buffers.
+#[derive(Debug, Default)]
+struct CacheState {
+    on: bool,
+    cache: VmCache,
+    /// Indexed by GEM handle: `CACHEABLE | flags` for a live buffer the cache may take when it is
+    /// freed (private, placed anywhere, bucket-sized), 0 otherwise. Handles are small and dense.
+    cacheable: Vec<u32>,
+}
+
+const CACHEABLE: u32 = 1 << 31;
+
+impl CacheState {
+    fn mark(&mut self, handle: u32, flags: u32) {
+        let i = handle as usize;
+        if self.cacheable.len() <= i {
+            self.cacheable.resize(i + 1, 0);
+        }
+        self.cacheable[i] = CACHEABLE | flags;
+    }
+
+    /// The flags of `handle` if the cache may take it; clears the mark either way.
+    fn unmark(&mut self, handle: u32) -> Option<u32> {
+        let v = std::mem::take(self.cacheable.get_mut(handle as usize)?);
+        (v & CACHEABLE != 0).then_some(v & !CACHEABLE)
+    }
+}
+
+/// Whether every user is a timeline point the fence book has seen signal.
+fn users_done(book: &Timelines, users: &[SyncPoint]) -> bool {
+    users.iter().all(|u| {
+        u.point != 0
+            && book.is_signalled(Fence::Syncobj {
+                handle: u.handle,
+                point: u.point,
+            })
+    })
 }
 
 fn kerr(e: KernelError) -> BindError {
@@ -171,7 +228,7 @@ impl GpuVm {
             })?),
         };
         let bind = match info.mode {
-            VmMode::VmBind => Some(BindVm::new(dev.kernel(), super::KERNEL_THROTTLE_PAGES)?),
+            VmMode::VmBind => Some(BindVm::new(super::KERNEL_THROTTLE_PAGES)),
             _ => None,
         };
         Ok(GpuVm {
@@ -182,7 +239,124 @@ impl GpuVm {
             bind,
             live: Mutex::default(),
             legacy: Mutex::default(),
+            cache: Mutex::default(),
+            submits: Default::default(),
+            refreshed_at: Default::default(),
+            refreshed_ns: Default::default(),
+            born: std::time::Instant::now(),
         })
+    }
+
+    /// Turns the free-buffer cache on (see the module docs); off by default.
+    pub fn enable_cache(&self) {
+        self.cache().on = true;
+    }
+
+    /// The free-buffer cache's counters.
+    pub fn cache_stats(&self) -> VmCacheStats {
+        self.cache().cache.stats
+    }
+
+    fn cache(&self) -> MutexGuard<'_, CacheState> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A cached buffer for a request of `size_B` (a bucket size) and `flags` whose users are
+    /// done, made WILLNEED again if it had been advised; `None` on a miss. The fence book is
+    /// refreshed (one SYNCOBJ_QUERY per timeline the candidates name) at most once per submit.
+    fn reuse(&self, k: &dyn Kernel, size_B: u64, flags: u32) -> Option<GpuBuffer> {
+        let mut refreshed = false;
+        loop {
+            let taken = {
+                let mut st = self.cache();
+                let book = &self.fence_book;
+                st.cache.take(size_B, flags, |u| users_done(book, u))
+            };
+            let c = match taken {
+                Some(c) => c,
+                None => {
+                    if refreshed || !self.may_refresh() {
+                        return None;
+                    }
+                    let handles = self.cache().cache.candidate_timelines(size_B, flags);
+                    if handles.is_empty() {
+                        return None;
+                    }
+                    for h in handles {
+                        if let Ok(point) = ioctl::syncobj_query(k, h) {
+                            self.fence_book.signal_syncobj(h, point);
+                        }
+                    }
+                    refreshed = true;
+                    continue;
+                }
+            };
+            if c.advised {
+                match ioctl::gem_madvise(k, c.buf.handle, MSM_MADV_WILLNEED) {
+                    Ok(true) => {}
+                    // Purged (or refused): its pages are gone; free it for real, look again.
+                    _ => {
+                        self.cache().cache.stats.purged += 1;
+                        self.release(k, c);
+                        continue;
+                    }
+                }
+            }
+            self.cache().mark(c.buf.handle, c.flags);
+            if self.bind.is_none() {
+                self.legacy().remember(c.buf);
+            } else {
+                self.live().insert(c.buf.iova, c.buf);
+            }
+            return Some(c.buf);
+        }
+    }
+
+    /// Whether the fence book may be refreshed now (a submit since the last refresh, or
+    /// [`REFRESH_PERIOD`] gone by); if so, records the refresh.
+    fn may_refresh(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let n = self.submits.load(Ordering::Relaxed);
+        let now_ns = self.born.elapsed().as_nanos() as u64;
+        let last_ns = self.refreshed_ns.load(Ordering::Relaxed);
+        let stale = now_ns.saturating_sub(last_ns) >= REFRESH_PERIOD.as_nanos() as u64;
+        if self.refreshed_at.load(Ordering::Relaxed) == n && !stale {
+            return false;
+        }
+        self.refreshed_at.store(n, Ordering::Relaxed);
+        self.refreshed_ns.store(now_ns, Ordering::Relaxed);
+        true
+    }
+
+    /// Frees a buffer the cache gave up for real: unmapped after its users, handle closed.
+    fn release(&self, k: &dyn Kernel, c: Cached) {
+        match &self.bind {
+            Some(vm) => {
+                vm.unmap_freed(c.buf.iova, c.buf.size_B, &c.users);
+                // EINVAL only (a handle that is not ours): nothing to retry.
+                let _ = ioctl::gem_close(k, c.buf.handle);
+            }
+            None => self.bury(c.buf, &c.users, false, None),
+        }
+    }
+
+    /// The cache's age and budget checks (see `super::cache`), when due.
+    fn maintain_cache(&self, k: &dyn Kernel) {
+        let now = std::time::Instant::now();
+        let (advise, free) = {
+            let mut st = self.cache();
+            if !st.on || !st.cache.due(now) {
+                return;
+            }
+            st.cache.maintain(now)
+        };
+        for h in advise {
+            // Best effort: a buffer left WILLNEED is only not purgeable.
+            let _ = ioctl::gem_madvise(k, h, MSM_MADV_DONTNEED);
+        }
+        for c in free {
+            self.release(k, c);
+        }
     }
 
     pub fn mode(&self) -> VmMode {
@@ -230,12 +404,22 @@ impl GpuVm {
                 call: "a chosen GPU address: the kernel picks addresses in this mode".into(),
             }));
         }
-        let size_B = size_B.checked_next_multiple_of(4096).ok_or_else(|| {
+        let mut size_B = size_B.checked_next_multiple_of(4096).ok_or_else(|| {
             kerr(KernelError {
                 errno: Errno::EINVAL,
                 call: format!("buffer of {size_B:#x} bytes"),
             })
         })?;
+        let cacheable = placement == Placement::Any && self.cache().on;
+        if cacheable {
+            self.maintain_cache(k);
+            if let Some((_, bucket_B)) = bucket_of(size_B) {
+                size_B = bucket_B;
+                if let Some(buf) = self.reuse(k, size_B, flags) {
+                    return Ok(buf);
+                }
+            }
+        }
         if let Placement::At(iova) = placement {
             self.reserve_at(k, iova, size_B)?;
         }
@@ -269,6 +453,9 @@ impl GpuVm {
         } else {
             self.live().insert(iova, buf);
         }
+        if cacheable && bucket_of(size_B).is_some_and(|(_, b)| b == size_B) {
+            self.cache().mark(handle, flags);
+        }
         Ok(buf)
     }
 
@@ -298,29 +485,50 @@ impl GpuVm {
         users: &[SyncPoint],
         shared: bool,
     ) -> Result<(), BindError> {
+        // Only a live buffer of this VM: one freed already (its address may be another buffer's
+        // by now) or a `map_bo` one would unmap or close what is not the caller's.
+        match &self.bind {
+            Some(_) => {
+                let mut live = self.live();
+                if live.get(&buf.iova) != Some(&buf) {
+                    return Err(Self::not_live(&buf));
+                }
+                live.remove(&buf.iova);
+            }
+            None => {
+                let l = self.legacy();
+                if l.by_iova.get(&buf.iova) != Some(&buf) || l.mapped_bos.contains_key(&buf.iova)
+                {
+                    return Err(Self::not_live(&buf));
+                }
+            }
+        }
+        let cached = {
+            let mut st = self.cache();
+            match st.unmark(buf.handle) {
+                Some(flags) if st.on && !shared => {
+                    st.cache.put(buf, flags, users);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if cached {
+            if self.bind.is_none() {
+                // Out of the BO table: a DONTNEED buffer must not be in a submit's.
+                self.legacy().forget(&buf);
+            }
+            self.maintain_cache(k);
+            return Ok(());
+        }
         match &self.bind {
             Some(vm) => {
-                {
-                    let mut live = self.live();
-                    if live.get(&buf.iova) != Some(&buf) {
-                        return Err(Self::not_live(&buf));
-                    }
-                    live.remove(&buf.iova);
-                }
                 vm.unmap_freed(buf.iova, buf.size_B, users);
                 // The VMA holds the object; the handle is not needed any more.
                 ioctl::gem_close(k, buf.handle).map_err(kerr)?;
                 Ok(())
             }
             None => {
-                {
-                    let l = self.legacy();
-                    if l.by_iova.get(&buf.iova) != Some(&buf)
-                        || l.mapped_bos.contains_key(&buf.iova)
-                    {
-                        return Err(Self::not_live(&buf));
-                    }
-                }
                 self.bury(buf, users, shared, None);
                 Ok(())
             }
@@ -376,7 +584,7 @@ impl GpuVm {
                     // Failing here made the caller close a handle a queued MAP still named. A
                     // refused send stays queued for the next flush or submit, which report
                     // the error (or the loss) themselves.
-                    let _ = self.flush_ready(k);
+                    let _ = self.flush_with(k, false);
                 }
                 Ok(iova)
             }
@@ -415,7 +623,7 @@ impl GpuVm {
             Err(crate::iova::VaError::AddressDeferred { .. })
             | Err(crate::iova::VaError::AddressTaken { .. }) => {
                 self.wait_for_zombies_in(k, iova, size_B)?;
-                self.flush(k)?;
+                self.flush_with(k, true)?;
                 heap.alloc_addr_wait(iova, size_B, &KernelFences(k), REPLAY_WAIT)
                     .map_err(va)
             }
@@ -669,19 +877,22 @@ impl GpuVm {
     }
 
     /// Sends pending binds (VM_BIND) or reclaims idle zombies (legacy), and returns freed
-    /// addresses to the allocator.
+    /// addresses to the allocator. Publishes how far the submits' timelines got to the device's
+    /// fence book (for the `Bo` cache); the VM's own flushes (budget, replay, teardown) do not,
+    /// since the free-buffer cache refreshes the book itself when it needs to.
     pub fn flush(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        self.publish(k)?;
         self.flush_with(k, true)
     }
 
     /// Like [`Self::flush`], but unmaps of buffers still in use stay queued (no in-fence waits):
     /// what a frame's end calls.
     pub fn flush_ready(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        self.publish(k)?;
         self.flush_with(k, false)
     }
 
     fn flush_with(&self, k: &dyn Kernel, all: bool) -> Result<(), BindError> {
-        self.publish(k)?;
         match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
                 let released = if all {
@@ -704,9 +915,8 @@ impl GpuVm {
                     }
                     .ok();
                 }
-                for h in vm.timelines() {
-                    heap.timelines()
-                        .signal_syncobj(h, ioctl::syncobj_query(k, h).map_err(kerr)?);
+                for (h, done) in vm.done_points(k)? {
+                    heap.timelines().signal_syncobj(h, done);
                 }
                 Ok(())
             }
@@ -745,6 +955,8 @@ impl GpuVm {
         uses: &[GpuBuffer],
         fences: Fences<'_>,
     ) -> Result<(u32, Option<std::os::fd::OwnedFd>), BindError> {
+        self.submits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         {
             let mut w = self.watched.lock().unwrap_or_else(|p| p.into_inner());
             for p in fences.signal.iter().filter(|p| p.point != 0) {
@@ -826,11 +1038,16 @@ impl GpuVm {
     /// A final flush refused with ENOMEM is tried once more (its unsent binds stay queued, the
     /// VM is usable): the unmaps must reach the kernel or the VMAs stay until the file closes.
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), BindError> {
-        let mut flushed = self.flush(k);
+        let cached = self.cache().cache.drain();
+        for c in cached {
+            self.release(k, c);
+        }
+        // Nobody reads the fence book after this: the final flush does not publish to it.
+        let mut flushed = self.flush_with(k, true);
         if matches!(&flushed, Err(BindError::Kernel(e))
             if matches!(e.errno, Errno::ENOMEM | Errno::EINTR | Errno::EAGAIN))
         {
-            flushed = self.flush(k);
+            flushed = self.flush_with(k, true);
         }
         // The GPU is idle: zombies still waiting for users that never signal (a failed submit,
         // a syncobj the driver destroyed) are closed now, or nobody would close them.

@@ -6,6 +6,7 @@
 //! ([`split`], computed with the kernel's own rule in [`prealloc`]). Takes no locks: the bind
 //! queue that owns a mirror serialises access to it.
 
+mod cache;
 mod gpu_vm;
 mod op;
 mod plan;
@@ -13,6 +14,7 @@ pub mod prealloc;
 mod va;
 mod vm;
 
+pub use cache::VmCacheStats;
 pub use gpu_vm::{GpuBuffer, GpuVm, Placement, PENDING_OPS_BUDGET};
 pub use op::{BindOp, Target};
 pub use plan::{plan, split, KERNEL_THROTTLE_PAGES};

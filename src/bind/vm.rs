@@ -2,7 +2,8 @@
 //! small, sorted VM_BIND jobs; submits wait only for the bind jobs that mapped what they use; a
 //! failed bind explains itself.
 //!
-//! Owns: two VM_BIND submitqueues and a timeline syncobj for each, the mirror of what has been
+//! Owns: two VM_BIND submitqueues and a timeline syncobj for each (made by the first flush that
+//! has a job to send, so a VM that never binds anything costs no ioctl), the mirror of what has been
 //! sent, the pending ops, which job mapped each range, the jobs in flight and a log of recent VM
 //! operations. Locks: `BindVm::state` (one mutex), held across the VM_BIND ioctls of a flush so
 //! jobs reach the kernel in the order they were planned; never held while waiting on a fence
@@ -154,7 +155,9 @@ struct State {
     mapped_by: BTreeMap<u64, (u64, Queue, u64)>,
     /// Jobs not known to be done: (queue, point, preallocated pages).
     in_flight: VecDeque<(Queue, u64, u64)>,
-    log: VecDeque<String>,
+    /// Recent sent ops, formatted only when a report or `recent_ops` asks (a formatted line per op
+    /// cost more than planning it).
+    log: VecDeque<Logged>,
     stats: BindStats,
     lost: Option<Box<LossReport>>,
     /// Planned jobs not yet sent, in order.
@@ -180,8 +183,8 @@ struct Job {
 /// One GPU VM in VM_BIND mode.
 #[derive(Debug)]
 pub struct BindVm {
-    queues: [u32; 2],
-    timelines: [u32; 2],
+    /// The queues and their timelines, once a flush has needed them.
+    made: std::sync::OnceLock<Made>,
     /// Largest preallocation of one job (the kernel throttles above 1024 in flight).
     budget_pages: u64,
     state: Mutex<State>,
@@ -205,6 +208,32 @@ fn overlapping(
         .map(|(&s, &v)| (s, v))
 }
 
+/// The two VM_BIND queues (map, wait) and the timeline each signals.
+#[derive(Debug, Clone, Copy)]
+struct Made {
+    queues: [u32; 2],
+    timelines: [u32; 2],
+}
+
+/// One sent op of the log: the op, its VM_BIND queue and job point.
+#[derive(Debug, Clone, Copy)]
+struct Logged {
+    op: BindOp,
+    queue: u32,
+    point: u64,
+}
+
+impl Logged {
+    fn line(&self) -> String {
+        format!(
+            "{} queue {} job {}",
+            describe(&self.op),
+            self.queue,
+            self.point
+        )
+    }
+}
+
 fn qi(q: Queue) -> usize {
     q as usize
 }
@@ -222,10 +251,23 @@ fn describe(op: &BindOp) -> String {
 }
 
 impl BindVm {
-    /// Sets up binding on a file already in VM_BIND mode: two VM_BIND queues and their timelines.
-    /// A creation that fails releases what it made (the kernel can refuse any of the four with
-    /// ENOMEM), so a failed device init leaves nothing on the file.
-    pub fn new(k: &dyn Kernel, budget_pages: u64) -> Result<BindVm, BindError> {
+    /// Binding on a file already in VM_BIND mode. Nothing is asked of the kernel until a flush has
+    /// a job to send: then the two VM_BIND queues and their timelines are made.
+    pub fn new(budget_pages: u64) -> BindVm {
+        BindVm {
+            made: std::sync::OnceLock::new(),
+            budget_pages: budget_pages.clamp(3, KERNEL_THROTTLE_PAGES),
+            state: Mutex::default(),
+        }
+    }
+
+    /// Makes the queues and timelines (the caller holds the state lock, so only one thread gets
+    /// here). A creation that fails releases what it made (the kernel can refuse any of the four
+    /// with ENOMEM) and leaves the VM as it was, for the next flush to try again.
+    fn make(&self, k: &dyn Kernel) -> Result<Made, BindError> {
+        if let Some(m) = self.made.get() {
+            return Ok(*m);
+        }
         let mut queues = Vec::with_capacity(2);
         let mut timelines = Vec::with_capacity(2);
         let made = (|| {
@@ -247,12 +289,21 @@ impl BindVm {
             }
             return Err(BindError::Kernel(e));
         }
-        Ok(BindVm {
+        let m = Made {
             queues: [queues[0], queues[1]],
             timelines: [timelines[0], timelines[1]],
-            budget_pages: budget_pages.clamp(3, KERNEL_THROTTLE_PAGES),
-            state: Mutex::default(),
-        })
+        };
+        Ok(*self.made.get_or_init(|| m))
+    }
+
+    /// Queue `q`'s VM_BIND submitqueue; only called once a job exists, so the queues do.
+    fn queue(&self, q: Queue) -> u32 {
+        self.made.get().map_or(0, |m| m.queues[qi(q)])
+    }
+
+    /// Queue `q`'s timeline; only called for points that exist, so the timelines do.
+    fn timeline(&self, q: Queue) -> u32 {
+        self.made.get().map_or(0, |m| m.timelines[qi(q)])
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -262,8 +313,11 @@ impl BindVm {
     /// Releases the queues and timelines (after the last flush). Each is released even if an
     /// earlier one failed; the first error is returned.
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), KernelError> {
-        let queues = self.queues.iter().map(|&q| ioctl::submitqueue_close(k, q));
-        let timelines = self.timelines.iter().map(|&t| ioctl::syncobj_destroy(k, t));
+        let Some(m) = self.made.get() else {
+            return Ok(());
+        };
+        let queues = m.queues.iter().map(|&q| ioctl::submitqueue_close(k, q));
+        let timelines = m.timelines.iter().map(|&t| ioctl::syncobj_destroy(k, t));
         queues
             .chain(timelines)
             .collect::<Vec<_>>()
@@ -333,7 +387,7 @@ impl BindVm {
 
     /// The winsys's log of its last VM operations.
     pub fn recent_ops(&self) -> Vec<String> {
-        self.lock().log.iter().cloned().collect()
+        self.lock().log.iter().map(Logged::line).collect()
     }
 
     /// Learns which jobs are done (one query per timeline) and drops them from the in-flight list.
@@ -341,7 +395,7 @@ impl BindVm {
         for q in [Queue::Map, Queue::Wait] {
             if st.done[qi(q)] < st.points[qi(q)] {
                 st.done[qi(q)] =
-                    ioctl::syncobj_query(k, self.timelines[qi(q)]).map_err(BindError::Kernel)?;
+                    ioctl::syncobj_query(k, self.timeline(q)).map_err(BindError::Kernel)?;
             }
         }
         let done = st.done;
@@ -352,14 +406,14 @@ impl BindVm {
     fn lost(&self, k: &dyn Kernel, st: &mut State, call: String) -> BindError {
         let report = Box::new(LossReport {
             call,
-            recent_ops: st.log.iter().cloned().collect(),
+            recent_ops: st.log.iter().map(Logged::line).collect(),
             devcoredump: k.devcoredump(),
         });
         st.lost = Some(report.clone());
         BindError::DeviceLost(report)
     }
 
-    fn log(st: &mut State, line: String) {
+    fn log(st: &mut State, line: Logged) {
         if st.log.len() == LOG_ENTRIES {
             st.log.pop_front();
         }
@@ -386,7 +440,7 @@ impl BindVm {
             ..Default::default()
         };
         st.stats.vm_bind_ioctls += 1;
-        match ioctl::vm_bind(k, self.queues[qi(q)], ops, fences) {
+        match ioctl::vm_bind(k, self.queue(q), ops, fences) {
             Ok(_) => {
                 *sent += ops.len();
                 Ok(())
@@ -464,6 +518,17 @@ impl BindVm {
             self.drain(k, &mut st, block)?;
             return Ok(std::mem::take(&mut st.released));
         }
+        if self.made.get().is_none() {
+            // The queues are made only when something will be sent: ops that cancel out (a
+            // buffer made and freed between two flushes) and nothing to signal need none.
+            let all: Vec<BindOp> = st.pending.iter().map(|p| p.op).collect();
+            let sends = !st.pending_signals.is_empty()
+                || st.pending.iter().any(|p| p.ordered)
+                || !plan(&st.mirror, &all).is_empty();
+            if sends {
+                self.make(k)?;
+            }
+        }
         self.refresh_done(k, &mut st)?;
 
         // Whether each pending op's own waits are known done, asked only where it matters (an
@@ -540,7 +605,7 @@ impl BindVm {
             for (_, (_, q, point)) in overlapping(&st.mapped_by, op.iova, op.end()) {
                 if q == Queue::Map && point > st.done[qi(q)] {
                     waits.push(SyncPoint {
-                        handle: self.timelines[qi(q)],
+                        handle: self.timeline(q),
                         point,
                     });
                 }
@@ -568,7 +633,7 @@ impl BindVm {
                 st.points[qi(q)] += 1;
                 let point = st.points[qi(q)];
                 let mut job_signals = vec![SyncPoint {
-                    handle: self.timelines[qi(q)],
+                    handle: self.timeline(q),
                     point,
                 }];
                 if q == Queue::Wait && i + 1 == n {
@@ -602,7 +667,7 @@ impl BindVm {
                 .rev()
                 .find(|(_, _, r)| r.iter().any(|&(s, e)| iova < e && s < iova + range_B));
             let fence = job.map(|&(q, point, _)| SyncPoint {
-                handle: self.timelines[qi(q)],
+                handle: self.timeline(q),
                 point,
             });
             st.released.push(Released {
@@ -634,7 +699,7 @@ impl BindVm {
                 let &(q, point, _) = st.in_flight.front().expect("in flight is not empty");
                 st.stats.throttle_waits += 1;
                 let p = SyncPoint {
-                    handle: self.timelines[qi(q)],
+                    handle: self.timeline(q),
                     point,
                 };
                 ioctl::syncobj_timeline_wait(k, &[p], i64::MAX).map_err(BindError::Kernel)?;
@@ -679,7 +744,7 @@ impl BindVm {
                         call: format!(
                             "{e} (a planned bind job was refused; the VM state is unknown)"
                         ),
-                        recent_ops: st.log.iter().cloned().collect(),
+                        recent_ops: st.log.iter().map(Logged::line).collect(),
                         devcoredump: k.devcoredump(),
                     });
                     st.lost = Some(report);
@@ -698,13 +763,12 @@ impl BindVm {
     /// Counts and logs `ops` the kernel took as part of job `point` on `q`.
     fn account(&self, st: &mut State, ops: &[BindOp], q: Queue, point: u64) {
         st.stats.ops_sent += ops.len() as u64;
-        for op in ops {
-            let line = format!(
-                "{} queue {} job {}",
-                describe(op),
-                self.queues[qi(q)],
-                point
-            );
+        for &op in ops {
+            let line = Logged {
+                op,
+                queue: self.queue(q),
+                point,
+            };
             Self::log(st, line);
         }
     }
@@ -786,7 +850,7 @@ impl BindVm {
             .iter()
             .filter(|&&q| best[qi(q)] > 0)
             .map(|&q| SyncPoint {
-                handle: self.timelines[qi(q)],
+                handle: self.timeline(q),
                 point: best[qi(q)],
             })
             .collect())
@@ -867,8 +931,20 @@ impl BindVm {
     }
 
     /// The timelines (map queue, wait queue): points of both signal as jobs complete.
+    /// Both 0 while no job was ever sent.
     pub fn timelines(&self) -> [u32; 2] {
-        self.timelines
+        self.made.get().map_or([0; 2], |m| m.timelines)
+    }
+
+    /// Learns how far both timelines are (one query each, only for a queue with jobs not known
+    /// done: none once everything sent is known complete) and returns (timeline, last done point)
+    /// of each queue that exists.
+    pub fn done_points(&self, k: &dyn Kernel) -> Result<Vec<(u32, u64)>, BindError> {
+        let mut st = self.lock();
+        self.refresh_done(k, &mut st)?;
+        Ok(self.made.get().map_or(vec![], |m| {
+            vec![(m.timelines[0], st.done[0]), (m.timelines[1], st.done[1])]
+        }))
     }
 
     /// The last point assigned on each timeline (map queue, wait queue).

@@ -33,7 +33,7 @@ pub const MAX_CACHED_SIZE_B: u64 = 64 << 20;
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Bucket index and bucket size of a request, `None` when too big to cache.
-fn bucket(size_B: u64) -> Option<(u32, u64)> {
+pub(crate) fn bucket(size_B: u64) -> Option<(u32, u64)> {
     let pages = size_B.div_ceil(PAGE_B).max(1);
     if pages * PAGE_B > MAX_CACHED_SIZE_B {
         return None;
@@ -47,6 +47,17 @@ fn bucket(size_B: u64) -> Option<(u32, u64)> {
     let q = (pages - 1) >> (e - 2); // 4..=7
     let index = 16 + (e - 4) * 4 + (q - 4);
     Some((index as u32, (q + 1) * step * PAGE_B))
+}
+
+/// The size of the buffers of bucket `index` (the inverse of [`bucket`]), `None` past the last.
+pub(crate) fn bucket_size_of_index(index: u32) -> Option<u64> {
+    let size_B = if index < 16 {
+        (index as u64 + 1) * PAGE_B
+    } else {
+        let (e, q) = (4 + (index as u64 - 16) / 4, 4 + (index as u64 - 16) % 4);
+        (q + 1) * (1u64 << (e - 2)) * PAGE_B
+    };
+    (size_B <= MAX_CACHED_SIZE_B).then_some(size_B)
 }
 
 /// The size a cacheable buffer of `size_B` is created with (its bucket's), `None` if uncacheable.

@@ -24,7 +24,7 @@ use crate::ErrnoError;
 use crate::{Device, Errno};
 
 mod buffer;
-mod cache;
+pub(crate) mod cache;
 mod flip_chain;
 mod table;
 

@@ -41,22 +41,32 @@ pub struct msmws_device_info {
     pub chip_id: u64,
     pub gmem_size_B: u64,
     pub gmem_base: u64,
-    pub max_freq_Hz: u64,
     /// Usable GPU VA range; both 0 in `MSMWS_VM_MODE_KERNEL_IOVA`.
     pub va_start: u64,
     pub va_size_B: u64,
-    pub uche_trap_base: u64,
     pub priorities: u32,
     /// One of `MSMWS_VM_MODE_*`.
     pub vm_mode: u32,
     pub highest_bank_bit: u32,
     pub ubwc_swizzle: u32,
     pub macrotile_mode: u32,
-    pub has_prr: bool,
     pub raytracing: bool,
-    pub timeline_syncobjs: bool,
     /// NUL-terminated, e.g. "a750".
     pub chip_name: [c_char; 32],
+}
+
+/// What the probe leaves out (a driver may never need it). Filled by `msmws_device_get_extras`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct msmws_device_extras {
+    /// `MSM_PARAM_MAX_FREQ`.
+    pub max_freq_Hz: u64,
+    /// `MSM_PARAM_UCHE_TRAP_BASE` (0 on kernels without it).
+    pub uche_trap_base: u64,
+    /// `MSM_PARAM_HAS_PRR`: VM_BIND's MAP_NULL (sparse residency) is supported.
+    pub has_prr: bool,
+    /// `DRM_CAP_SYNCOBJ_TIMELINE`.
+    pub timeline_syncobjs: bool,
 }
 
 fn into_handle(dev: Device, sim: Option<Sim>, out: *mut *mut msmws_device) {
@@ -115,23 +125,59 @@ pub extern "C" fn msmws_device_new_from_fd_flags(
 ) -> c_int {
     boundary(|| {
         check_out(out, "out")?;
-        if flags & !MSMWS_PROBE_NO_VM_BIND != 0 {
-            return Err(FfiError::invalid(format!("unknown probe flags {flags:#x}")));
-        }
-        let options = crate::ProbeOptions {
-            allow_vm_bind: flags & MSMWS_PROBE_NO_VM_BIND == 0,
-            ..Default::default()
-        };
+        let options = probe_options(flags)?;
         into_handle(Device::from_fd_with(dup_fd(fd)?, options)?, None, out);
         Ok(())
     })
 }
 
+/// `msmws_device_new_from_fd_flags` for a caller that has read the fd's DRM VERSION itself and
+/// found the "msm" driver (turnip's drmGetVersion at enumeration): `major`, `minor` and
+/// `patchlevel` are its answer, and the probe does not ask again.
+///
+/// Returns the errors of `msmws_device_new_from_fd_flags`; -ENODEV for a UAPI older than 1.6.
+#[no_mangle]
+pub extern "C" fn msmws_device_new_from_fd_version(
+    fd: c_int,
+    flags: u32,
+    major: i32,
+    minor: i32,
+    patchlevel: i32,
+    out: *mut *mut msmws_device,
+) -> c_int {
+    boundary(|| {
+        check_out(out, "out")?;
+        let options = probe_options(flags)?;
+        let version = crate::kernel::ioctl::DrmVersion {
+            major,
+            minor,
+            patchlevel,
+            name: "msm".into(),
+            date: String::new(),
+            desc: String::new(),
+        };
+        let dev = Device::from_fd_with_version(dup_fd(fd)?, options, version)?;
+        into_handle(dev, None, out);
+        Ok(())
+    })
+}
+
+/// The probe options of `MSMWS_PROBE_*` `flags`.
+fn probe_options(flags: u32) -> Result<crate::ProbeOptions, FfiError> {
+    if flags & !MSMWS_PROBE_NO_VM_BIND != 0 {
+        return Err(FfiError::invalid(format!("unknown probe flags {flags:#x}")));
+    }
+    Ok(crate::ProbeOptions {
+        allow_vm_bind: flags & MSMWS_PROBE_NO_VM_BIND == 0,
+        ..Default::default()
+    })
+}
+
 /// Opens a device on `fd`, a freshly opened file of the node that `known` (filled by
 /// `msmws_device_get_info` on an earlier device) was probed on, without probing it again: the
-/// GPU's parameters are `known`'s; the only probe ioctls are VERSION (is it msm) and, when
-/// `known` has per-process page tables and UAPI >= 1.13, EN_VM_BIND, whose answer sets the new
-/// device's mode. A driver that probes a node once at enumeration opens its devices this way.
+/// GPU's parameters are `known`'s; the only probe ioctl is, when `known` has per-process page
+/// tables and UAPI >= 1.13, EN_VM_BIND, whose answer sets the new device's mode. `fd` is not
+/// checked with VERSION: it must be a file of the node `known` came from. A driver that probes a node once at enumeration opens its devices this way.
 ///
 /// Ownership as for `msmws_device_new_from_fd`. Returns 0; -EINVAL for a NULL argument, a
 /// negative fd or a `known` whose `vm_mode` is not an `MSMWS_VM_MODE_*`; -EBADF, -ENODEV or an
@@ -181,17 +227,13 @@ fn info_from_c(c: &msmws_device_info) -> Result<crate::DeviceInfo, FfiError> {
         chip_id: c.chip_id,
         gmem_size_B: c.gmem_size_B,
         gmem_base: c.gmem_base,
-        max_freq_Hz: c.max_freq_Hz,
         priorities: c.priorities,
         va_start: c.va_start,
         va_size_B: c.va_size_B,
-        has_prr: c.has_prr,
         raytracing: c.raytracing,
         highest_bank_bit: c.highest_bank_bit,
         ubwc_swizzle: c.ubwc_swizzle,
         macrotile_mode: c.macrotile_mode,
-        uche_trap_base: c.uche_trap_base,
-        timeline_syncobjs: c.timeline_syncobjs,
         mode,
         mode_reason: String::new(),
     })
@@ -246,22 +288,44 @@ pub extern "C" fn msmws_device_get_info(
             chip_id: i.chip_id,
             gmem_size_B: i.gmem_size_B,
             gmem_base: i.gmem_base,
-            max_freq_Hz: i.max_freq_Hz,
             va_start: i.va_start,
             va_size_B: i.va_size_B,
-            uche_trap_base: i.uche_trap_base,
             priorities: i.priorities,
             vm_mode: i.mode as u32,
             highest_bank_bit: i.highest_bank_bit,
             ubwc_swizzle: i.ubwc_swizzle,
             macrotile_mode: i.macrotile_mode,
-            has_prr: i.has_prr,
             raytracing: i.raytracing,
-            timeline_syncobjs: i.timeline_syncobjs,
             chip_name,
         };
         // SAFETY: checked non-null above; the caller provides storage for one struct.
         unsafe { write_out(info, c) };
+        Ok(())
+    })
+}
+
+/// Reads what the probe leaves out (`msmws_device_extras`) into `*extras`: one GET_PARAM or
+/// GET_CAP each on the first call, none afterwards.
+///
+/// Thread-safe. Returns 0, -EINVAL for a NULL argument, or the errno of a refused GET_PARAM.
+#[no_mangle]
+pub extern "C" fn msmws_device_get_extras(
+    dev: *const msmws_device,
+    extras: *mut msmws_device_extras,
+) -> c_int {
+    boundary(|| {
+        check_out(extras, "extras")?;
+        // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
+        let dev = unsafe { borrow(dev, "dev") }?;
+        let e = dev.inner.extras()?;
+        let c = msmws_device_extras {
+            max_freq_Hz: e.max_freq_Hz,
+            uche_trap_base: e.uche_trap_base,
+            has_prr: e.has_prr,
+            timeline_syncobjs: e.timeline_syncobjs,
+        };
+        // SAFETY: checked non-null above; the caller provides storage for one struct.
+        unsafe { write_out(extras, c) };
         Ok(())
     })
 }
@@ -367,7 +431,12 @@ mod tests {
         // SAFETY: filled by the successful call above.
         let info = unsafe { info.assume_init() };
         assert_eq!(info.vm_mode, MSMWS_VM_MODE_VM_BIND);
-        assert!(info.has_prr);
+        let mut extras = std::mem::MaybeUninit::<msmws_device_extras>::zeroed();
+        assert_eq!(msmws_device_get_extras(dev, extras.as_mut_ptr()), 0);
+        // SAFETY: filled by the successful call above.
+        let extras = unsafe { extras.assume_init() };
+        assert!(extras.has_prr && extras.timeline_syncobjs);
+        assert_eq!(msmws_device_get_extras(dev, ptr::null_mut()), -libc::EINVAL);
         assert_eq!(msmws_device_get_info(dev, ptr::null_mut()), -libc::EINVAL);
         assert_eq!(
             msmws_device_get_info(ptr::null(), &mut info.clone()),

@@ -106,25 +106,52 @@ fn to_buffer(b: &msmws_gpu_buffer) -> GpuBuffer {
     }
 }
 
-/// Creates the GPU memory of `dev` (in the mode its probe chose) into `*out`.
-///
-/// The object holds a reference on the device. Release it with `msmws_gpu_vm_destroy`.
-/// Returns 0, -EINVAL for a NULL argument, or the kernel's errno (creating the VM_BIND queues).
+/// `msmws_gpu_vm_create_with` flag: turn on the free-buffer cache. A freed private buffer placed
+/// anywhere (`msmws_gpu_vm_create_buffer`, freed with `shared` false) keeps its handle and GPU
+/// mapping and serves a later `msmws_gpu_vm_create_buffer` of the same flags and a close size
+/// (its `size_B` may then be up to 1.5 times the request's bucket) once its users are done;
+/// buffers cached over 250 ms are made DONTNEED, over 1 s (or past 256 MiB) freed for real.
+pub const MSMWS_GPU_VM_CACHE: u32 = 1;
+
+/// `msmws_gpu_vm_create` with `MSMWS_GPU_VM_*` `flags`. Returns its errors, and -EINVAL for an
+/// unknown flag.
 #[no_mangle]
-pub extern "C" fn msmws_gpu_vm_create(
+pub extern "C" fn msmws_gpu_vm_create_with(
     dev: *const msmws_device,
+    flags: u32,
     out: *mut *mut msmws_gpu_vm,
 ) -> c_int {
     boundary(|| {
         check_out(out, "out")?;
+        if flags & !MSMWS_GPU_VM_CACHE != 0 {
+            return Err(FfiError::invalid(format!(
+                "unknown gpu_vm flags {flags:#x}"
+            )));
+        }
         // SAFETY: a non-null `dev` is a live device (API contract).
         let dev = unsafe { borrow(dev, "dev") }?.inner.clone();
         let vm = GpuVm::new(&dev)?;
+        if flags & MSMWS_GPU_VM_CACHE != 0 {
+            vm.enable_cache();
+        }
         let raw = Box::into_raw(Box::new(msmws_gpu_vm { dev, vm }));
         // SAFETY: checked non-null above.
         unsafe { write_out(out, raw) };
         Ok(())
     })
+}
+
+/// Creates the GPU memory of `dev` (in the mode its probe chose) into `*out`.
+///
+/// The object holds a reference on the device. Release it with `msmws_gpu_vm_destroy`.
+/// Returns 0, -EINVAL for a NULL argument, or -ENOMEM. No ioctl: the VM_BIND queues are made by
+/// the first flush or submit that sends a bind.
+#[no_mangle]
+pub extern "C" fn msmws_gpu_vm_create(
+    dev: *const msmws_device,
+    out: *mut *mut msmws_gpu_vm,
+) -> c_int {
+    msmws_gpu_vm_create_with(dev, 0, out)
 }
 
 /// A new buffer of `size_B` bytes (`MSMWS_BO_*` cache and usage flags) at a GPU address.
@@ -212,6 +239,14 @@ pub struct msmws_gpu_vm_stats {
     /// Legacy modes: reclaim passes, and freed buffers they closed.
     pub reclaim_passes: u64,
     pub reclaimed: u64,
+    /// The free-buffer cache (`MSMWS_GPU_VM_CACHE`): creates it served, creates it could not,
+    /// buffers made DONTNEED, freed for age or budget, found purged, and cached now.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_advised: u64,
+    pub cache_expired: u64,
+    pub cache_purged: u64,
+    pub cache_cached: u64,
 }
 
 /// Copies the VM's counters into `*stats` (for a driver's debug output and for measurements).
@@ -228,6 +263,7 @@ pub extern "C" fn msmws_gpu_vm_get_stats(
         let vm = unsafe { borrow(vm, "vm") }?;
         let b = vm.vm.bind_vm().map(|b| b.stats()).unwrap_or_default();
         let (reclaim_passes, reclaimed) = vm.vm.reclaim_stats();
+        let c = vm.vm.cache_stats();
         let out = msmws_gpu_vm_stats {
             ops_queued: b.ops_queued,
             ops_sent: b.ops_sent,
@@ -240,6 +276,12 @@ pub extern "C" fn msmws_gpu_vm_get_stats(
             submit_bind_waits: b.submit_bind_waits,
             reclaim_passes,
             reclaimed,
+            cache_hits: c.hits,
+            cache_misses: c.misses,
+            cache_advised: c.advised,
+            cache_expired: c.expired,
+            cache_purged: c.purged,
+            cache_cached: c.cached,
         };
         // SAFETY: checked non-null above.
         unsafe { write_out(stats, out) };

@@ -210,6 +210,13 @@ pub extern "C" fn msmws_metadata_plan(
     })
 }
 
+/// The DRM fourcc the record stores for `vk_format` (`msmws_image_desc.drm_fourcc`): 0 for a
+/// format without one or one msm-winsys does not know. Thread-safe; no errors.
+#[no_mangle]
+pub extern "C" fn msmws_metadata_drm_fourcc(vk_format: u32) -> u32 {
+    crate::metadata::format::lookup_raw(vk_format).map_or(0, |f| f.drm_fourcc)
+}
+
 /// Encodes the record for an exported image into `out` (`out_size` bytes; 128 always suffice) and
 /// writes its length to `*len_out`: the bytes to store with MSM_INFO_SET_METADATA.
 ///
@@ -412,6 +419,18 @@ pub extern "C" fn msmws_metadata_freedreno_modifier(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drm_fourcc_of_a_vk_format_is_the_tables() {
+        let rgba = vk::Format::R8G8B8A8_UNORM.as_raw() as u32;
+        assert_eq!(
+            msmws_metadata_drm_fourcc(rgba),
+            u32::from_le_bytes(*b"AB24")
+        );
+        let d32 = vk::Format::D32_SFLOAT.as_raw() as u32;
+        assert_eq!(msmws_metadata_drm_fourcc(d32), 0);
+        assert_eq!(msmws_metadata_drm_fourcc(u32::MAX), 0);
+    }
 
     fn rgba(width: u32, height: u32) -> msmws_image_desc {
         msmws_image_desc {

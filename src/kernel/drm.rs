@@ -39,6 +39,8 @@ impl crate::ErrnoError for OpenError {
 pub struct DrmKernel {
     fd: OwnedFd,
     path: Option<PathBuf>,
+    /// What the msm check read (VERSION), kept so the device probe need not ask again.
+    version: Option<ioctl::DrmVersion>,
 }
 
 impl DrmKernel {
@@ -56,24 +58,40 @@ impl DrmKernel {
                     message: format!("cannot open {}: {e}", path.display()),
                 }
             })?;
-        let k = DrmKernel {
+        let mut k = DrmKernel {
             fd: file.into(),
             path: Some(path.to_owned()),
+            version: None,
         };
-        k.check_msm()?;
+        k.version = Some(k.check_msm()?);
         Ok(k)
     }
 
     /// Takes ownership of an already open DRM fd and checks that its driver is "msm".
     pub fn from_fd(fd: OwnedFd) -> Result<DrmKernel, OpenError> {
-        let k = DrmKernel { fd, path: None };
-        k.check_msm()?;
+        let mut k = DrmKernel::from_fd_unchecked(fd);
+        k.version = Some(k.check_msm()?);
         Ok(k)
     }
 
-    fn check_msm(&self) -> Result<(), OpenError> {
+    /// Takes ownership of an open DRM fd the caller knows is an msm node (a further file of a
+    /// node it has already checked, or one whose VERSION it has read itself): no ioctl.
+    pub fn from_fd_unchecked(fd: OwnedFd) -> DrmKernel {
+        DrmKernel {
+            fd,
+            path: None,
+            version: None,
+        }
+    }
+
+    /// The VERSION answer the msm check read (`open`, `from_fd`), `None` for an unchecked file.
+    pub fn checked_version(&self) -> Option<&ioctl::DrmVersion> {
+        self.version.as_ref()
+    }
+
+    fn check_msm(&self) -> Result<ioctl::DrmVersion, OpenError> {
         match ioctl::version_brief(self) {
-            Ok(v) if v.name == "msm" => Ok(()),
+            Ok(v) if v.name == "msm" => Ok(v),
             Ok(v) => Err(OpenError {
                 errno: Errno::ENODEV,
                 message: format!(

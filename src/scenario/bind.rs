@@ -471,8 +471,7 @@ fn sparse_run(winsys: bool, batches: u64, per_batch: u64) -> Totals {
     let mut winsys_vm = None;
     let mut turnip_queue = None;
     if winsys {
-        let vm = winsys_vm
-            .insert(BindVm::new(&f, crate::bind::KERNEL_THROTTLE_PAGES).expect("bind queues"));
+        let vm = winsys_vm.insert(BindVm::new(crate::bind::KERNEL_THROTTLE_PAGES));
         for (i, batch) in sparse_pages(batches, per_batch).iter().enumerate() {
             let signal = [SyncPoint {
                 handle: done,

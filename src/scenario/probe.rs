@@ -20,10 +20,11 @@ pub fn run(_effort: Effort) -> Outcome {
         let (row, ok, j) = match Device::new_sim(p.name) {
             Ok(dev) => {
                 let i = dev.info();
+                let has_prr = dev.extras().is_ok_and(|e| e.has_prr);
                 // What spec/kernel.md says each profile must show.
                 let ok = i.va_start == 0x1_0000_0000
                     && i.va_size_B == p.va_size_B()
-                    && i.has_prr == p.has_prr
+                    && has_prr == p.has_prr
                     && i.mode == VmMode::VmBind
                     && i.chip_id == p.chip_id_param();
                 let row = vec![
@@ -32,12 +33,12 @@ pub fn run(_effort: Effort) -> Outcome {
                     format!("{:#x}", i.chip_id),
                     format!("{:#x}", i.va_start),
                     format!("{:#x}", i.va_size_B),
-                    if i.has_prr { "yes" } else { "no" }.to_string(),
+                    if has_prr { "yes" } else { "no" }.to_string(),
                     i.mode.name().to_string(),
                     if ok { "ok" } else { "MISMATCH" }.to_string(),
                 ];
                 let j = json!({"profile": p.name, "chip_id": i.chip_id, "va_start": i.va_start,
-                    "va_size_B": i.va_size_B, "has_prr": i.has_prr, "mode": i.mode.name(), "ok": ok});
+                    "va_size_B": i.va_size_B, "has_prr": has_prr, "mode": i.mode.name(), "ok": ok});
                 (row, ok, j)
             }
             Err(e) => {

@@ -30,7 +30,10 @@ check_profile(const char *name, uint64_t va_size, bool prr)
    CHECK(info.uapi_major == 1 && info.uapi_minor == 13);
    CHECK(info.va_start == 0x100000000ull);
    CHECK(info.va_size_B == va_size);
-   CHECK(info.has_prr == prr);
+   msmws_device_extras extras;
+   CHECK(msmws_device_get_extras(dev, &extras) == 0);
+   CHECK(extras.has_prr == prr);
+   CHECK(extras.timeline_syncobjs);
    CHECK(info.vm_mode == MSMWS_VM_MODE_VM_BIND);
    msmws_device_destroy(dev);
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use msm_winsys::scenario::{self, Effort};
 use msm_winsys::sim::LeakCheck;
-use msm_winsys::{Device, DeviceError, DeviceInfo};
+use msm_winsys::{Device, DeviceError, DeviceExtras, DeviceInfo};
 use serde_json::json;
 
 mod sim;
@@ -107,15 +107,16 @@ fn info(args: &[String]) -> Result<(), String> {
     }
     .map_err(|e: DeviceError| e.to_string())?;
     let i = dev.info();
+    let x = dev.extras().map_err(|e| e.to_string())?;
     if a.has("--json") {
-        println!("{}", info_json(i));
+        println!("{}", info_json(i, &x));
     } else {
-        print!("{}", info_text(i));
+        print!("{}", info_text(i, &x));
     }
     Ok(())
 }
 
-fn info_json(i: &DeviceInfo) -> serde_json::Value {
+fn info_json(i: &DeviceInfo, x: &DeviceExtras) -> serde_json::Value {
     json!({
         "source": i.source,
         "uapi": format!("{}.{}.{}", i.uapi_major, i.uapi_minor, i.uapi_patchlevel),
@@ -124,17 +125,17 @@ fn info_json(i: &DeviceInfo) -> serde_json::Value {
         "chip_id": format!("{:#x}", i.chip_id),
         "gmem_size_B": i.gmem_size_B,
         "gmem_base": i.gmem_base,
-        "max_freq_Hz": i.max_freq_Hz,
+        "max_freq_Hz": x.max_freq_Hz,
         "priorities": i.priorities,
         "va_start": i.va_start,
         "va_size_B": i.va_size_B,
-        "has_prr": i.has_prr,
+        "has_prr": x.has_prr,
         "raytracing": i.raytracing,
         "highest_bank_bit": i.highest_bank_bit,
         "ubwc_swizzle": i.ubwc_swizzle,
         "macrotile_mode": i.macrotile_mode,
-        "uche_trap_base": i.uche_trap_base,
-        "timeline_syncobjs": i.timeline_syncobjs,
+        "uche_trap_base": x.uche_trap_base,
+        "timeline_syncobjs": x.timeline_syncobjs,
         "mode": i.mode.name(),
         "mode_reason": i.mode_reason,
     })
@@ -157,7 +158,7 @@ fn human_size(b: u64) -> String {
     }
 }
 
-fn info_text(i: &DeviceInfo) -> String {
+fn info_text(i: &DeviceInfo, x: &DeviceExtras) -> String {
     let yes = |b: bool| if b { "yes" } else { "no" };
     let va = if i.va_size_B == 0 {
         "kernel-managed".to_string()
@@ -187,10 +188,10 @@ fn info_text(i: &DeviceInfo) -> String {
             "gmem",
             format!("{} at {:#x}", human_size(i.gmem_size_B), i.gmem_base),
         ),
-        ("max freq", format!("{} MHz", i.max_freq_Hz / 1_000_000)),
+        ("max freq", format!("{} MHz", x.max_freq_Hz / 1_000_000)),
         ("priorities", i.priorities.to_string()),
         ("va", va),
-        ("prr", yes(i.has_prr).into()),
+        ("prr", yes(x.has_prr).into()),
         ("raytracing", yes(i.raytracing).into()),
         (
             "ubwc",
@@ -199,8 +200,8 @@ fn info_text(i: &DeviceInfo) -> String {
                 i.highest_bank_bit, i.ubwc_swizzle, i.macrotile_mode
             ),
         ),
-        ("uche trap base", format!("{:#x}", i.uche_trap_base)),
-        ("timeline syncobjs", yes(i.timeline_syncobjs).into()),
+        ("uche trap base", format!("{:#x}", x.uche_trap_base)),
+        ("timeline syncobjs", yes(x.timeline_syncobjs).into()),
         ("mode", format!("{} ({})", i.mode.name(), i.mode_reason)),
     ];
     rows.iter().map(|(k, v)| format!("{k:<18} {v}\n")).collect()
