@@ -628,7 +628,7 @@ fn a_flush_whose_fence_query_fails_keeps_every_op_pending() {
 #[test]
 fn a_submit_outside_every_mapping_is_refused_and_changes_nothing() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
     vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
     vm.map(BindOp::map(VA + 64 * K, 64 * K, handles[1], 0));
@@ -689,7 +689,7 @@ fn a_submit_outside_every_mapping_is_refused_and_changes_nothing() {
 #[test]
 fn a_sparse_batch_waiting_for_an_earlier_batch_of_the_same_flush_is_sent() {
     let f = vm_bind_file(Clock::Manual);
-    let vm = BindVm::new(&f, 1024).unwrap();
+    let vm = BindVm::new(1024);
     let backing = bo(&f, 64 * K);
     let sync = ioctl::syncobj_create(&f, false).unwrap();
     let at = |point| SyncPoint {

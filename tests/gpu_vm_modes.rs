@@ -785,3 +785,31 @@ fn a_parked_buffer_is_left_out_of_legacy_submits() {
         close_clean(&sim, file, dev, vm, &format!("{options:?}"));
     }
 }
+
+/// With the free-buffer cache on, a freed buffer stays mapped in the cache: freeing it a second
+/// time is still refused (EINVAL), so the cache never holds a handle that was closed under it,
+/// and the buffer it hands out again is live (its free is accepted).
+#[test]
+fn a_second_free_of_a_cached_buffer_is_refused_in_every_mode() {
+    for uapi_minor in [13, 12, 9] {
+        let (sim, dev, vm) = manual_vm(uapi_minor);
+        let k = dev.kernel();
+        vm.enable_cache();
+        let buf = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        vm.free_buffer(k, buf, &[], false).unwrap();
+        let e = vm.free_buffer(k, buf, &[], false).unwrap_err();
+        assert_eq!(
+            msm_winsys::ErrnoError::errno(&e),
+            msm_winsys::Errno::EINVAL,
+            "UAPI 1.{uapi_minor}"
+        );
+        let again = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        assert_eq!(again, buf, "UAPI 1.{uapi_minor}: reused from the cache");
+        vm.submit(k, 0, &[(again.iova, 64)], &[again], &[], &[])
+            .unwrap();
+        sim.gpu_run_until_idle();
+        assert!(sim.devcoredumps().is_empty(), "UAPI 1.{uapi_minor}");
+        vm.free_buffer(k, again, &[], false).unwrap();
+        vm.destroy(k).unwrap();
+    }
+}
