@@ -247,10 +247,12 @@ impl BoCache {
             st.count -= old.len();
             (old, st.count == 0)
         };
-        self.expired.fetch_add(old.len() as u64, Ordering::Relaxed);
+        let n = old.len() as u64;
         for h in old {
             dev.bo_manager().close(dev, h);
         }
+        // Counted once closed: whoever sees the count sees the handles gone.
+        self.expired.fetch_add(n, Ordering::Relaxed);
         empty
     }
 
