@@ -446,7 +446,9 @@ int msmws_device_wait_seqno(const struct msmws_device *dev,
 // The map belongs to the caller: release it with `munmap(map, size_B)`. It keeps the object's
 // memory alive even after the handle is closed, as any DRM CPU map does.
 // Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, misaligned `placed_addr`, a size
-// larger than the object), -ENOENT (no such handle) or the errno of mmap/mremap.
+// larger than the object), -ENOENT (no such handle), -ENOSPC (the kernel has no mmap offset
+// for the object: its fake offset space, about 1 TiB, is full or smaller than the object) or the
+// errno of mmap/mremap.
 int msmws_device_map(const struct msmws_device *dev,
                      uint32_t handle,
                      uint64_t size_B,

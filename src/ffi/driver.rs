@@ -124,7 +124,9 @@ pub extern "C" fn msmws_device_wait_seqno(
 /// The map belongs to the caller: release it with `munmap(map, size_B)`. It keeps the object's
 /// memory alive even after the handle is closed, as any DRM CPU map does.
 /// Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, misaligned `placed_addr`, a size
-/// larger than the object), -ENOENT (no such handle) or the errno of mmap/mremap.
+/// larger than the object), -ENOENT (no such handle), -ENOSPC (the kernel has no mmap offset
+/// for the object: its fake offset space, about 1 TiB, is full or smaller than the object) or the
+/// errno of mmap/mremap.
 #[no_mangle]
 pub extern "C" fn msmws_device_map(
     dev: *const msmws_device,
@@ -288,6 +290,31 @@ mod tests {
         assert_eq!(msmws_device_wait_seqno(dev, 4242, 0, 0), -libc::ENOENT);
         assert_eq!(msmws_device_submitqueue_close(dev, q), 0);
         assert_eq!(msmws_device_submitqueue_close(dev, q), -libc::ENOENT);
+        msmws_device_destroy(dev);
+    }
+
+    /// A buffer larger than the kernel's whole mmap offset space (about 1 TiB) gets offset 0
+    /// from GET_OFFSET: ENOSPC with a sentence, not an mmap at offset 0 (nor, as the c_abi fuzz
+    /// target first found, a panic in the model's offset arithmetic).
+    #[test]
+    fn map_of_a_buffer_with_no_mmap_offset_is_enospc() {
+        let dev = sim(c"a750");
+        let mut bo = ptr::null_mut();
+        assert_eq!(
+            super::super::bo::msmws_bo_new(dev, 2 << 40, 0x20000, &mut bo),
+            0
+        );
+        let handle = super::super::bo::msmws_bo_handle(bo);
+        let mut map = ptr::null_mut();
+        assert_eq!(
+            msmws_device_map(dev, handle, 4096, ptr::null_mut(), &mut map),
+            -libc::ENOSPC
+        );
+        assert!(map.is_null());
+        // SAFETY: the library's last-error sentence is a NUL-terminated string it owns.
+        let msg = unsafe { std::ffi::CStr::from_ptr(crate::ffi::msmws_last_error_message()) };
+        assert!(msg.to_string_lossy().contains("no mmap offset"), "{msg:?}");
+        super::super::bo::msmws_bo_unref(bo);
         msmws_device_destroy(dev);
     }
 
