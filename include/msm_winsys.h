@@ -515,7 +515,8 @@ int msmws_gpu_vm_get_stats(const struct msmws_gpu_vm *vm, struct msmws_gpu_vm_st
 // Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
 // signalled; its address is reused only after that. `shared`: it was exported or imported.
 //
-// Thread-safe. Returns 0, -EINVAL, or the kernel's errno.
+// Thread-safe. Returns 0, -EINVAL (NULL pointer, or `*buffer` is not a live buffer of this VM:
+// freed already, or not made by it, or changed; nothing is done then), or the kernel's errno.
 int msmws_gpu_vm_free_buffer(const struct msmws_gpu_vm *vm,
                              const struct msmws_gpu_buffer *buffer,
                              const struct msmws_sync_point *users,
@@ -535,7 +536,8 @@ int msmws_gpu_vm_map_bo(const struct msmws_gpu_vm *vm,
 // Takes back the address `msmws_gpu_vm_map_bo` gave once the `n_users` points in `users` have
 // signalled, then drops the VM's reference on the buffer (its GEM handle stays the buffer's).
 //
-// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo.
+// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
+// already unmapped, or with another handle or size than map_bo gave).
 int msmws_gpu_vm_unmap_bo(const struct msmws_gpu_vm *vm,
                           const struct msmws_gpu_buffer *buffer,
                           const struct msmws_sync_point *users,
@@ -565,6 +567,8 @@ int msmws_gpu_vm_submit(const struct msmws_gpu_vm *vm,
 int msmws_gpu_vm_flush(const struct msmws_gpu_vm *vm);
 
 // Flushes, releases the kernel objects (bind queues, timelines) and frees `vm`. NULL is accepted.
+// Buffers still live in it (never freed, or mapped by map_bo and never unmapped) are freed too:
+// nothing could name them afterwards. Call it once the GPU is done with them.
 //
 // Must be the last call on `vm`. Returns 0 or the errno of the final flush (the object is freed
 // either way).

@@ -119,6 +119,11 @@ struct Legacy {
     zombies: Vec<Zombie>,
     /// Buffers of the sharing layer mapped through `map_bo`, by address.
     mapped_bos: HashMap<u64, Bo>,
+    /// Buffers made by `create_buffer(_at)` and not freed yet, by address, in every mode: a
+    /// free of anything else (a double free, a made-up buffer) is refused before it could close
+    /// a handle or unmap a range that now belongs to another buffer, and `destroy` frees what
+    /// the driver left.
+    owned: HashMap<u64, GpuBuffer>,
     /// Reclaim statistics: passes and handles closed.
     reclaim_passes: u64,
     reclaimed: u64,
@@ -139,6 +144,18 @@ pub struct GpuVm {
 
 fn kerr(e: KernelError) -> BindError {
     BindError::Kernel(e)
+}
+
+/// EINVAL for a buffer this VM does not hold (`what`: "free of", "unmap of shared").
+fn not_live(what: &str, buf: GpuBuffer) -> BindError {
+    kerr(KernelError {
+        errno: Errno::EINVAL,
+        call: format!(
+            "{what} buffer {:#x}+{:#x} (handle {}): not a live buffer of this VM (freed \
+             already, or not made by it)",
+            buf.iova, buf.size_B, buf.handle
+        ),
+    })
 }
 
 impl std::fmt::Debug for GpuVm {
@@ -250,15 +267,38 @@ impl GpuVm {
             iova,
             size_B,
         };
+        let mut l = self.legacy();
         if self.bind.is_none() {
-            self.legacy().remember(buf);
+            l.remember(buf);
         }
+        l.owned.insert(iova, buf);
         Ok(buf)
     }
 
     /// Frees `buf` once `users` (the submits that may still use it) are done. `shared`: the buffer
     /// was exported or imported, so its object may outlive the handle.
+    ///
+    /// A buffer that is not live in this VM (freed already, or never made by it) is EINVAL and
+    /// changes nothing.
     pub fn free_buffer(
+        &self,
+        k: &dyn Kernel,
+        buf: GpuBuffer,
+        users: &[SyncPoint],
+        shared: bool,
+    ) -> Result<(), BindError> {
+        {
+            let mut l = self.legacy();
+            if l.owned.get(&buf.iova) != Some(&buf) {
+                return Err(not_live("free of", buf));
+            }
+            l.owned.remove(&buf.iova);
+        }
+        self.release(k, buf, users, shared)
+    }
+
+    /// Frees a buffer already taken out of `owned`.
+    fn release(
         &self,
         k: &dyn Kernel,
         buf: GpuBuffer,
@@ -419,14 +459,23 @@ impl GpuVm {
 
     /// Takes back the address [`Self::map_bo`] gave, once `users` are done, and drops the VM's
     /// reference on the `Bo` then (the handle stays the `Bo`'s).
+    ///
+    /// A buffer this VM did not map (unmapped already, or with another handle or size) is EINVAL
+    /// and changes nothing.
     pub fn unmap_bo(&self, buf: GpuBuffer, users: &[SyncPoint]) -> Result<(), BindError> {
-        let bo = self.legacy().mapped_bos.remove(&buf.iova);
-        let Some(bo) = bo else {
-            return Err(kerr(KernelError {
-                errno: Errno::EINVAL,
-                call: format!("no shared buffer mapped at {:#x}", buf.iova),
-            }));
+        let bo = {
+            let mut l = self.legacy();
+            let mapped = l.mapped_bos.get(&buf.iova);
+            if mapped.is_none_or(|bo| (bo.handle(), bo.size_B()) != (buf.handle, buf.size_B)) {
+                return Err(not_live("unmap of shared", buf));
+            }
+            l.mapped_bos.remove(&buf.iova).expect("checked just above")
         };
+        self.unmap_bo_now(buf, bo, users);
+        Ok(())
+    }
+
+    fn unmap_bo_now(&self, buf: GpuBuffer, bo: Bo, users: &[SyncPoint]) {
         match &self.bind {
             // The VMA holds the object until the unmap runs; the Bo reference can go now.
             Some(vm) => {
@@ -435,7 +484,6 @@ impl GpuVm {
             }
             None => self.bury(buf, users, true, Some(bo)),
         }
-        Ok(())
     }
 
     /// Tells the device's fence book how far the timelines this VM's submits signal have got (one
@@ -664,10 +712,46 @@ impl GpuVm {
     ///
     /// A final flush refused with ENOMEM is tried once more (its unsent binds stay queued, the
     /// VM is usable): the unmaps must reach the kernel or the VMAs stay until the file closes.
+    ///
+    /// Buffers the driver did not free or unmap are freed first: after `destroy` nothing could
+    /// name them any more, and their handles and mappings would stay until the file closes. Legacy
+    /// zombies still waiting for their users then are closed anyway (the GPU is idle, and a
+    /// submit holds its own references to the objects).
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), BindError> {
+        let (owned, mapped) = {
+            let mut l = self.legacy();
+            (
+                std::mem::take(&mut l.owned),
+                std::mem::take(&mut l.mapped_bos),
+            )
+        };
+        for buf in owned.into_values() {
+            // Best effort: a handle the kernel no longer has is nothing to free.
+            let _ = self.release(k, buf, &[], false);
+        }
+        for (iova, bo) in mapped {
+            let buf = GpuBuffer {
+                handle: bo.handle(),
+                iova,
+                size_B: bo.size_B(),
+            };
+            self.unmap_bo_now(buf, bo, &[]);
+        }
         let mut flushed = self.flush(k);
         if matches!(&flushed, Err(BindError::Kernel(e)) if e.errno == Errno::ENOMEM) {
             flushed = self.flush(k);
+        }
+        for z in std::mem::take(&mut self.legacy().zombies) {
+            if z.shared && self.heap.is_some() {
+                // Its object may outlive the handle: take the address back, as reclaim does.
+                let _ = ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0);
+            }
+            match z.bo {
+                Some(bo) => drop(bo),
+                None => {
+                    let _ = ioctl::gem_close(k, z.buf.handle);
+                }
+            }
         }
         let released = match self.bind {
             Some(vm) => vm.destroy(k).map_err(kerr),

@@ -249,7 +249,8 @@ pub extern "C" fn msmws_gpu_vm_get_stats(
 /// Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
 /// signalled; its address is reused only after that. `shared`: it was exported or imported.
 ///
-/// Thread-safe. Returns 0, -EINVAL, or the kernel's errno.
+/// Thread-safe. Returns 0, -EINVAL (NULL pointer, or `*buffer` is not a live buffer of this VM:
+/// freed already, or not made by it, or changed; nothing is done then), or the kernel's errno.
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_free_buffer(
     vm: *const msmws_gpu_vm,
@@ -292,7 +293,8 @@ pub extern "C" fn msmws_gpu_vm_map_bo(
 /// Takes back the address `msmws_gpu_vm_map_bo` gave once the `n_users` points in `users` have
 /// signalled, then drops the VM's reference on the buffer (its GEM handle stays the buffer's).
 ///
-/// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo.
+/// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
+/// already unmapped, or with another handle or size than map_bo gave).
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_unmap_bo(
     vm: *const msmws_gpu_vm,
@@ -372,6 +374,8 @@ pub extern "C" fn msmws_gpu_vm_flush(vm: *const msmws_gpu_vm) -> c_int {
 }
 
 /// Flushes, releases the kernel objects (bind queues, timelines) and frees `vm`. NULL is accepted.
+/// Buffers still live in it (never freed, or mapped by map_bo and never unmapped) are freed too:
+/// nothing could name them afterwards. Call it once the GPU is done with them.
 ///
 /// Must be the last call on `vm`. Returns 0 or the errno of the final flush (the object is freed
 /// either way).
