@@ -68,17 +68,30 @@ fn id(inp: &mut Input, known: &[u32]) -> u32 {
     }
 }
 
+/// With MSMWS_FUZZ_TRACE set, every checked call and its result go to stderr (to read what a
+/// saved input does: `MSMWS_FUZZ_TRACE=1 ci/fuzz --repro c_abi FILE`).
+fn tracing() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("MSMWS_FUZZ_TRACE").is_some())
+}
+
 /// A call's result: 0 or a negative errno, and never a panic caught at the boundary.
 fn check(what: &str, rc: c_int) -> bool {
     assert!(rc <= 0, "{what} returned {rc}, not 0 or a negative errno");
     if rc < 0 {
         // SAFETY: the library's last-error sentence is a NUL-terminated string it owns.
         let msg = unsafe { CStr::from_ptr(msmws_last_error_message()) }.to_string_lossy();
+        if tracing() {
+            eprintln!("{what}: {rc}: {msg}");
+        }
         assert!(!msg.is_empty(), "{what} failed ({rc}) with no message");
         assert!(
             !msg.contains("internal error"),
             "{what} panicked inside the library: {msg}"
         );
+    }
+    if rc == 0 && tracing() {
+        eprintln!("{what}: 0");
     }
     rc == 0
 }
@@ -116,6 +129,8 @@ struct State {
     queues: Ids,
     /// Seqnos submits returned, per queue.
     seqnos: Vec<(u32, u32)>,
+    /// Points that submits which succeeded signal (on live syncobjs).
+    signalled: Vec<msmws_sync_point>,
     heaps: Vec<*mut msmws_va_heap>,
     /// Heap allocations (heap index, addr, size), live or already freed.
     ranges: Vec<(usize, u64, u64)>,
@@ -153,19 +168,42 @@ impl State {
         h.extend(self.mapped.iter().map(|b| b.1.handle));
         h
     }
-    /// A list of sync points on known syncobjs (or bad ones), or NULL with a count.
-    fn points(&mut self, inp: &mut Input) -> (Vec<msmws_sync_point>, bool, u32) {
+    /// Points to wait for (a submit's waits, a free's or an unmap's users): points a submit that
+    /// succeeded signals, which will signal (every job's waits are such points, so the GPU runs
+    /// them all), or handles that never existed, which the call refuses. A point nothing will
+    /// ever signal would keep the job or the unmap waiting for ever: the driver's own deadlock,
+    /// which no teardown can undo. Sometimes NULL with a count.
+    fn waits(&mut self, inp: &mut Input) -> (Vec<msmws_sync_point>, bool, u32) {
         let n = inp.u8() % 4;
         let pts: Vec<msmws_sync_point> = (0..n)
-            .map(|_| msmws_sync_point {
-                handle: id(inp, &self.syncobjs.all),
-                pad: 0,
-                point: if inp.one_in(4) { inp.u64() } else { 0 },
+            .map(|_| match inp.pick(&self.signalled) {
+                Some(p) => p,
+                None => msmws_sync_point {
+                    handle: u32::MAX - u32::from(inp.u8()),
+                    pad: 0,
+                    point: u64::from(inp.u8()),
+                },
             })
             .collect();
         let null_with_count = inp.one_in(16);
         (pts, null_with_count, u32::from(n))
     }
+
+    /// Points a submit signals: on the target's syncobjs (live or destroyed) or bad handles.
+    fn signals(&mut self, inp: &mut Input) -> Vec<msmws_sync_point> {
+        (0..inp.u8() % 3)
+            .map(|_| msmws_sync_point {
+                handle: id(inp, &self.syncobjs.all),
+                pad: 0,
+                point: if inp.one_in(4) {
+                    inp.u64()
+                } else {
+                    u64::from(inp.u8() % 4)
+                },
+            })
+            .collect()
+    }
+
     /// Some buffer struct: a known one (live or freed, from either list), or a made-up one.
     fn buffer(&mut self, inp: &mut Input, mapped: bool) -> msmws_gpu_buffer {
         let list = if mapped { &self.mapped } else { &self.buffers };
@@ -315,6 +353,7 @@ impl State {
                 let h = id(inp, &self.syncobjs.all);
                 if check("syncobj_destroy", msmws_device_syncobj_destroy(dev, h)) {
                     self.syncobjs.released(h);
+                    self.signalled.retain(|p| p.handle != h);
                 }
             }
             13 => {
@@ -394,6 +433,7 @@ impl State {
                 let size_B = size_or_addr(inp);
                 let flags = bo_flags(inp);
                 let mut out = msmws_gpu_buffer::default();
+                args(format_args!("vm {vi} size {size_B:#x} flags {flags:#x}"));
                 let ok = if inp.bool() {
                     check(
                         "gpu_vm_create_buffer",
@@ -401,35 +441,35 @@ impl State {
                     )
                 } else {
                     let iova = if inp.bool() { 0 } else { size_or_addr(inp) };
+                    args(format_args!("at {iova:#x}"));
                     check(
                         "gpu_vm_create_buffer_at",
                         msmws_gpu_vm_create_buffer_at(vm, size_B, flags, iova, &mut out),
                     )
                 };
                 if ok {
+                    args(format_args!("made {out:?}"));
                     self.buffers.push((vi, out, true));
                 }
             }
             21 => {
                 let (vi, vm) = self.vm(inp);
                 let b = self.buffer(inp, false);
-                let (users, null_with_count, n) = self.points(inp);
+                let (users, null_with_count, n) = self.waits(inp);
                 let up = if null_with_count {
                     null()
                 } else {
                     users.as_ptr()
                 };
                 let shared = inp.bool();
+                args(format_args!(
+                    "vm {vi} {b:?} users {users:?} shared {shared}"
+                ));
                 if check(
                     "gpu_vm_free_buffer",
                     msmws_gpu_vm_free_buffer(vm, &b, up, n, shared),
                 ) {
-                    for e in &mut self.buffers {
-                        if e.0 == vi && same(&e.1, &b) && e.2 {
-                            e.2 = false;
-                            break;
-                        }
-                    }
+                    released(&mut self.buffers, vi, &b);
                 }
             }
             22 => {
@@ -437,25 +477,22 @@ impl State {
                 let bo = self.bo(inp);
                 let mut out = msmws_gpu_buffer::default();
                 if check("gpu_vm_map_bo", msmws_gpu_vm_map_bo(vm, bo, &mut out)) {
+                    args(format_args!("vm {vi} mapped {out:?}"));
                     self.mapped.push((vi, out, true));
                 }
             }
             23 => {
                 let (vi, vm) = self.vm(inp);
                 let b = self.buffer(inp, true);
-                let (users, null_with_count, n) = self.points(inp);
+                let (users, null_with_count, n) = self.waits(inp);
                 let up = if null_with_count {
                     null()
                 } else {
                     users.as_ptr()
                 };
+                args(format_args!("vm {vi} {b:?} users {users:?}"));
                 if check("gpu_vm_unmap_bo", msmws_gpu_vm_unmap_bo(vm, &b, up, n)) {
-                    for e in &mut self.mapped {
-                        if e.0 == vi && same(&e.1, &b) && e.2 {
-                            e.2 = false;
-                            break;
-                        }
-                    }
+                    released(&mut self.mapped, vi, &b);
                 }
             }
             24 => {
@@ -473,14 +510,18 @@ impl State {
                     .collect();
                 let uses: Vec<msmws_gpu_buffer> =
                     (0..inp.u8() % 3).map(|_| self.buffer(inp, false)).collect();
-                let (waits, _, nw) = self.points(inp);
-                let (signals, _, ns) = self.points(inp);
+                let (waits, _, nw) = self.waits(inp);
+                let signals = self.signals(inp);
+                let ns = signals.len() as u32;
                 let mut seqno = 0;
                 let sp = if inp.bool() {
                     &mut seqno as *mut u32
                 } else {
                     null_mut()
                 };
+                args(format_args!(
+                    "queue {q} cmds {cmds:?} uses {uses:?} waits {waits:?} signals {signals:?}"
+                ));
                 if check(
                     "gpu_vm_submit",
                     msmws_gpu_vm_submit(
@@ -496,9 +537,11 @@ impl State {
                         ns,
                         sp,
                     ),
-                ) && !sp.is_null()
-                {
-                    self.seqnos.push((q, seqno));
+                ) {
+                    self.signalled.extend(&signals);
+                    if !sp.is_null() {
+                        self.seqnos.push((q, seqno));
+                    }
                 }
             }
             25 => {
@@ -656,8 +699,22 @@ impl State {
     }
 }
 
-fn same(a: &msmws_gpu_buffer, b: &msmws_gpu_buffer) -> bool {
-    (a.handle, a.iova, a.size_B) == (b.handle, b.iova, b.size_B)
+/// Marks the live entry of VM `vi` equal to `b` as released.
+fn released(list: &mut [(usize, msmws_gpu_buffer, bool)], vi: usize, b: &msmws_gpu_buffer) {
+    let key = |x: &msmws_gpu_buffer| (x.handle, x.iova, x.size_B);
+    if let Some(e) = list
+        .iter_mut()
+        .find(|e| e.0 == vi && e.2 && key(&e.1) == key(b))
+    {
+        e.2 = false;
+    }
+}
+
+/// With tracing on, says what the next checked call is given.
+fn args(what: std::fmt::Arguments) {
+    if tracing() {
+        eprintln!("  {what}");
+    }
 }
 
 fn bo_flags(inp: &mut Input) -> u32 {
