@@ -672,3 +672,36 @@ fn a_double_free_is_einval_and_spares_the_buffer_that_reused_its_handle() {
         close_clean_shared(&sim, file, dev, vm, &format!("{mode:?}"));
     }
 }
+
+/// A command or a declared use whose range wraps past 2^64 is EINVAL and the VM goes on. Found
+/// by the c_abi fuzz target: a `uses` entry of (2^64 - 4096, 2^64 - 4096) overflowed the VM_BIND
+/// wait computation (a panic under overflow checks); the legacy command lookup had the same sum
+/// on a command's address, which wrapped into "inside the last buffer" without the checks.
+#[test]
+fn a_submit_range_that_wraps_past_2_64_is_einval() {
+    use msm_winsys::ErrnoError;
+    for (mode, options) in each_mode() {
+        let (sim, file, dev) = device_with_file(options);
+        let k = dev.kernel();
+        let vm = GpuVm::new(&dev).unwrap();
+        let last = u64::MAX - 4095;
+        let e = vm.submit(k, 0, &[(last, 8192)], &[], &[], &[]).unwrap_err();
+        assert_eq!(e.errno(), msm_winsys::Errno::EINVAL, "{mode:?}: {e}");
+        let wraps = GpuBuffer {
+            handle: 1,
+            iova: last,
+            size_B: last,
+        };
+        if mode == VmMode::VmBind {
+            let e = vm.submit(k, 0, &[], &[wraps], &[], &[]).unwrap_err();
+            assert_eq!(e.errno(), msm_winsys::Errno::EINVAL, "{e}");
+            assert!(e.to_string().contains("wraps past 2^64"), "{e}");
+        }
+        let b = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        vm.submit(k, 0, &[(b.iova, 64)], &[b], &[], &[]).unwrap();
+        sim.gpu_run_until_idle();
+        assert!(sim.devcoredumps().is_empty(), "{mode:?}");
+        vm.free_buffer(k, b, &[], false).unwrap();
+        close_clean(&sim, file, dev, vm, &format!("{mode:?}"));
+    }
+}

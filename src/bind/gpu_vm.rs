@@ -655,7 +655,12 @@ impl GpuVm {
                 .range(..=iova)
                 .next_back()
                 .map(|(_, b)| *b)
-                .filter(|b| iova + size_B as u64 <= b.iova + b.size_B);
+                .filter(|b| {
+                    // A command that wraps past 2^64 is in no buffer (and must not pass by
+                    // wrapping).
+                    iova.checked_add(u64::from(size_B))
+                        .is_some_and(|end| end <= b.iova + b.size_B)
+                });
             let Some(buf) = buf else {
                 return Err(kerr(KernelError {
                     errno: Errno::EINVAL,
