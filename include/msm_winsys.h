@@ -386,10 +386,12 @@ int msmws_device_get_info(const struct msmws_device *dev, struct msmws_device_in
 // `msmws_device_syncobj_destroy`.
 int msmws_device_syncobj_create(const struct msmws_device *dev, uint32_t *handle);
 
-// Destroys syncobj `handle` of the device's file. Fences already taken from it (by a submit or a
-// bind that waits for it) are not affected.
+// Destroys syncobj `handle`, made by `msmws_device_syncobj_create` on `dev`. Fences already taken
+// from it (by a submit or a bind that waits for it) are not affected.
 //
-// Thread-safe. Returns 0, -EINVAL for a NULL `dev` or a handle the file does not have.
+// Thread-safe. Returns 0, or -EINVAL for a NULL `dev` or any other handle (destroyed already,
+// made elsewhere, or one of the library's own, such as a GPU VM's timelines); nothing is
+// destroyed then.
 int msmws_device_syncobj_destroy(const struct msmws_device *dev, uint32_t handle);
 
 // On a model device (`msmws_device_new_sim`): waits until its GPU has run every queued job
@@ -422,10 +424,12 @@ int msmws_device_submitqueue_new(const struct msmws_device *dev,
                                  uint32_t flags,
                                  uint32_t *queue_id);
 
-// Closes submitqueue `queue_id`. Submits already queued on it still run.
+// Closes submitqueue `queue_id`, made by `msmws_device_submitqueue_new` on `dev`. Submits already
+// queued on it still run.
 //
-// Thread-safe. Returns 0, -EINVAL for a NULL `dev`, or -ENOENT for a queue the file does not
-// have.
+// Thread-safe. Returns 0, -EINVAL for a NULL `dev`, or -ENOENT for any other queue (closed
+// already, made elsewhere, or one of the library's own, such as a GPU VM's bind queues); nothing
+// is closed then.
 int msmws_device_submitqueue_close(const struct msmws_device *dev, uint32_t queue_id);
 
 // Waits until seqno `seqno` of submitqueue `queue_id` (what `msmws_gpu_vm_submit` wrote to
