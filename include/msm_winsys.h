@@ -520,7 +520,8 @@ int msmws_gpu_vm_get_stats(const struct msmws_gpu_vm *vm, struct msmws_gpu_vm_st
 // signalled; its address is reused only after that. `shared`: it was exported or imported.
 //
 // Thread-safe. Returns 0, -EINVAL (NULL pointer, or `*buffer` is not a live buffer of this VM:
-// freed already, or not made by it, or changed; nothing is done then), or the kernel's errno.
+// freed already, or not made by it, or changed), or the kernel's errno (a user syncobj that does
+// not exist: ENOENT on the model); nothing is done on failure.
 int msmws_gpu_vm_free_buffer(const struct msmws_gpu_vm *vm,
                              const struct msmws_gpu_buffer *buffer,
                              const struct msmws_sync_point *users,
@@ -540,8 +541,9 @@ int msmws_gpu_vm_map_bo(const struct msmws_gpu_vm *vm,
 // Takes back the address `msmws_gpu_vm_map_bo` gave once the `n_users` points in `users` have
 // signalled, then drops the VM's reference on the buffer (its GEM handle stays the buffer's).
 //
-// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
-// already unmapped, or with another handle or size than map_bo gave).
+// Thread-safe. Returns 0, -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
+// already unmapped, or with another handle or size than map_bo gave), or the kernel's errno for
+// a user syncobj that does not exist (ENOENT on the model); nothing is done then.
 int msmws_gpu_vm_unmap_bo(const struct msmws_gpu_vm *vm,
                           const struct msmws_gpu_buffer *buffer,
                           const struct msmws_sync_point *users,

@@ -287,14 +287,40 @@ impl GpuVm {
         users: &[SyncPoint],
         shared: bool,
     ) -> Result<(), BindError> {
-        {
-            let mut l = self.legacy();
-            if l.owned.get(&buf.iova) != Some(&buf) {
-                return Err(not_live("free of", buf));
-            }
-            l.owned.remove(&buf.iova);
+        if self.legacy().owned.get(&buf.iova) != Some(&buf) {
+            return Err(not_live("free of", buf));
         }
+        self.check_users(k, users)?;
+        let mut l = self.legacy();
+        if l.owned.remove(&buf.iova).is_none() {
+            // Another thread freed it meanwhile.
+            return Err(not_live("free of", buf));
+        }
+        drop(l);
         self.release(k, buf, users, shared)
+    }
+
+    /// Users must be syncobjs that exist: a free waiting for one that does not could never be
+    /// flushed (or reclaimed), and would hold every later flush back with it. The syncobjs this
+    /// VM's submits signal are known to exist; any other costs one SYNCOBJ_QUERY.
+    fn check_users(&self, k: &dyn Kernel, users: &[SyncPoint]) -> Result<(), BindError> {
+        let watched = self
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for u in users.iter().filter(|u| !watched.contains(&u.handle)) {
+            ioctl::syncobj_query(k, u.handle).map_err(|e| {
+                kerr(KernelError {
+                    errno: e.errno,
+                    call: format!(
+                        "a free waiting for syncobj {} (no such syncobj?): {}",
+                        u.handle, e.call
+                    ),
+                })
+            })?;
+        }
+        Ok(())
     }
 
     /// Frees a buffer already taken out of `owned`.
@@ -462,7 +488,13 @@ impl GpuVm {
     ///
     /// A buffer this VM did not map (unmapped already, or with another handle or size) is EINVAL
     /// and changes nothing.
-    pub fn unmap_bo(&self, buf: GpuBuffer, users: &[SyncPoint]) -> Result<(), BindError> {
+    pub fn unmap_bo(
+        &self,
+        k: &dyn Kernel,
+        buf: GpuBuffer,
+        users: &[SyncPoint],
+    ) -> Result<(), BindError> {
+        self.check_users(k, users)?;
         let bo = {
             let mut l = self.legacy();
             let mapped = l.mapped_bos.get(&buf.iova);

@@ -250,7 +250,8 @@ pub extern "C" fn msmws_gpu_vm_get_stats(
 /// signalled; its address is reused only after that. `shared`: it was exported or imported.
 ///
 /// Thread-safe. Returns 0, -EINVAL (NULL pointer, or `*buffer` is not a live buffer of this VM:
-/// freed already, or not made by it, or changed; nothing is done then), or the kernel's errno.
+/// freed already, or not made by it, or changed), or the kernel's errno (a user syncobj that does
+/// not exist: ENOENT on the model); nothing is done on failure.
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_free_buffer(
     vm: *const msmws_gpu_vm,
@@ -293,8 +294,9 @@ pub extern "C" fn msmws_gpu_vm_map_bo(
 /// Takes back the address `msmws_gpu_vm_map_bo` gave once the `n_users` points in `users` have
 /// signalled, then drops the VM's reference on the buffer (its GEM handle stays the buffer's).
 ///
-/// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
-/// already unmapped, or with another handle or size than map_bo gave).
+/// Thread-safe. Returns 0, -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
+/// already unmapped, or with another handle or size than map_bo gave), or the kernel's errno for
+/// a user syncobj that does not exist (ENOENT on the model); nothing is done then.
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_unmap_bo(
     vm: *const msmws_gpu_vm,
@@ -305,7 +307,7 @@ pub extern "C" fn msmws_gpu_vm_unmap_bo(
     boundary(|| {
         // SAFETY: the API contract of this function is release_args's.
         let (vm, b, users) = unsafe { release_args(vm, buffer, users, n_users) }?;
-        vm.vm.unmap_bo(b, &users)?;
+        vm.vm.unmap_bo(vm.dev.kernel(), b, &users)?;
         Ok(())
     })
 }
