@@ -945,6 +945,23 @@ fn submit_tables_past_the_largest_kmalloc_are_enomem() {
             "{nr_bos:#x} BOs, {nr_cmds:#x} commands"
         );
     }
+    // msm_syncobj_parse_deps / _post_deps kcalloc a table per syncobj entry first: the same,
+    // even with a stride of 0 (which reads nothing of each entry). Found by the sim_ioctl fuzz
+    // target: the model zero-filled 2^32 entries first (64 GB).
+    for flag in [MSM_SUBMIT_SYNCOBJ_IN, MSM_SUBMIT_SYNCOBJ_OUT] {
+        let mut a = drm_msm_gem_submit {
+            flags: MSM_PIPE_3D0 | flag,
+            nr_in_syncobjs: u32::MAX,
+            nr_out_syncobjs: u32::MAX,
+            syncobj_stride: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            raw(&f, DRM_IOCTL_MSM_GEM_SUBMIT, &mut a),
+            Err(Errno::ENOMEM),
+            "{flag:#x}"
+        );
+    }
     // A table that fits is read: NULL is EFAULT then.
     let mut a = drm_msm_gem_submit {
         flags: MSM_PIPE_3D0,
