@@ -484,6 +484,25 @@ pub(super) fn pin_iova(
     map_in_vm(&vm, obj, None)
 }
 
+/// `msm_gem_get_pages` for an object that has none yet: its pages come from shmem, so an object
+/// larger than the machine's memory can never get them (ENOMEM). Only that one rule: the model
+/// does not count the pages of all objects against the memory. (Found by the c_abi fuzz target:
+/// a 2^47-byte object, which GEM_NEW accepts, was mapped page by page until the fuzzer ran out of
+/// memory.)
+pub(super) fn pages_fit(obj: &GemObject) -> Result<(), Errno> {
+    static RAM_B: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ram_B = *RAM_B.get_or_init(|| {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+        u64::try_from(pages).map_or(u64::MAX, |p| p.saturating_mul(PAGE_SIZE))
+    });
+    if obj.size_B > ram_B {
+        Err(Errno::ENOMEM)
+    } else {
+        Ok(())
+    }
+}
+
 /// `get_vma_locked` + pin: the existing mapping of `obj` in `vm`, or a new one at `fixed` (or at a
 /// kernel-chosen address when `fixed` is None).
 fn map_in_vm(vm: &Arc<Vm>, obj: &Arc<GemObject>, fixed: Option<u64>) -> Result<u64, Errno> {
@@ -501,6 +520,7 @@ fn map_in_vm(vm: &Arc<Vm>, obj: &Arc<GemObject>, fixed: Option<u64>) -> Result<u
     if st.madv != Madv::WillNeed {
         return Err(Errno::EBUSY);
     }
+    pages_fit(obj)?;
     let mut inner = vm.lock();
     let iova = match fixed {
         Some(iova) => {
