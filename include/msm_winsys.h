@@ -436,10 +436,12 @@ int msmws_device_get_extras(const struct msmws_device *dev, struct msmws_device_
 // `msmws_device_syncobj_destroy`.
 int msmws_device_syncobj_create(const struct msmws_device *dev, uint32_t *handle);
 
-// Destroys syncobj `handle` of the device's file. Fences already taken from it (by a submit or a
-// bind that waits for it) are not affected.
+// Destroys syncobj `handle`, made by `msmws_device_syncobj_create` on `dev`. Fences already taken
+// from it (by a submit or a bind that waits for it) are not affected.
 //
-// Thread-safe. Returns 0, -EINVAL for a NULL `dev` or a handle the file does not have.
+// Thread-safe. Returns 0, or -EINVAL for a NULL `dev` or any other handle (destroyed already,
+// made elsewhere, or one of the library's own, such as a GPU VM's timelines); nothing is
+// destroyed then.
 int msmws_device_syncobj_destroy(const struct msmws_device *dev, uint32_t handle);
 
 // On a model device (`msmws_device_new_sim`): waits until its GPU has run every queued job
@@ -472,10 +474,12 @@ int msmws_device_submitqueue_new(const struct msmws_device *dev,
                                  uint32_t flags,
                                  uint32_t *queue_id);
 
-// Closes submitqueue `queue_id`. Submits already queued on it still run.
+// Closes submitqueue `queue_id`, made by `msmws_device_submitqueue_new` on `dev`. Submits already
+// queued on it still run.
 //
-// Thread-safe. Returns 0, -EINVAL for a NULL `dev`, or -ENOENT for a queue the file does not
-// have.
+// Thread-safe. Returns 0, -EINVAL for a NULL `dev`, or -ENOENT for any other queue (closed
+// already, made elsewhere, or one of the library's own, such as a GPU VM's bind queues); nothing
+// is closed then.
 int msmws_device_submitqueue_close(const struct msmws_device *dev, uint32_t queue_id);
 
 // Waits until seqno `seqno` of submitqueue `queue_id` (what `msmws_gpu_vm_submit` wrote to
@@ -496,7 +500,9 @@ int msmws_device_wait_seqno(const struct msmws_device *dev,
 // The map belongs to the caller: release it with `munmap(map, size_B)`. It keeps the object's
 // memory alive even after the handle is closed, as any DRM CPU map does.
 // Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, misaligned `placed_addr`, a size
-// larger than the object), -ENOENT (no such handle) or the errno of mmap/mremap.
+// larger than the object), -ENOENT (no such handle), -ENOSPC (the kernel has no mmap offset
+// for the object: its fake offset space, about 1 TiB, is full or smaller than the object) or the
+// errno of mmap/mremap.
 int msmws_device_map(const struct msmws_device *dev,
                      uint32_t handle,
                      uint64_t size_B,
@@ -650,7 +656,9 @@ int msmws_gpu_vm_map_bo(const struct msmws_gpu_vm *vm,
 // Takes back the address `msmws_gpu_vm_map_bo` gave once the `n_users` points in `users` have
 // signalled, then drops the VM's reference on the buffer (its GEM handle stays the buffer's).
 //
-// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo.
+// Thread-safe. Returns 0, -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
+// already unmapped, or with another handle or size than map_bo gave), or the kernel's errno for
+// a user syncobj that does not exist (ENOENT on the model); nothing is done then.
 int msmws_gpu_vm_unmap_bo(const struct msmws_gpu_vm *vm,
                           const struct msmws_gpu_buffer *buffer,
                           const struct msmws_sync_point *users,
@@ -680,6 +688,8 @@ int msmws_gpu_vm_submit(const struct msmws_gpu_vm *vm,
 int msmws_gpu_vm_flush(const struct msmws_gpu_vm *vm);
 
 // Flushes, releases the kernel objects (bind queues, timelines) and frees `vm`. NULL is accepted.
+// Buffers still live in it (never freed, or mapped by map_bo and never unmapped) are freed too:
+// nothing could name them afterwards. Call it once the GPU is done with them.
 //
 // Must be the last call on `vm`. Returns 0 or the errno of the final flush (the object is freed
 // either way).

@@ -403,12 +403,7 @@ fn close_clean(
     vm: GpuVm,
     what: &str,
 ) {
-    finish(sim, &dev, vm);
-    drop(dev);
-    let report = std::sync::Arc::try_unwrap(file)
-        .expect("the device let go of its file")
-        .close();
-    assert!(report.is_empty(), "{what}: {report:?}");
+    close_clean_shared(sim, file, std::sync::Arc::new(dev), vm, what);
 }
 
 /// GEM_NEW (shmem allocation) and GEM_INFO SET_IOVA/GET_IOVA (VMA allocation) can fail with
@@ -811,5 +806,148 @@ fn a_second_free_of_a_cached_buffer_is_refused_in_every_mode() {
         assert!(sim.devcoredumps().is_empty(), "UAPI 1.{uapi_minor}");
         vm.free_buffer(k, again, &[], false).unwrap();
         vm.destroy(k).unwrap();
+    }
+}
+
+fn each_mode() -> [(VmMode, SimOptions); 3] {
+    [
+        (VmMode::VmBind, SimOptions::default()),
+        (
+            VmMode::UserspaceIova,
+            SimOptions {
+                uapi_minor: 12,
+                ..Default::default()
+            },
+        ),
+        (
+            VmMode::KernelIova,
+            SimOptions {
+                per_process_pgtables: false,
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
+/// [`close_clean`] for a device shared with `Bo`s (all gone once `vm` is destroyed).
+fn close_clean_shared(
+    sim: &Sim,
+    file: std::sync::Arc<msm_winsys::sim::SimFile>,
+    dev: std::sync::Arc<Device>,
+    vm: GpuVm,
+    what: &str,
+) {
+    finish(sim, &dev, vm);
+    let dev = std::sync::Arc::try_unwrap(dev).expect("no Bo outlives the test's own");
+    drop(dev);
+    let report = std::sync::Arc::try_unwrap(file)
+        .expect("the device let go of its file")
+        .close();
+    assert!(report.is_empty(), "{what}: {report:?}");
+}
+
+/// A driver that destroys the VM with buffers it never freed, one of them a shared buffer still
+/// mapped: after `destroy` nothing can name them, so the VM frees them itself and the file is
+/// left holding nothing. Found by the c_abi fuzz target (create_buffer_at, then
+/// msmws_gpu_vm_destroy: handle 1 and its VMA stayed until the file closed).
+#[test]
+fn destroy_frees_the_buffers_and_mappings_the_driver_left() {
+    use msm_winsys::bo::{Bo, BoFlags};
+    for (mode, options) in each_mode() {
+        let (sim, file, dev) = device_with_file(options);
+        assert_eq!(dev.info().mode, mode);
+        let dev = std::sync::Arc::new(dev);
+        let k = dev.kernel();
+        let vm = GpuVm::new(&dev).unwrap();
+        vm.create_buffer(k, 8192, MSM_BO_WC).unwrap();
+        if mode != VmMode::KernelIova {
+            vm.create_buffer_at(k, 4096, MSM_BO_WC, Placement::Top)
+                .unwrap();
+        }
+        let bo = Bo::new(&dev, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
+        vm.map_bo(k, &bo).unwrap();
+        drop(bo);
+        close_clean_shared(&sim, file, dev, vm, &format!("{mode:?}"));
+    }
+}
+
+/// A buffer freed twice: the second free is EINVAL and changes nothing, even when a new buffer
+/// got the same GEM handle (the kernel reuses the lowest free handle) and maybe the same address
+/// in between: before, it closed the new buffer's handle and unmapped (part of) its range. The
+/// same for a made-up buffer, and for an unmap of a shared buffer with another size than it was
+/// mapped with.
+#[test]
+fn a_double_free_is_einval_and_spares_the_buffer_that_reused_its_handle() {
+    use msm_winsys::bo::{Bo, BoFlags};
+    use msm_winsys::ErrnoError;
+    for (mode, options) in each_mode() {
+        let (sim, file, dev) = device_with_file(options);
+        let dev = std::sync::Arc::new(dev);
+        let k = dev.kernel();
+        let vm = GpuVm::new(&dev).unwrap();
+        let a = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        vm.free_buffer(k, a, &[], false).unwrap();
+        vm.flush(k).unwrap();
+        sim.gpu_run_until_idle();
+        vm.flush(k).unwrap();
+        let b = vm.create_buffer(k, 8192, MSM_BO_WC).unwrap();
+        assert_eq!(b.handle, a.handle, "{mode:?}: the kernel reuses the handle");
+        let e = vm.free_buffer(k, a, &[], false).unwrap_err();
+        assert_eq!(e.errno(), msm_winsys::Errno::EINVAL, "{mode:?}");
+        assert!(e.to_string().contains("not a live buffer"), "{e}");
+        let made_up = GpuBuffer {
+            size_B: b.size_B * 2,
+            ..b
+        };
+        assert!(vm.free_buffer(k, made_up, &[], false).is_err(), "{mode:?}");
+        // b is whole: its handle is open and a submit over all of it does not fault.
+        assert!(ioctl::gem_info_value(k, b.handle, MSM_INFO_GET_FLAGS, 0).is_ok());
+        vm.submit(k, 0, &[(b.iova + 4096, 64)], &[b], &[], &[])
+            .unwrap();
+        sim.gpu_run_until_idle();
+        assert!(sim.devcoredumps().is_empty(), "{mode:?}");
+
+        let bo = Bo::new(&dev, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
+        let m = vm.map_bo(k, &bo).unwrap();
+        let wrong = GpuBuffer { size_B: 4096, ..m };
+        assert!(vm.unmap_bo(wrong, &[]).is_err(), "{mode:?}");
+        vm.unmap_bo(m, &[]).unwrap();
+        assert!(vm.unmap_bo(m, &[]).is_err(), "{mode:?}: unmapped once only");
+        drop(bo);
+        vm.free_buffer(k, b, &[], false).unwrap();
+        close_clean_shared(&sim, file, dev, vm, &format!("{mode:?}"));
+    }
+}
+
+/// A command or a declared use whose range wraps past 2^64 is EINVAL and the VM goes on. Found
+/// by the c_abi fuzz target: a `uses` entry of (2^64 - 4096, 2^64 - 4096) overflowed the VM_BIND
+/// wait computation (a panic under overflow checks); the legacy command lookup had the same sum
+/// on a command's address, which wrapped into "inside the last buffer" without the checks.
+#[test]
+fn a_submit_range_that_wraps_past_2_64_is_einval() {
+    use msm_winsys::ErrnoError;
+    for (mode, options) in each_mode() {
+        let (sim, file, dev) = device_with_file(options);
+        let k = dev.kernel();
+        let vm = GpuVm::new(&dev).unwrap();
+        let last = u64::MAX - 4095;
+        let e = vm.submit(k, 0, &[(last, 8192)], &[], &[], &[]).unwrap_err();
+        assert_eq!(e.errno(), msm_winsys::Errno::EINVAL, "{mode:?}: {e}");
+        let wraps = GpuBuffer {
+            handle: 1,
+            iova: last,
+            size_B: last,
+        };
+        if mode == VmMode::VmBind {
+            let e = vm.submit(k, 0, &[], &[wraps], &[], &[]).unwrap_err();
+            assert_eq!(e.errno(), msm_winsys::Errno::EINVAL, "{e}");
+            assert!(e.to_string().contains("overflows the address space"), "{e}");
+        }
+        let b = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+        vm.submit(k, 0, &[(b.iova, 64)], &[b], &[], &[]).unwrap();
+        sim.gpu_run_until_idle();
+        assert!(sim.devcoredumps().is_empty(), "{mode:?}");
+        vm.free_buffer(k, b, &[], false).unwrap();
+        close_clean(&sim, file, dev, vm, &format!("{mode:?}"));
     }
 }

@@ -956,3 +956,52 @@ fn leak_report_lists_queues_and_syncobjs_and_is_empty_after_cleanup() {
     .unwrap();
     assert!(f.close().is_empty());
 }
+
+/// submit_create (msm_gem_submit.c) kzallocs the submit with its BO and command tables in one
+/// piece: tables past the largest kmalloc (4 MiB) are ENOMEM, before any of them is read from
+/// user memory, so a NULL table pointer does not matter. Found by the sim_ioctl fuzz target: the
+/// model reserved nr_bos elements up front (27 GB) before reading the first.
+#[test]
+fn submit_tables_past_the_largest_kmalloc_are_enomem() {
+    let f = file("a660");
+    for (nr_bos, nr_cmds) in [(0x2000_0000, 0), (0, 0x0100_0000), (u32::MAX, u32::MAX)] {
+        let mut a = drm_msm_gem_submit {
+            flags: MSM_PIPE_3D0,
+            nr_bos,
+            nr_cmds,
+            ..Default::default()
+        };
+        assert_eq!(
+            raw(&f, DRM_IOCTL_MSM_GEM_SUBMIT, &mut a),
+            Err(Errno::ENOMEM),
+            "{nr_bos:#x} BOs, {nr_cmds:#x} commands"
+        );
+    }
+    // msm_syncobj_parse_deps / _post_deps kcalloc a table per syncobj entry first: the same,
+    // even with a stride of 0 (which reads nothing of each entry). Found by the sim_ioctl fuzz
+    // target: the model zero-filled 2^32 entries first (64 GB).
+    for flag in [MSM_SUBMIT_SYNCOBJ_IN, MSM_SUBMIT_SYNCOBJ_OUT] {
+        let mut a = drm_msm_gem_submit {
+            flags: MSM_PIPE_3D0 | flag,
+            nr_in_syncobjs: u32::MAX,
+            nr_out_syncobjs: u32::MAX,
+            syncobj_stride: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            raw(&f, DRM_IOCTL_MSM_GEM_SUBMIT, &mut a),
+            Err(Errno::ENOMEM),
+            "{flag:#x}"
+        );
+    }
+    // A table that fits is read: NULL is EFAULT then.
+    let mut a = drm_msm_gem_submit {
+        flags: MSM_PIPE_3D0,
+        nr_bos: 1000,
+        ..Default::default()
+    };
+    assert_eq!(
+        raw(&f, DRM_IOCTL_MSM_GEM_SUBMIT, &mut a),
+        Err(Errno::EFAULT)
+    );
+}

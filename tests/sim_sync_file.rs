@@ -142,10 +142,8 @@ fn file_info_checks_flags_pad_and_the_array_size() {
         Some(Err(Errno::EFAULT))
     );
     // SAFETY: a bad pointer is the point: the model reads it as copy_from_user does.
-    assert_eq!(
-        unsafe { fd_ioctl(fd, SYNC_IOC_FILE_INFO, 8 as *mut _) },
-        Some(Err(Errno::EFAULT))
-    );
+    let r = unsafe { fd_ioctl(fd, SYNC_IOC_FILE_INFO, 8 as *mut _) };
+    assert_eq!(r, Some(Err(Errno::EFAULT)));
     // An array's status: pending until each part signals; an error wins.
     let (info, fences) = file_info(fd);
     assert_eq!((info.num_fences, info.status), (2, 0));

@@ -89,10 +89,8 @@ fn offset(k: &dyn Kernel, handle: u32) -> u64 {
 fn dma_buf_crosses_processes_over_a_unix_socket() {
     let mut pair = [0 as RawFd; 2];
     // SAFETY: socketpair fills two fds we then own.
-    assert_eq!(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) },
-        0
-    );
+    let rc = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) };
+    assert_eq!(rc, 0);
     // SAFETY: both fds are new and ours.
     let (parent, child) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
     // SAFETY: fcntl on our own fd: keep CLOEXEC on the parent end so only the child end is inherited.
@@ -151,10 +149,8 @@ fn child_side() {
     let sock: RawFd = sock.parse().unwrap();
     let dmabuf = recv_fd(sock);
     // SAFETY: lseek on the fd we just received.
-    assert_eq!(
-        unsafe { libc::lseek(dmabuf.as_raw_fd(), 0, libc::SEEK_END) },
-        SIZE as i64
-    );
+    let end_B = unsafe { libc::lseek(dmabuf.as_raw_fd(), 0, libc::SEEK_END) };
+    assert_eq!(end_B, SIZE as i64);
     let sim = Sim::new("a660").unwrap();
     let f = sim.open().unwrap();
     let mut prime = drm_prime_handle {

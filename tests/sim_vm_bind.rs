@@ -1309,3 +1309,25 @@ fn split_remnants_keep_the_dump_flag() {
     unmap_all(&f, q);
     close_all(&f, &[q], &[a], &[]);
 }
+
+/// Pinning gets the object's pages from shmem (`msm_gem_get_pages`): an object larger than the
+/// machine's memory (GEM_NEW takes up to 2^63 bytes) never gets them, and the MAP is ENOMEM with
+/// nothing pinned or mapped. The same for a legacy GET_IOVA. Found by the c_abi fuzz target: a
+/// 2^47-byte buffer was mapped page by page until the fuzzer ran out of memory.
+#[test]
+fn mapping_an_object_larger_than_memory_is_enomem() {
+    let f = vb_file();
+    let q = bind_queue(&f);
+    let h = wc_bo(&f, 1 << 47);
+    assert_eq!(errno_of(&f, q, map(h, 0, VA, 1 << 47)), Err(Errno::ENOMEM));
+    assert!(tree(&f).is_empty());
+    close_all(&f, &[q], &[h], &[]);
+
+    let legacy = common::file("a660");
+    let h = wc_bo(&legacy, 1 << 47);
+    assert_eq!(
+        ioctl::gem_info_value(&legacy, h, MSM_INFO_GET_IOVA, 0).map_err(|e| e.errno),
+        Err(Errno::ENOMEM)
+    );
+    gem_close(&legacy, h).unwrap();
+}

@@ -463,9 +463,9 @@ unsafe fn statx_with(
         // SAFETY: as above.
         match unsafe { classify(path) } {
             (t, Target::Node(n)) => (t, Some(n)),
-            // SAFETY: forwarded C contract.
             (_, Target::Redirect(p)) => {
-                return unsafe { real::statx(dirfd, p.as_ptr(), flags, mask, buf) }
+                // SAFETY: forwarded C contract.
+                return unsafe { real::statx(dirfd, p.as_ptr(), flags, mask, buf) };
             }
             _ => (None, None),
         }

@@ -478,6 +478,9 @@ impl GpuVm {
 
     /// Frees `buf` once `users` (the submits that may still use it) are done. `shared`: the buffer
     /// was exported or imported, so its object may outlive the handle.
+    ///
+    /// A buffer that is not live in this VM (freed already, or never made by it) is EINVAL and
+    /// changes nothing.
     pub fn free_buffer(
         &self,
         k: &dyn Kernel,
@@ -497,8 +500,7 @@ impl GpuVm {
             }
             None => {
                 let l = self.legacy();
-                if l.by_iova.get(&buf.iova) != Some(&buf) || l.mapped_bos.contains_key(&buf.iova)
-                {
+                if l.by_iova.get(&buf.iova) != Some(&buf) || l.mapped_bos.contains_key(&buf.iova) {
                     return Err(Self::not_live(&buf));
                 }
             }
@@ -725,6 +727,11 @@ impl GpuVm {
                 call: format!("no shared buffer mapped at {:#x}", buf.iova),
             }));
         };
+        self.unmap_bo_now(buf, bo, users);
+        Ok(())
+    }
+
+    fn unmap_bo_now(&self, buf: GpuBuffer, bo: Bo, users: &[SyncPoint]) {
         match &self.bind {
             // The VMA holds the object until the unmap runs; the Bo reference can go now.
             Some(vm) => {
@@ -733,7 +740,6 @@ impl GpuVm {
             }
             None => self.bury(buf, users, true, Some(bo)),
         }
-        Ok(())
     }
 
     /// MADVISE for a buffer a driver parks in its own cache (`willneed` false) or takes back
@@ -1037,7 +1043,42 @@ impl GpuVm {
     ///
     /// A final flush refused with ENOMEM is tried once more (its unsent binds stay queued, the
     /// VM is usable): the unmaps must reach the kernel or the VMAs stay until the file closes.
+    ///
+    /// Buffers the driver did not free or unmap are freed first: after `destroy` nothing could
+    /// name them any more, and their handles and mappings would stay until the file closes. Legacy
+    /// zombies still waiting for their users then are closed anyway (the GPU is idle, and a
+    /// submit holds its own references to the objects).
     pub fn destroy(self, k: &dyn Kernel) -> Result<(), BindError> {
+        // What the driver left (never freed, never unmapped) goes now: the GPU is idle, and
+        // nobody else would close those handles or unmap those ranges.
+        self.cache().on = false;
+        let left: Vec<GpuBuffer> = match &self.bind {
+            Some(_) => self.live().values().copied().collect(),
+            None => {
+                let l = self.legacy();
+                l.by_iova
+                    .values()
+                    .filter(|b| !l.mapped_bos.contains_key(&b.iova))
+                    .copied()
+                    .collect()
+            }
+        };
+        for b in left {
+            let _ = self.free_buffer(k, b, &[], false);
+        }
+        let shared: Vec<GpuBuffer> = self
+            .legacy()
+            .mapped_bos
+            .iter()
+            .map(|(&iova, bo)| GpuBuffer {
+                handle: bo.handle(),
+                iova,
+                size_B: bo.size_B(),
+            })
+            .collect();
+        for b in shared {
+            let _ = self.unmap_bo(b, &[]);
+        }
         let cached = self.cache().cache.drain();
         for c in cached {
             self.release(k, c);
@@ -1054,6 +1095,18 @@ impl GpuVm {
         let zombies = std::mem::take(&mut self.legacy().zombies);
         for z in zombies {
             if z.shared && self.heap.is_some() {
+                let _ = ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0);
+            }
+            match z.bo {
+                Some(bo) => drop(bo),
+                None => {
+                    let _ = ioctl::gem_close(k, z.buf.handle);
+                }
+            }
+        }
+        for z in std::mem::take(&mut self.legacy().zombies) {
+            if z.shared && self.heap.is_some() {
+                // Its object may outlive the handle: take the address back, as reclaim does.
                 let _ = ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0);
             }
             match z.bo {

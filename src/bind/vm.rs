@@ -795,11 +795,22 @@ impl BindVm {
 
     /// The bind points a submit touching `ranges` must wait for (flushing first if a pending op
     /// touches them): at most one per queue, the highest not yet known to be done.
+    ///
+    /// A range that wraps past 2^64 is EINVAL, before anything is flushed.
     pub fn waits_for(
         &self,
         k: &dyn Kernel,
         ranges: &[(u64, u64)],
     ) -> Result<Vec<SyncPoint>, BindError> {
+        if let Some(&(s, len)) = ranges
+            .iter()
+            .find(|&&(s, len)| s.checked_add(len).is_none())
+        {
+            return Err(BindError::Kernel(KernelError {
+                errno: Errno::EINVAL,
+                call: format!("submit touching {s:#x}+{len:#x}: the range wraps past 2^64"),
+            }));
+        }
         let touches = {
             let st = self.lock();
             st.pending.iter().any(|p| {

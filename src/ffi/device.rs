@@ -1,8 +1,10 @@
 //! C API of the device: open (from a DRM fd or on the kernel model), probe results, destroy.
 //!
-//! Owns: the `msmws_device` handle (a boxed [`Device`]). Locks: none; a device is immutable after
-//! the probe, so every function here is safe to call from several threads on the same device,
-//! except `msmws_device_destroy`, which must be the last call on it.
+//! Owns: the `msmws_device` handle (a boxed [`Device`]) and its record of the queues and syncobjs
+//! the driver made through it. Locks: `msmws_device::made` only, a leaf (held across the one
+//! ioctl that makes or releases such an object, so the record and the file agree); otherwise a
+//! device is immutable after the probe, so every function here is safe to call from several
+//! threads on the same device, except `msmws_device_destroy`, which must be the last call on it.
 
 use std::ffi::{c_char, c_int, CStr};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -18,6 +20,24 @@ pub struct msmws_device {
     /// The kernel model behind a device made by `msmws_device_new_sim` (its debug API); `None`
     /// for any other device.
     pub(crate) sim: Option<Sim>,
+    /// Submitqueues and syncobjs the driver made through this handle: the only ones
+    /// `msmws_device_submitqueue_close` and `msmws_device_syncobj_destroy` take. The file also
+    /// holds the library's own (a GPU VM's bind queues and timelines), which a stray id must
+    /// not reach.
+    pub(crate) made: std::sync::Mutex<Made>,
+}
+
+/// See [`msmws_device::made`].
+#[derive(Debug, Default)]
+pub(crate) struct Made {
+    pub queues: std::collections::HashSet<u32>,
+    pub syncobjs: std::collections::HashSet<u32>,
+}
+
+impl msmws_device {
+    pub(crate) fn made(&self) -> std::sync::MutexGuard<'_, Made> {
+        self.made.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Userspace allocates GPU addresses and maps them with VM_BIND (UAPI 1.13).
@@ -73,6 +93,7 @@ fn into_handle(dev: Device, sim: Option<Sim>, out: *mut *mut msmws_device) {
     let raw = Box::into_raw(Box::new(msmws_device {
         inner: std::sync::Arc::new(dev),
         sim,
+        made: Default::default(),
     }));
     // SAFETY: `out` was checked non-null by the caller of this helper before any work was done.
     unsafe { write_out(out, raw) }
@@ -344,22 +365,33 @@ pub extern "C" fn msmws_device_syncobj_create(dev: *const msmws_device, handle: 
         // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
         let dev = unsafe { borrow(dev, "dev") }?;
         let h = crate::kernel::ioctl::syncobj_create(dev.inner.kernel(), false)?;
+        dev.made().syncobjs.insert(h);
         // SAFETY: checked non-null above; the caller provides storage for one u32.
         unsafe { write_out(handle, h) };
         Ok(())
     })
 }
 
-/// Destroys syncobj `handle` of the device's file. Fences already taken from it (by a submit or a
-/// bind that waits for it) are not affected.
+/// Destroys syncobj `handle`, made by `msmws_device_syncobj_create` on `dev`. Fences already taken
+/// from it (by a submit or a bind that waits for it) are not affected.
 ///
-/// Thread-safe. Returns 0, -EINVAL for a NULL `dev` or a handle the file does not have.
+/// Thread-safe. Returns 0, or -EINVAL for a NULL `dev` or any other handle (destroyed already,
+/// made elsewhere, or one of the library's own, such as a GPU VM's timelines); nothing is
+/// destroyed then.
 #[no_mangle]
 pub extern "C" fn msmws_device_syncobj_destroy(dev: *const msmws_device, handle: u32) -> c_int {
     boundary(|| {
         // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
         let dev = unsafe { borrow(dev, "dev") }?;
+        let mut made = dev.made();
+        if !made.syncobjs.contains(&handle) {
+            return Err(FfiError::invalid(format!(
+                "syncobj {handle} was not made by msmws_device_syncobj_create on this device \
+                 (or is destroyed already)"
+            )));
+        }
         crate::kernel::ioctl::syncobj_destroy(dev.inner.kernel(), handle)?;
+        made.syncobjs.remove(&handle);
         Ok(())
     })
 }
@@ -480,6 +512,7 @@ mod tests {
         let dev = Box::into_raw(Box::new(msmws_device {
             inner: std::sync::Arc::new(other),
             sim: None,
+            made: Default::default(),
         }));
         assert_eq!(msmws_device_sim_wait_idle(dev, 0), -libc::EOPNOTSUPP);
         msmws_device_destroy(dev);

@@ -76,22 +76,36 @@ pub extern "C" fn msmws_device_submitqueue_new(
             )));
         }
         let id = ioctl::submitqueue_new(dev.inner.kernel(), flags, priority)?;
+        dev.made().queues.insert(id);
         // SAFETY: checked non-null above; the caller provides storage for one u32.
         unsafe { write_out(queue_id, id) };
         Ok(())
     })
 }
 
-/// Closes submitqueue `queue_id`. Submits already queued on it still run.
+/// Closes submitqueue `queue_id`, made by `msmws_device_submitqueue_new` on `dev`. Submits already
+/// queued on it still run.
 ///
-/// Thread-safe. Returns 0, -EINVAL for a NULL `dev`, or -ENOENT for a queue the file does not
-/// have.
+/// Thread-safe. Returns 0, -EINVAL for a NULL `dev`, or -ENOENT for any other queue (closed
+/// already, made elsewhere, or one of the library's own, such as a GPU VM's bind queues); nothing
+/// is closed then.
 #[no_mangle]
 pub extern "C" fn msmws_device_submitqueue_close(dev: *const msmws_device, queue_id: u32) -> c_int {
     boundary(|| {
         // SAFETY: a non-null `dev` is a live device from msmws_device_new_* (API contract).
         let dev = unsafe { borrow(dev, "dev") }?;
+        let mut made = dev.made();
+        if !made.queues.contains(&queue_id) {
+            return Err(FfiError::new(
+                crate::Errno::ENOENT,
+                format!(
+                    "submitqueue {queue_id} was not made by msmws_device_submitqueue_new on this \
+                     device (or is closed already)"
+                ),
+            ));
+        }
         ioctl::submitqueue_close(dev.inner.kernel(), queue_id)?;
+        made.queues.remove(&queue_id);
         Ok(())
     })
 }
@@ -124,7 +138,9 @@ pub extern "C" fn msmws_device_wait_seqno(
 /// The map belongs to the caller: release it with `munmap(map, size_B)`. It keeps the object's
 /// memory alive even after the handle is closed, as any DRM CPU map does.
 /// Thread-safe. Returns 0, -EINVAL (NULL pointer, zero size, misaligned `placed_addr`, a size
-/// larger than the object), -ENOENT (no such handle) or the errno of mmap/mremap.
+/// larger than the object), -ENOENT (no such handle), -ENOSPC (the kernel has no mmap offset
+/// for the object: its fake offset space, about 1 TiB, is full or smaller than the object) or the
+/// errno of mmap/mremap.
 #[no_mangle]
 pub extern "C" fn msmws_device_map(
     dev: *const msmws_device,
@@ -256,6 +272,35 @@ mod tests {
         );
     }
 
+    /// The device's file also holds the library's own queues and syncobjs (a VM_BIND-mode GPU
+    /// VM's two bind queues and two timelines, ids 1 and 2 of each on a fresh file): a driver's
+    /// stray id must not close them. Found by the c_abi fuzz target: closing queue 1 made the VM's
+    /// final unmap fail (ENOENT) and left its VMA until the file closed.
+    #[test]
+    fn queues_and_syncobjs_the_driver_did_not_make_are_refused() {
+        use super::super::device::{msmws_device_syncobj_create, msmws_device_syncobj_destroy};
+        use super::super::gpu_vm::*;
+        let dev = sim(c"a750");
+        let mut vm = ptr::null_mut();
+        assert_eq!(msmws_gpu_vm_create(dev, &mut vm), 0);
+        for id in [0, 1, 2, 3] {
+            assert_eq!(msmws_device_submitqueue_close(dev, id), -libc::ENOENT);
+            assert_eq!(msmws_device_syncobj_destroy(dev, id), -libc::EINVAL);
+        }
+        let (mut q, mut h) = (0, 0);
+        assert_eq!(msmws_device_submitqueue_new(dev, 0, 0, &mut q), 0);
+        assert_eq!(msmws_device_syncobj_create(dev, &mut h), 0);
+        let mut buf = msmws_gpu_buffer::default();
+        assert_eq!(msmws_gpu_vm_create_buffer(vm, 8192, 0x20000, &mut buf), 0);
+        assert_eq!(msmws_gpu_vm_free_buffer(vm, &buf, ptr::null(), 0, false), 0);
+        assert_eq!(msmws_gpu_vm_destroy(vm), 0, "its bind queues are intact");
+        assert_eq!(msmws_device_submitqueue_close(dev, q), 0);
+        assert_eq!(msmws_device_submitqueue_close(dev, q), -libc::ENOENT);
+        assert_eq!(msmws_device_syncobj_destroy(dev, h), 0);
+        assert_eq!(msmws_device_syncobj_destroy(dev, h), -libc::EINVAL);
+        msmws_device_destroy(dev);
+    }
+
     #[test]
     fn counters_queues_and_seqno_waits() {
         let dev = sim(c"a660");
@@ -288,6 +333,31 @@ mod tests {
         assert_eq!(msmws_device_wait_seqno(dev, 4242, 0, 0), -libc::ENOENT);
         assert_eq!(msmws_device_submitqueue_close(dev, q), 0);
         assert_eq!(msmws_device_submitqueue_close(dev, q), -libc::ENOENT);
+        msmws_device_destroy(dev);
+    }
+
+    /// A buffer larger than the kernel's whole mmap offset space (about 1 TiB) gets offset 0
+    /// from GET_OFFSET: ENOSPC with a sentence, not an mmap at offset 0 (nor, as the c_abi fuzz
+    /// target first found, a panic in the model's offset arithmetic).
+    #[test]
+    fn map_of_a_buffer_with_no_mmap_offset_is_enospc() {
+        let dev = sim(c"a750");
+        let mut bo = ptr::null_mut();
+        assert_eq!(
+            super::super::bo::msmws_bo_new(dev, 2 << 40, 0x20000, &mut bo),
+            0
+        );
+        let handle = super::super::bo::msmws_bo_handle(bo);
+        let mut map = ptr::null_mut();
+        assert_eq!(
+            msmws_device_map(dev, handle, 4096, ptr::null_mut(), &mut map),
+            -libc::ENOSPC
+        );
+        assert!(map.is_null());
+        // SAFETY: the library's last-error sentence is a NUL-terminated string it owns.
+        let msg = unsafe { std::ffi::CStr::from_ptr(crate::ffi::msmws_last_error_message()) };
+        assert!(msg.to_string_lossy().contains("no mmap offset"), "{msg:?}");
+        super::super::bo::msmws_bo_unref(bo);
         msmws_device_destroy(dev);
     }
 

@@ -339,7 +339,9 @@ pub extern "C" fn msmws_gpu_vm_map_bo(
 /// Takes back the address `msmws_gpu_vm_map_bo` gave once the `n_users` points in `users` have
 /// signalled, then drops the VM's reference on the buffer (its GEM handle stays the buffer's).
 ///
-/// Thread-safe. Returns 0, or -EINVAL for NULL pointers or a buffer not mapped by map_bo.
+/// Thread-safe. Returns 0, -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
+/// already unmapped, or with another handle or size than map_bo gave), or the kernel's errno for
+/// a user syncobj that does not exist (ENOENT on the model); nothing is done then.
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_unmap_bo(
     vm: *const msmws_gpu_vm,
@@ -474,6 +476,8 @@ pub extern "C" fn msmws_gpu_vm_flush(vm: *const msmws_gpu_vm) -> c_int {
 }
 
 /// Flushes, releases the kernel objects (bind queues, timelines) and frees `vm`. NULL is accepted.
+/// Buffers still live in it (never freed, or mapped by map_bo and never unmapped) are freed too:
+/// nothing could name them afterwards. Call it once the GPU is done with them.
 ///
 /// Must be the last call on `vm`. Returns 0 or the errno of the final flush (the object is freed
 /// either way).

@@ -397,12 +397,25 @@ pub fn gem_info_value(
 
 /// A CPU map of the first `size_B` bytes of GEM handle `handle`: GEM_INFO(GET_OFFSET), then an
 /// mmap of the device file at that offset, shared and read/write.
+///
+/// GET_OFFSET answers 0, and succeeds, when the kernel found no room for the object in its fake
+/// offset space (`msm_gem_mmap_offset`; an object of more than about 1 TiB never fits): that is
+/// ENOSPC here, before an mmap at offset 0 could fail with a less telling EINVAL.
 pub fn gem_map(
     k: &dyn Kernel,
     handle: u32,
     size_B: usize,
 ) -> Result<memmap2::MmapMut, KernelError> {
     let offset_B = gem_info_value(k, handle, MSM_INFO_GET_OFFSET, 0)?;
+    if offset_B == 0 {
+        return Err(KernelError {
+            errno: Errno::ENOSPC,
+            call: format!(
+                "GEM_INFO(GET_OFFSET, handle {handle}) (no mmap offset: the kernel's offset space \
+                 has no room for the object)"
+            ),
+        });
+    }
     k.map(offset_B, size_B).map_err(|errno| KernelError {
         errno,
         call: format!("mmap(handle {handle}, offset {offset_B:#x}, {size_B} bytes)"),

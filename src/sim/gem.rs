@@ -37,6 +37,9 @@ const NAME_LEN: usize = 32;
 pub const METADATA_MAX_B: u32 = 128;
 /// DRM_FILE_PAGE_OFFSET_START on 64-bit, in bytes: fake mmap offsets start at 4 GiB.
 const MMAP_OFFSET_START: u64 = 0x1_0000_0000;
+/// The end of the fake offset space: DRM_FILE_PAGE_OFFSET_SIZE is `(0xFFFFFFFF >> PAGE_SHIFT) *
+/// 256` pages (drm_gem.c), a little under 1 TiB.
+const MMAP_OFFSET_END: u64 = MMAP_OFFSET_START + 0xF_FFFF * 256 * PAGE_SIZE;
 
 /// MADVISE state (`msm_obj->madv`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -481,6 +484,25 @@ pub(super) fn pin_iova(
     map_in_vm(&vm, obj, None)
 }
 
+/// `msm_gem_get_pages` for an object that has none yet: its pages come from shmem, so an object
+/// larger than the machine's memory can never get them (ENOMEM). Only that one rule: the model
+/// does not count the pages of all objects against the memory. (Found by the c_abi fuzz target:
+/// a 2^47-byte object, which GEM_NEW accepts, was mapped page by page until the fuzzer ran out of
+/// memory.)
+pub(super) fn pages_fit(obj: &GemObject) -> Result<(), Errno> {
+    static RAM_B: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ram_B = *RAM_B.get_or_init(|| {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+        u64::try_from(pages).map_or(u64::MAX, |p| p.saturating_mul(PAGE_SIZE))
+    });
+    if obj.size_B > ram_B {
+        Err(Errno::ENOMEM)
+    } else {
+        Ok(())
+    }
+}
+
 /// `get_vma_locked` + pin: the existing mapping of `obj` in `vm`, or a new one at `fixed` (or at a
 /// kernel-chosen address when `fixed` is None).
 fn map_in_vm(vm: &Arc<Vm>, obj: &Arc<GemObject>, fixed: Option<u64>) -> Result<u64, Errno> {
@@ -498,6 +520,7 @@ fn map_in_vm(vm: &Arc<Vm>, obj: &Arc<GemObject>, fixed: Option<u64>) -> Result<u
     if st.madv != Madv::WillNeed {
         return Err(Errno::EBUSY);
     }
+    pages_fit(obj)?;
     let mut inner = vm.lock();
     let iova = match fixed {
         Some(iova) => {
@@ -691,11 +714,41 @@ pub(super) fn purge(objects: &[Arc<GemObject>], dev: &super::SimDevice) -> u64 {
     freed
 }
 
-/// The device's mmap offset space (`drm_vma_offset_manager`).
+/// The device's mmap offset space (`drm_vma_offset_manager`, a `drm_mm` over
+/// `[MMAP_OFFSET_START, MMAP_OFFSET_END)`).
 #[derive(Debug)]
 pub struct Offsets {
+    /// Where the next offset goes while the space has never been filled (the common case, and
+    /// O(log n)); after that, the first hole that fits.
     next: u64,
-    by_offset: std::collections::BTreeMap<u64, Weak<GemObject>>,
+    /// Offset -> (size, object). An entry whose object is gone is free space: the kernel
+    /// removes the node when it frees the object (`drm_gem_free_mmap_offset`).
+    by_offset: std::collections::BTreeMap<u64, (u64, Weak<GemObject>)>,
+}
+
+impl Offsets {
+    /// `drm_vma_offset_add`: `size_B` bytes of offset space, or None when no hole holds them
+    /// (drm_mm's ENOSPC).
+    fn alloc(&mut self, size_B: u64) -> Option<u64> {
+        if let Some(end) = self
+            .next
+            .checked_add(size_B)
+            .filter(|&e| e <= MMAP_OFFSET_END)
+        {
+            let o = self.next;
+            self.next = end;
+            return Some(o);
+        }
+        self.by_offset.retain(|_, (_, obj)| obj.strong_count() > 0);
+        let mut hole_start = MMAP_OFFSET_START;
+        for (&o, &(len_B, _)) in &self.by_offset {
+            if o - hole_start >= size_B {
+                return Some(hole_start);
+            }
+            hole_start = o + len_B;
+        }
+        (MMAP_OFFSET_END - hole_start >= size_B).then_some(hole_start)
+    }
 }
 
 impl Default for Offsets {
@@ -708,23 +761,28 @@ impl Default for Offsets {
 }
 
 impl super::SimDevice {
-    /// GET_OFFSET: the object's fake mmap offset, allocated on first use.
+    /// `msm_gem_mmap_offset`: the object's fake mmap offset, allocated on first use; 0 when
+    /// the offset space has no room for it (the kernel logs "could not allocate mmap offset"
+    /// and returns 0, so GET_OFFSET and MAP_DUMB succeed with offset 0, which no mmap accepts).
+    /// An object larger than the whole space (about 1 TiB; GEM_NEW takes up to 2^63 bytes)
+    /// never gets one.
     pub(super) fn mmap_offset(&self, obj: &Arc<GemObject>) -> u64 {
         let mut st = obj.lock();
         if let Some(o) = st.mmap_offset {
             return o;
         }
         let mut offs = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
-        let o = offs.next;
-        offs.next += obj.size_B;
-        offs.by_offset.insert(o, Arc::downgrade(obj));
+        let Some(o) = offs.alloc(obj.size_B) else {
+            return 0;
+        };
+        offs.by_offset.insert(o, (obj.size_B, Arc::downgrade(obj)));
         st.mmap_offset = Some(o);
         o
     }
 
     fn object_at_offset(&self, offset_B: u64) -> Option<Arc<GemObject>> {
         let offs = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
-        offs.by_offset.get(&offset_B).and_then(Weak::upgrade)
+        offs.by_offset.get(&offset_B).and_then(|(_, o)| o.upgrade())
     }
 
     fn release_offset(&self, offset_B: u64) {

@@ -439,6 +439,13 @@ impl Sim {
         self.dev.gpu.lock().devcoredumps.clone()
     }
 
+    /// GEM objects of this device still alive (debug API): once every file is closed, every fd
+    /// and CPU map of its objects released and the GPU idle, 0; more means the model leaked one.
+    pub fn live_objects(&self) -> usize {
+        let o = self.dev.objects.lock().unwrap_or_else(|p| p.into_inner());
+        o.iter().filter(|w| w.strong_count() > 0).count()
+    }
+
     /// Tells the model memory is short: purges every purgeable DONTNEED object, as the shrinker
     /// would. Returns the number of pages freed.
     pub fn memory_pressure(&self) -> u64 {

@@ -20,6 +20,22 @@ use crate::Errno;
 
 /// Submit flags the kernel accepts above the pipe id.
 const FLAGS: u32 = MSM_SUBMIT_FLAGS;
+/// KMALLOC_MAX_SIZE on arm64 with 4 KiB pages (MAX_PAGE_ORDER 10): the largest kzalloc.
+const KMALLOC_MAX_B: u64 = 4 << 20;
+
+/// `kcalloc(n, size_B, GFP_KERNEL | __GFP_NOWARN)`: NULL (ENOMEM) past the largest kmalloc.
+fn kcalloc(n: u32, size_B: u64) -> Result<(), Errno> {
+    if u64::from(n) * size_B > KMALLOC_MAX_B {
+        Err(Errno::ENOMEM)
+    } else {
+        Ok(())
+    }
+}
+/// `sizeof(submit->bos[0])` (flags, handle/obj, vm_bo, iova) and `sizeof(submit->cmd[0])` (type,
+/// size, offset, iova, nr_relocs, relocs) on a 64-bit kernel, msm_gem.h; the submit's own header
+/// (a few hundred bytes) is left out.
+const SUBMIT_BO_B: u64 = 32;
+const SUBMIT_CMD_B: u64 = 40;
 
 pub(super) fn gem_submit(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
     typed(kdata, |a: &mut drm_msm_gem_submit| {
@@ -82,6 +98,12 @@ pub(super) fn submit(
     } else {
         None
     };
+    // submit_create: one kzalloc of the submit with its BO and command tables, which fails past
+    // the largest kmalloc: ENOMEM, before any table is read from user memory.
+    let tables_B = u64::from(a.nr_bos) * SUBMIT_BO_B + u64::from(a.nr_cmds) * SUBMIT_CMD_B;
+    if tables_B > KMALLOC_MAX_B {
+        return Err(Errno::ENOMEM);
+    }
 
     // 2. Explicit in-fences.
     let mut in_fences: Vec<Arc<Fence>> = Vec::new();
@@ -90,6 +112,8 @@ pub(super) fn submit(
     }
     let mut resets = Vec::new();
     if a.flags & MSM_SUBMIT_SYNCOBJ_IN != 0 {
+        // msm_syncobj_parse_deps: kcalloc of one `struct drm_syncobj *` per entry first.
+        kcalloc(a.nr_in_syncobjs, 8)?;
         let descs: Vec<drm_msm_syncobj> =
             user::read_strided(a.in_syncobjs, a.nr_in_syncobjs, a.syncobj_stride)?;
         for d in descs {
@@ -106,6 +130,9 @@ pub(super) fn submit(
     }
     let mut outs = Vec::new();
     if a.flags & MSM_SUBMIT_SYNCOBJ_OUT != 0 {
+        // msm_syncobj_parse_post_deps: kcalloc of one `struct msm_syncobj_post_dep` (syncobj,
+        // point, chain: 24 bytes) per entry first.
+        kcalloc(a.nr_out_syncobjs, 24)?;
         let descs: Vec<drm_msm_syncobj> =
             user::read_strided(a.out_syncobjs, a.nr_out_syncobjs, a.syncobj_stride)?;
         for d in descs {

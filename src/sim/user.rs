@@ -158,7 +158,10 @@ pub fn write<T: Plain>(addr: u64, value: &T) -> Result<(), Errno> {
 /// and zero-filling the rest, as the kernel does for strided uAPI arrays.
 pub fn read_strided<T: Plain>(addr: u64, count: u32, stride: u32) -> Result<Vec<T>, Errno> {
     let take = (stride as usize).min(size_of::<T>());
-    let mut out = Vec::with_capacity(count as usize);
+    // The count is the caller's: reserve only what a few pages of user memory could hold and
+    // grow as elements are really read, so a huge count with a bad pointer is EFAULT, not an
+    // allocation of up to 2^32 elements (found by the sim_ioctl fuzz target).
+    let mut out = Vec::with_capacity((count as usize).min(4096));
     for i in 0..count as u64 {
         let at = addr.checked_add(i * stride as u64).ok_or(Errno::EFAULT)?;
         let mut v = MaybeUninit::<T>::zeroed();
@@ -209,6 +212,19 @@ mod tests {
         assert_eq!(read::<u32>(&x as *const u32 as u64), Ok(0x1234_5678));
         write(&mut x as *mut u32 as u64, &7u32).unwrap();
         assert_eq!(x, 7);
+    }
+
+    #[test]
+    fn a_huge_count_at_a_bad_address_is_efault_without_allocating_it() {
+        // 2^32 - 1 elements of 40 bytes would be 160 GiB: an abort, were it reserved up front.
+        type Op = crate::uapi::drm_msm_vm_bind_op;
+        assert_eq!(read_array::<Op>(8, u32::MAX).err(), Some(Errno::EFAULT));
+        let words = [7u64; 4];
+        assert_eq!(
+            read_array::<u64>(words.as_ptr() as u64, u32::MAX).err(),
+            Some(Errno::EFAULT),
+            "reads stop at the first unmapped page"
+        );
     }
 
     #[test]

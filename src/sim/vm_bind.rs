@@ -169,8 +169,9 @@ fn parse_out_syncobjs(
     Ok(outs)
 }
 
-/// Pins the objects of `ops` (`vm_bind_job_pin_objects`): EBUSY for a DONTNEED or purged one.
-/// On failure nothing stays pinned.
+/// Pins the objects of `ops` (`vm_bind_job_pin_objects`): EBUSY for a DONTNEED or purged one,
+/// ENOMEM for one larger than memory ([`super::gem::pages_fit`]). On failure nothing stays
+/// pinned.
 fn pin(file: &SimFile, objects: &[Arc<GemObject>]) -> Result<(), Errno> {
     file.inject("VM_BIND:pin")?;
     for (i, obj) in objects.iter().enumerate() {
@@ -179,6 +180,11 @@ fn pin(file: &SimFile, objects: &[Arc<GemObject>]) -> Result<(), Errno> {
             drop(st);
             unpin(&objects[..i]);
             return Err(Errno::EBUSY);
+        }
+        if let Err(e) = super::gem::pages_fit(obj) {
+            drop(st);
+            unpin(&objects[..i]);
+            return Err(e);
         }
         st.pin_count += 1;
         st.has_pages = true;
