@@ -711,3 +711,49 @@ fn a_sparse_batch_waiting_for_an_earlier_batch_of_the_same_flush_is_sent() {
     let report = f.close();
     assert!(report.is_empty(), "{report:?}");
 }
+
+/// A MAP the kernel refuses on its own every time (ENOMEM for that one op: an object that can
+/// never be pinned) would hold back everything queued after it forever: after three refused
+/// flushes in a row it is dropped, the range reads as unmapped (a submit there is refused) and
+/// the rest goes out. Found by the c_abi fuzz target (a 2^47-byte object).
+#[test]
+fn a_map_refused_with_enomem_three_flushes_in_a_row_is_dropped() {
+    let f = vm_bind_file(Clock::Manual);
+    let vm = BindVm::new(1024);
+    let handles = [bo(&f, 64 * K), bo(&f, 64 * K)];
+    vm.map(BindOp::map(VA, 64 * K, handles[0], 0));
+    vm.flush(&f).unwrap();
+    // Every pin of the next three VM_BINDs fails.
+    for nth in 1..=3 {
+        f.sim().inject(Injection {
+            point: "VM_BIND:pin".into(),
+            nth,
+            errno: Errno::ENOMEM,
+        });
+    }
+    vm.map(BindOp::map(VA + (1 << 20), 64 * K, handles[1], 0));
+    for _ in 0..3 {
+        match vm.flush(&f) {
+            Err(BindError::Kernel(e)) => assert_eq!(e.errno, Errno::ENOMEM),
+            other => panic!("{other:?}"),
+        }
+    }
+    vm.flush(&f).unwrap();
+    f.sim().gpu_run_until_idle();
+    assert!(!f.gpu_mapped(VA + (1 << 20), 64 * K));
+    match vm.submit(&f, 0, &[(VA + (1 << 20), 64)], &[], &[], &[]) {
+        Err(BindError::Kernel(e)) => assert_eq!(e.errno, Errno::EINVAL),
+        other => panic!("{other:?}"),
+    }
+    vm.submit(&f, 0, &[(VA, 64)], &[], &[], &[]).unwrap();
+    f.sim().gpu_run_until_idle();
+    vm.map(BindOp::unmap(VA, 64 * K));
+    vm.flush(&f).unwrap();
+    f.sim().gpu_run_until_idle();
+    vm.destroy(&f).unwrap();
+    for h in handles {
+        ioctl::gem_close(&f, h).unwrap();
+    }
+    let report = f.close();
+    assert!(report.is_empty(), "{report:?}");
+}

@@ -164,7 +164,15 @@ struct State {
     backlog: VecDeque<Job>,
     /// Ranges released by flushes the caller did not see (a submit's), for the next flush to return.
     released: Vec<Released>,
+    /// The MAP the kernel last refused on its own (ENOMEM for that one op) and how many flushes
+    /// in a row it was refused.
+    refused: Option<(BindOp, u32)>,
 }
+
+/// Flushes in a row a lone MAP may be refused with ENOMEM before it is dropped: memory pressure
+/// passes, an object that can never be pinned (larger than memory) does not, and would hold back
+/// everything queued after it forever.
+const MAP_REFUSALS_BEFORE_DROP: u32 = 3;
 
 /// Which job ordered what: (queue, timeline point, address ranges of its ops).
 type PlannedJob = (Queue, u64, Vec<(u64, u64)>);
@@ -734,6 +742,21 @@ impl BindVm {
                     if sent > 0 {
                         job.waits.clear();
                     }
+                    let enomem = matches!(&e, BindError::Kernel(ke) if ke.errno == Errno::ENOMEM);
+                    if let Some(&op) = job.ops.first().filter(|op| enomem && !op.is_unmap()) {
+                        let n = match st.refused {
+                            Some((o, n)) if o == op => n + 1,
+                            _ => 1,
+                        };
+                        st.refused = Some((op, n));
+                        if n >= MAP_REFUSALS_BEFORE_DROP {
+                            // Dropped: the range reads as unmapped (a submit there is refused),
+                            // the job still goes out to signal its point.
+                            job.ops.remove(0);
+                            Self::commit(st, &BindOp::unmap(op.iova, op.range_B), job.queue, 0);
+                            st.refused = None;
+                        }
+                    }
                     job.pages = job_pages(&job.ops);
                     st.backlog.push_front(job);
                     return Err(e);
@@ -752,6 +775,7 @@ impl BindVm {
                 st.backlog.clear();
                 return Err(e);
             }
+            st.refused = None;
             st.stats.jobs += 1;
             st.stats.prealloc_pages += job.pages;
             st.in_flight.push_back((job.queue, job.point, job.pages));
