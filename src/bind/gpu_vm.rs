@@ -1098,10 +1098,15 @@ impl GpuVm {
             self.release(k, c);
         }
         // Nobody reads the fence book after this: the final flush does not publish to it.
+        // A refused flush is tried again: its unsent binds stay queued, and a MAP refused every
+        // time is dropped after a few tries (`bind::vm`), so the unmaps behind it still go.
         let mut flushed = self.flush_with(k, true);
-        if matches!(&flushed, Err(BindError::Kernel(e))
-            if matches!(e.errno, Errno::ENOMEM | Errno::EINTR | Errno::EAGAIN))
-        {
+        for _ in 0..4 {
+            if !matches!(&flushed, Err(BindError::Kernel(e))
+                if matches!(e.errno, Errno::ENOMEM | Errno::EINTR | Errno::EAGAIN))
+            {
+                break;
+            }
             flushed = self.flush_with(k, true);
         }
         // The GPU is idle: zombies still waiting for users that never signal (a failed submit,
