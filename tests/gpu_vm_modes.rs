@@ -697,11 +697,9 @@ fn second_map_of_a_mapped_buffer(options: SimOptions) {
     let vm = GpuVm::new(&dev).unwrap();
     let bo = Bo::new(&dev, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
     let first = vm.map_bo(k, &bo).unwrap();
-    // A second map shares the one address; the mapping stays until the last unmap.
-    let second = vm.map_bo(k, &bo).unwrap();
-    assert_eq!(second, first);
-    vm.unmap_bo(second, &[]).unwrap();
-    vm.flush(k).unwrap();
+    let e = vm.map_bo(k, &bo).unwrap_err();
+    assert_eq!(e.errno(), msm_winsys::Errno::EBUSY, "{e}");
+    assert!(e.to_string().contains(&format!("{:#x}", first.iova)), "{e}");
     assert!(
         file.gpu_mapped(first.iova, first.size_B),
         "the first mapping was lost"
@@ -738,7 +736,7 @@ fn second_map_of_a_mapped_buffer(options: SimOptions) {
 }
 
 #[test]
-fn set_iova_mode_shares_the_address_of_a_mapped_buffer_with_a_second_map() {
+fn set_iova_mode_refuses_a_second_map_of_a_mapped_buffer_and_keeps_the_first() {
     second_map_of_a_mapped_buffer(SimOptions {
         uapi_minor: 12,
         ..Default::default()
@@ -746,7 +744,7 @@ fn set_iova_mode_shares_the_address_of_a_mapped_buffer_with_a_second_map() {
 }
 
 #[test]
-fn kernel_iova_mode_shares_the_address_of_a_mapped_buffer_with_a_second_map() {
+fn kernel_iova_mode_refuses_a_second_map_of_a_mapped_buffer_and_keeps_the_first() {
     second_map_of_a_mapped_buffer(SimOptions {
         per_process_pgtables: false,
         ..Default::default()

@@ -129,9 +129,6 @@ struct Legacy {
     /// (mapped, or unmapped but not yet reclaimed), by handle; 0 while a `map_bo` places it.
     /// The kernel gives an object one address per VM (see `GpuVm::map_bo`).
     shared_at: HashMap<u32, u64>,
-    /// Legacy modes: maps of a shared buffer beyond its first, by address (`map_bo` of a buffer
-    /// already mapped shares its one address; each `unmap_bo` but the last only drops a count).
-    map_refs: HashMap<u64, u32>,
     /// Reclaim statistics: passes and handles closed.
     reclaim_passes: u64,
     reclaimed: u64,
@@ -688,19 +685,6 @@ impl GpuVm {
                 l.mapped_bos.insert(buf.iova, z.bo.expect("checked above"));
                 return Ok(buf);
             }
-            // Mapped already (a second wrapper of the same object, e.g. a re-import racing the
-            // old one's teardown): the kernel gives an object one address per VM, so both share
-            // it; the mapping goes with the last unmap.
-            if let Some(&iova) = l.shared_at.get(&handle).filter(|&&iova| iova != 0) {
-                if l.mapped_bos.get(&iova).is_some_and(|b| b.handle() == handle) {
-                    *l.map_refs.entry(iova).or_default() += 1;
-                    return Ok(GpuBuffer {
-                        handle,
-                        iova,
-                        size_B,
-                    });
-                }
-            }
             if let Some(&iova) = l.shared_at.get(&handle) {
                 let at = match iova {
                     0 => "being mapped by another thread".to_string(),
@@ -749,15 +733,6 @@ impl GpuVm {
                 .mapped_bos
                 .get(&buf.iova)
                 .is_some_and(|bo| bo.handle() == buf.handle && bo.size_B() == buf.size_B);
-            if this {
-                if let Some(n) = l.map_refs.get_mut(&buf.iova) {
-                    *n -= 1;
-                    if *n == 0 {
-                        l.map_refs.remove(&buf.iova);
-                    }
-                    return Ok(());
-                }
-            }
             this.then(|| l.mapped_bos.remove(&buf.iova)).flatten()
         };
         let Some(bo) = bo else {

@@ -316,12 +316,9 @@ pub extern "C" fn msmws_gpu_vm_free_buffer(
 /// `*out`. The VM holds its own reference on the buffer until `msmws_gpu_vm_unmap_bo`, so the
 /// caller may unref its `msmws_bo` meanwhile.
 ///
-/// Without VM_BIND the kernel gives an object one address per VM: a buffer mapped already gets
-/// that same address again (each map needs its own unmap; the mapping goes with the last), and
-/// one unmapped but not yet reclaimed gets its address back, with no kernel call.
-///
-/// Thread-safe. Returns 0, -EINVAL, -ENOSPC, -EBUSY (another thread is mapping the same buffer
-/// without VM_BIND), or the kernel's errno.
+/// Thread-safe. Returns 0, -EINVAL, -ENOSPC, -EBUSY without VM_BIND when the buffer already has
+/// an address in this VM (mapped, or unmapped and not yet reclaimed; the kernel gives an object
+/// one address per VM, and that address stays mapped), or the kernel's errno.
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_map_bo(
     vm: *const msmws_gpu_vm,
