@@ -671,20 +671,6 @@ impl GpuVm {
             // Reclaim first: an unmapped buffer whose users are done gets its address back.
             self.reclaim(k)?;
             let mut l = self.legacy();
-            // Unmapped but not reclaimed yet (its users may still run): the kernel still maps
-            // it at its address, so mapping it again takes that address back, with no kernel
-            // call, as stock turnip restores a zombie's address on re-import.
-            if let Some(i) = l
-                .zombies
-                .iter()
-                .position(|z| z.buf.handle == handle && z.bo.is_some())
-            {
-                let z = l.zombies.remove(i);
-                let buf = z.buf;
-                l.remember(buf);
-                l.mapped_bos.insert(buf.iova, z.bo.expect("checked above"));
-                return Ok(buf);
-            }
             if let Some(&iova) = l.shared_at.get(&handle) {
                 let at = match iova {
                     0 => "being mapped by another thread".to_string(),
