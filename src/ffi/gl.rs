@@ -12,7 +12,6 @@ use super::device::msmws_device;
 use super::gpu_vm::{self, msmws_cmd, msmws_gpu_buffer, msmws_gpu_vm, msmws_sync_point};
 use super::{borrow, boundary, check_out, write_out, FfiError};
 use crate::kernel::ioctl;
-use crate::uapi::{MSM_PREP_NOSYNC, MSM_PREP_READ, MSM_PREP_WRITE};
 
 /// `msmws_device_cpu_prep`: the CPU will read (`MSM_PREP_READ`).
 pub const MSMWS_PREP_READ: u32 = 0x01;
@@ -20,12 +19,8 @@ pub const MSMWS_PREP_READ: u32 = 0x01;
 pub const MSMWS_PREP_WRITE: u32 = 0x02;
 /// `msmws_device_cpu_prep`: do not wait, only ask (`MSM_PREP_NOSYNC`): -EBUSY when busy.
 pub const MSMWS_PREP_NOSYNC: u32 = 0x04;
-// Literals so the header has numbers; the uAPI's values, as freedreno passes them through.
-const _: () = assert!(
-    MSMWS_PREP_READ == MSM_PREP_READ
-        && MSMWS_PREP_WRITE == MSM_PREP_WRITE
-        && MSMWS_PREP_NOSYNC == MSM_PREP_NOSYNC
-);
+// Literals so the header has numbers; the uAPI's values, as freedreno passes them through
+// (checked by the test `prep_flags_are_the_uapi_ones`).
 
 /// Tells the kernel whether the contents of `buffer` (a `msmws_gpu_vm_create_buffer` or
 /// `msmws_gpu_vm_map_bo` result of `vm`) are still needed (MADVISE): `willneed` false lets it
@@ -138,5 +133,19 @@ pub extern "C" fn msmws_gpu_vm_submit_fence_fd(
             (in_fence_fd, out_fence_fd),
             seqno,
         )
+    }
+}
+
+#[cfg(test)]
+mod prep_tests {
+    use super::*;
+    use crate::uapi::{MSM_PREP_NOSYNC, MSM_PREP_READ, MSM_PREP_WRITE};
+
+    #[test]
+    fn prep_flags_are_the_uapi_ones() {
+        assert_eq!(
+            (MSMWS_PREP_READ, MSMWS_PREP_WRITE, MSMWS_PREP_NOSYNC),
+            (MSM_PREP_READ, MSM_PREP_WRITE, MSM_PREP_NOSYNC)
+        );
     }
 }
