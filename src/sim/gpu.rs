@@ -218,6 +218,11 @@ impl Gpu {
 
     /// Jobs queued and not yet run.
     pub fn pending(&self) -> usize {
+        self.lock().queues.iter().map(|(_, q)| q.len()).sum()
+    }
+
+    /// Jobs queued or still executing (what waiting for an idle GPU waits for).
+    pub fn busy(&self) -> usize {
         let st = self.lock();
         st.queues.iter().map(|(_, q)| q.len()).sum::<usize>() + st.running
     }

@@ -425,7 +425,7 @@ impl Sim {
     /// Waits (real time, up to `timeout`) until the asynchronous GPU has run everything runnable.
     pub fn gpu_wait_idle(&self, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
-        while self.gpu_pending() > 0 {
+        while self.dev.gpu.busy() > 0 {
             if Instant::now() >= end {
                 return false;
             }
