@@ -110,7 +110,7 @@ pub struct GpuState {
     pub suspends: u64,
     pub devcoredumps: Vec<Devcoredump>,
     shutdown: bool,
-    /// Jobs taken off their queue and still executing: they count as pending until done, so
+    /// Jobs taken off their queue and still executing: they count as busy until done, so
     /// waiting for an idle GPU also waits for the job that is running (its fences, the
     /// preallocated pages it releases).
     running: usize,
