@@ -488,6 +488,7 @@ impl GpuVm {
         users: &[SyncPoint],
         shared: bool,
     ) -> Result<(), BindError> {
+        self.check_users(k, users)?;
         // Only a live buffer of this VM: one freed already (its address may be another buffer's
         // by now) or a `map_bo` one would unmap or close what is not the caller's.
         match &self.bind {
@@ -535,6 +536,30 @@ impl GpuVm {
                 Ok(())
             }
         }
+    }
+
+    /// Users must be syncobjs that exist: a free waiting for one that does not could never be
+    /// flushed (or reclaimed), and would hold every later flush back with it (found by the c_abi
+    /// fuzz target). The syncobjs this VM's submits signal are known to exist; any other costs
+    /// one SYNCOBJ_QUERY.
+    fn check_users(&self, k: &dyn Kernel, users: &[SyncPoint]) -> Result<(), BindError> {
+        let watched = self
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for u in users.iter().filter(|u| !watched.contains(&u.handle)) {
+            ioctl::syncobj_query(k, u.handle).map_err(|e| {
+                kerr(KernelError {
+                    errno: e.errno,
+                    call: format!(
+                        "a free waiting for syncobj {} (no such syncobj?): {}",
+                        u.handle, e.call
+                    ),
+                })
+            })?;
+        }
+        Ok(())
     }
 
     /// Without VM_BIND: `buf` waits as a zombie until `users` are done ([`Zombie`]), holding
