@@ -1112,28 +1112,14 @@ impl GpuVm {
         // A refused flush is tried again: its unsent binds stay queued, and a MAP refused every
         // time is dropped after a few tries (`bind::vm`), so the unmaps behind it still go.
         let mut flushed = self.flush_with(k, true);
-        for _ in 0..4 {
-            if !matches!(&flushed, Err(BindError::Kernel(e))
-                if matches!(e.errno, Errno::ENOMEM | Errno::EINTR | Errno::EAGAIN))
-            {
+        for _ in 0..=super::vm::MAP_REFUSALS_BEFORE_DROP {
+            if !flushed.as_ref().is_err_and(BindError::changed_nothing) {
                 break;
             }
             flushed = self.flush_with(k, true);
         }
         // The GPU is idle: zombies still waiting for users that never signal (a failed submit,
         // a syncobj the driver destroyed) are closed now, or nobody would close them.
-        let zombies = std::mem::take(&mut self.legacy().zombies);
-        for z in zombies {
-            if z.shared && self.heap.is_some() {
-                let _ = ioctl::gem_info_value(k, z.buf.handle, MSM_INFO_SET_IOVA, 0);
-            }
-            match z.bo {
-                Some(bo) => drop(bo),
-                None => {
-                    let _ = ioctl::gem_close(k, z.buf.handle);
-                }
-            }
-        }
         for z in std::mem::take(&mut self.legacy().zombies) {
             if z.shared && self.heap.is_some() {
                 // Its object may outlive the handle: take the address back, as reclaim does.

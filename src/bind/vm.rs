@@ -52,6 +52,17 @@ pub enum BindError {
     DeviceLost(Box<LossReport>),
 }
 
+impl BindError {
+    /// A refusal that left the kernel's VM as it was, so the same call may simply be made again:
+    /// ENOMEM (an allocation: the ioctl's, its pinning, its page-table preallocation) and
+    /// EINTR/EAGAIN (interrupted in the throttle wait or an interruptible lock, before anything
+    /// was taken).
+    pub fn changed_nothing(&self) -> bool {
+        matches!(self, BindError::Kernel(e)
+            if matches!(e.errno, Errno::ENOMEM | Errno::EINTR | Errno::EAGAIN))
+    }
+}
+
 /// What the winsys knows when a VM is lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LossReport {
@@ -172,7 +183,7 @@ struct State {
 /// Flushes in a row a lone MAP may be refused with ENOMEM before it is dropped: memory pressure
 /// passes, an object that can never be pinned (larger than memory) does not, and would hold back
 /// everything queued after it forever.
-const MAP_REFUSALS_BEFORE_DROP: u32 = 3;
+pub(super) const MAP_REFUSALS_BEFORE_DROP: u32 = 3;
 
 /// Which job ordered what: (queue, timeline point, address ranges of its ops).
 type PlannedJob = (Queue, u64, Vec<(u64, u64)>);
@@ -726,11 +737,7 @@ impl BindVm {
                 &mut sent,
             );
             if let Err(e) = r {
-                // EINTR/EAGAIN: interrupted before the kernel took anything (its throttle wait,
-                // its interruptible locks), as a refused allocation is.
-                let unchanged = matches!(&e, BindError::Kernel(ke)
-                    if matches!(ke.errno, Errno::ENOMEM | Errno::EINTR | Errno::EAGAIN));
-                if unchanged && st.lost.is_none() {
+                if e.changed_nothing() && st.lost.is_none() {
                     // A refused single op (the ioctl, its pinning or its page-table
                     // preallocation) changed nothing in the kernel's VM, which stays usable
                     // (spec/kernel.md "VM_BIND"). The mirror already holds the whole job: its

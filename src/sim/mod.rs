@@ -635,23 +635,7 @@ impl SimFile {
 
     /// Fails with the injected errno if a rule for `point` says this is its nth hit.
     fn inject(&self, point: &str) -> Result<(), Errno> {
-        // Every matching rule counts this call, whichever of them fires.
-        let mut rules = self
-            .dev
-            .injections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut fired = None;
-        for r in rules.iter_mut() {
-            if r.rule.point == point || r.rule.point == "*" {
-                r.seen += 1;
-                if r.seen == r.rule.nth && fired.is_none() {
-                    fired = Some(r.rule.errno);
-                    r.fired = true;
-                }
-            }
-        }
-        drop(rules);
+        let fired = self.fire(point, true);
         // EPIPE is how VM_BIND and SUBMIT answer on an unusable VM_BIND-mode VM, and that VM
         // stays unusable: an injected EPIPE loses the VM first, so every later call agrees.
         if fired == Some(Errno::EPIPE) && matches!(point, "VM_BIND" | "GEM_SUBMIT") {
@@ -665,16 +649,25 @@ impl SimFile {
     /// Whether an injection rule for the event `point` fires now. Events are not kernel calls:
     /// only rules naming the point exactly count them (a `"*"` rule counts ioctls only).
     fn injected(&self, point: &str) -> bool {
+        self.fire(point, false).is_some()
+    }
+
+    /// Counts a hit of `point` on every rule naming it (and on `"*"` rules if `any` counts
+    /// too); returns the errno of the first rule whose hit this is.
+    fn fire(&self, point: &str, any: bool) -> Option<Errno> {
         let mut rules = self
             .dev
             .injections
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let mut fired = false;
-        for r in rules.iter_mut().filter(|r| r.rule.point == point) {
+        let mut fired = None;
+        for r in rules
+            .iter_mut()
+            .filter(|r| r.rule.point == point || (any && r.rule.point == "*"))
+        {
             r.seen += 1;
-            if r.seen == r.rule.nth && !fired {
-                fired = true;
+            if r.seen == r.rule.nth && fired.is_none() {
+                fired = Some(r.rule.errno);
                 r.fired = true;
             }
         }
