@@ -647,8 +647,15 @@ int msmws_gpu_vm_free_buffer(const struct msmws_gpu_vm *vm,
 // caller may unref its `msmws_bo` meanwhile.
 //
 // Thread-safe. Returns 0, -EINVAL, -ENOSPC, -EBUSY without VM_BIND when the buffer already has
-// an address in this VM (mapped, or unmapped and not yet reclaimed; the kernel gives an object
-// one address per VM, and that address stays mapped), or the kernel's errno.
+// an address in this VM (mapped; with userspace addresses also unmapped and not yet reclaimed:
+// the kernel gives an object one address per VM, and that address stays set on it), or the
+// kernel's errno.
+//
+// In kernel-iova mode (no per-process page tables) every file shares the kernel's one VM, and a
+// handle close in any of them unmaps the object for all: an imported buffer loses its address
+// when its exporter closes its handle, and the kernel may give that address to the next
+// buffer. msm-winsys then drops the first buffer from the submits' BO table; its
+// `msmws_gpu_vm_unmap_bo` still releases it.
 int msmws_gpu_vm_map_bo(const struct msmws_gpu_vm *vm,
                         const struct msmws_bo *bo,
                         struct msmws_gpu_buffer *out);

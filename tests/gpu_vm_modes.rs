@@ -951,3 +951,96 @@ fn a_submit_range_that_wraps_past_2_64_is_einval() {
         close_clean(&sim, file, dev, vm, &format!("{mode:?}"));
     }
 }
+
+/// Kernel-iova mode: every file shares the kernel's one VM, and a handle close in any file unmaps
+/// the object there for all (msm_gem_close -> put_iova_spaces on the file's VM, which without
+/// per-process page tables is the global one). An importer's buffer loses its address when the
+/// exporter closes its handle, and GET_IOVA hands that address to the next object. The importer's
+/// VM must take the first buffer out of its BO table, map the second, and still let the driver
+/// unmap the first (found by piglit's ext_external_objects-vk-image-overwrite on
+/// freedreno-on-msm-winsys: the unmap was EINVAL and the next submits EINVAL).
+#[test]
+fn kernel_iova_mode_survives_an_exporter_taking_the_address_away() {
+    use msm_winsys::bo::{Bo, BoFlags};
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+    let options = SimOptions {
+        per_process_pgtables: false,
+        ..Default::default()
+    };
+    let (sim, file, dev) = device_with_file(options);
+    let dev = Arc::new(dev);
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let exporter_file = Arc::new(sim.open().unwrap());
+    let exporter =
+        Arc::new(Device::new(Box::new(exporter_file.clone()), ProbeOptions::default()).unwrap());
+    let ek = exporter.kernel();
+
+    let first = Bo::new(&exporter, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
+    let first_at = ioctl::gem_info_value(ek, first.handle(), MSM_INFO_GET_IOVA, 0).unwrap();
+    let fd = first.export_dmabuf().unwrap();
+    let imported = Bo::import_dmabuf(&dev, fd.as_fd()).unwrap();
+    let a = vm.map_bo(k, &imported).unwrap();
+    assert_eq!(a.iova, first_at, "one VM: the exporter's address");
+    drop(imported);
+    drop(fd);
+    // The exporter closes its handle: the object's one mapping goes, for the importer too.
+    drop(first);
+    assert!(!file.gpu_mapped(a.iova, a.size_B));
+
+    let second = Bo::new(&exporter, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
+    let second_at = ioctl::gem_info_value(ek, second.handle(), MSM_INFO_GET_IOVA, 0).unwrap();
+    assert_eq!(second_at, a.iova, "the kernel hands the address out again");
+    let fd = second.export_dmabuf().unwrap();
+    let imported = Bo::import_dmabuf(&dev, fd.as_fd()).unwrap();
+    let b = vm.map_bo(k, &imported).unwrap();
+    assert_eq!(b.iova, a.iova);
+    assert_ne!(b.handle, a.handle);
+    // Submits name only the buffer that is mapped there now.
+    vm.submit(k, 0, &[(b.iova, 64)], &[b], &[], &[]).unwrap();
+    sim.gpu_run_until_idle();
+    assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
+    // The driver releases the first buffer as it would have: only its handle goes.
+    vm.unmap_bo(a, &[]).unwrap();
+    vm.flush(k).unwrap();
+    assert!(
+        file.gpu_mapped(b.iova, b.size_B),
+        "the second buffer keeps its mapping"
+    );
+    let e = vm.unmap_bo(a, &[]).unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::EINVAL);
+    // The second buffer is mapped again after its unmap, at its (kernel-kept) address.
+    vm.unmap_bo(b, &[]).unwrap();
+    let again = vm.map_bo(k, &imported).unwrap();
+    assert_eq!(again.iova, b.iova);
+    vm.unmap_bo(again, &[]).unwrap();
+    // A private buffer of this VM loses its address the same way when another file that imported
+    // it closes its handle; its free is still accepted and closes the handle.
+    let private = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+    let private_fd = ioctl::prime_handle_to_fd(k, private.handle).unwrap();
+    let h = ioctl::prime_fd_to_handle(ek, std::os::fd::AsRawFd::as_raw_fd(&private_fd)).unwrap();
+    ioctl::gem_info_value(ek, h, MSM_INFO_GET_IOVA, 0).unwrap();
+    ioctl::gem_close(ek, h).unwrap();
+    drop(private_fd);
+    let next = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
+    assert_eq!(
+        next.iova, private.iova,
+        "the kernel hands the address out again"
+    );
+    vm.free_buffer(k, private, &[], false).unwrap();
+    vm.submit(k, 0, &[(next.iova, 64)], &[next], &[], &[])
+        .unwrap();
+    sim.gpu_run_until_idle();
+    assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
+    vm.free_buffer(k, next, &[], false).unwrap();
+    drop(imported);
+    drop(fd);
+    drop(second);
+    drop(exporter);
+    let report = Arc::try_unwrap(exporter_file)
+        .expect("the exporter let go of its file")
+        .close();
+    assert!(report.is_empty(), "exporter: {report:?}");
+    close_clean_shared(&sim, file, dev, vm, "kernel iova, address taken away");
+}

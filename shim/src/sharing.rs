@@ -43,11 +43,19 @@ fn events() -> MutexGuard<'static, Events> {
     EVENTS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Whether `MSMWS_SHIM_TRACE` names `word` (a comma-separated list).
+fn traced(word: &str) -> bool {
+    std::env::var(TRACE_ENV).is_ok_and(|v| v.split(',').any(|w| w.trim() == word))
+}
+
 fn tracing() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var(TRACE_ENV).is_ok_and(|v| v.split(',').any(|w| w.trim() == "metadata"))
-    })
+    *ON.get_or_init(|| traced("metadata"))
+}
+
+fn tracing_ioctls() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| traced("ioctl"))
 }
 
 fn hex(v: u64) -> String {
@@ -130,6 +138,10 @@ pub unsafe fn ioctl(f: &DevFile, request: u32, arg: *const libc::c_void, r: Resu
         Err(e) => e.name().into_owned(),
     };
     let object = |handle: u32| f.file().object_of(handle);
+    if tracing_ioctls() {
+        // SAFETY: the caller's contract.
+        unsafe { trace_ioctl(f, request, arg, &result) };
+    }
     let base = |op: &str, handle: u32| {
         let (id, size_B) =
             object(handle).map_or((Value::Null, Value::Null), |(i, s)| (json!(i), json!(s)));
@@ -173,6 +185,38 @@ pub unsafe fn ioctl(f: &DevFile, request: u32, arg: *const libc::c_void, r: Resu
         let a = unsafe { std::ptr::read_unaligned(arg as *const drm_prime_handle) };
         push(base("import", a.handle));
     }
+}
+
+/// `MSMWS_SHIM_TRACE=ioctl`: one stderr line per ioctl the model answered, with the fields that
+/// say which object it was about (the handles of GEM_NEW, GEM_INFO, GEM_CLOSE and PRIME, and
+/// GEM_INFO's query and value), for reading a driver's buffer lifetimes next to its own log.
+///
+/// # Safety
+/// As [`ioctl`].
+unsafe fn trace_ioctl(f: &DevFile, request: u32, arg: *const libc::c_void, result: &str) {
+    let q = u64::from(request);
+    let is = |r: u64| ioc_type(q) == ioc_type(r) && ioc_nr(q) == ioc_nr(r);
+    let fields = if is(DRM_IOCTL_MSM_GEM_NEW) {
+        // SAFETY: the request's argument is a drm_msm_gem_new the model just used.
+        let a = unsafe { std::ptr::read_unaligned(arg as *const drm_msm_gem_new) };
+        format!(" size {:#x} -> handle {}", a.size, a.handle)
+    } else if is(DRM_IOCTL_MSM_GEM_INFO) && ioc_size(q) >= ioc_size(DRM_IOCTL_MSM_GEM_INFO) {
+        // SAFETY: as above, a drm_msm_gem_info.
+        let a = unsafe { std::ptr::read_unaligned(arg as *const drm_msm_gem_info) };
+        format!(" handle {} info {} value {:#x}", a.handle, a.info, a.value)
+    } else if is(DRM_IOCTL_GEM_CLOSE) {
+        // SAFETY: as above, a drm_gem_close.
+        let a = unsafe { std::ptr::read_unaligned(arg as *const drm_gem_close) };
+        format!(" handle {}", a.handle)
+    } else if is(DRM_IOCTL_PRIME_HANDLE_TO_FD) || is(DRM_IOCTL_PRIME_FD_TO_HANDLE) {
+        // SAFETY: as above, a drm_prime_handle.
+        let a = unsafe { std::ptr::read_unaligned(arg as *const drm_prime_handle) };
+        format!(" fd {} handle {}", a.fd, a.handle)
+    } else {
+        String::new()
+    };
+    let name = msm_winsys::sim::ioctl_name(q).unwrap_or("?");
+    eprintln!("msmws-shim-ioctl: file {} {name}{fields}: {result}", f.seq);
 }
 
 /// The report's `sharing` entry.

@@ -114,6 +114,31 @@ impl Legacy {
         self.table.remove(buf.handle);
         self.by_iova.remove(&buf.iova);
     }
+
+    /// Kernel-iova mode: the kernel just gave `[iova, iova + size_B)` to the object `handle`, so
+    /// every other buffer this VM had there has lost its mapping (see [`Legacy::lost`]). They
+    /// leave the BO table and the address index, and wait in `lost` for the driver's free or
+    /// unmap.
+    fn evict_overlapping(&mut self, handle: u32, iova: u64, size_B: u64) {
+        let end = iova.saturating_add(size_B);
+        // Live mappings do not overlap, so their ends are sorted as their starts are.
+        let stale: Vec<GpuBuffer> = self
+            .by_iova
+            .range(..end)
+            .rev()
+            .take_while(|(_, b)| b.iova + b.size_B > iova)
+            .map(|(_, b)| *b)
+            .filter(|b| b.handle != handle)
+            .collect();
+        for b in stale {
+            self.forget(&b);
+            let bo = self.mapped_bos.remove(&b.iova);
+            if self.shared_at.get(&b.handle) == Some(&b.iova) {
+                self.shared_at.remove(&b.handle);
+            }
+            self.lost.insert((b.iova, b.handle), (b, bo));
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +154,13 @@ struct Legacy {
     /// (mapped, or unmapped but not yet reclaimed), by handle; 0 while a `map_bo` places it.
     /// The kernel gives an object one address per VM (see `GpuVm::map_bo`).
     shared_at: HashMap<u32, u64>,
+    /// Kernel-iova mode: buffers whose mapping the kernel took away, by address and handle, with
+    /// their `Bo` for a `map_bo` one. Without per-process page tables every file shares one VM,
+    /// and a handle close in any file unmaps the object there for all of them (msm_gem_close ->
+    /// put_iova_spaces on the file's VM): a buffer imported here loses its address when its
+    /// exporter closes its own handle, and GET_IOVA hands that address to the next object. The
+    /// driver still frees or unmaps these; that only releases the handle.
+    lost: HashMap<(u64, u32), (GpuBuffer, Option<Bo>)>,
     /// Reclaim statistics: passes and handles closed.
     reclaim_passes: u64,
     reclaimed: u64,
@@ -500,7 +532,20 @@ impl GpuVm {
                 live.remove(&buf.iova);
             }
             None => {
-                let l = self.legacy();
+                let mut l = self.legacy();
+                if let Some((b, None)) = l.lost.get(&(buf.iova, buf.handle)) {
+                    if *b != buf {
+                        return Err(Self::not_live(&buf));
+                    }
+                    l.lost.remove(&(buf.iova, buf.handle));
+                    l.zombies.push(Zombie {
+                        buf,
+                        users: users.to_vec(),
+                        shared,
+                        bo: None,
+                    });
+                    return Ok(());
+                }
                 if l.by_iova.get(&buf.iova) != Some(&buf) || l.mapped_bos.contains_key(&buf.iova) {
                     return Err(Self::not_live(&buf));
                 }
@@ -567,6 +612,12 @@ impl GpuVm {
     fn bury(&self, buf: GpuBuffer, users: &[SyncPoint], shared: bool, bo: Option<Bo>) {
         let mut l = self.legacy();
         l.forget(&buf);
+        // Kernel-iova mode: the object keeps its one address while any handle of this file names
+        // it, and GET_IOVA gives that address again, so the object may be mapped again now; with
+        // SET_IOVA its address stays set on it until the reclaim.
+        if bo.is_some() && self.heap.is_none() && l.shared_at.get(&buf.handle) == Some(&buf.iova) {
+            l.shared_at.remove(&buf.handle);
+        }
         l.zombies.push(Zombie {
             buf,
             users: users.to_vec(),
@@ -626,7 +677,11 @@ impl GpuVm {
                 }
                 Ok(iova)
             }
-            _ => ioctl::gem_info_value(k, handle, MSM_INFO_GET_IOVA, 0).map_err(kerr),
+            _ => {
+                let iova = ioctl::gem_info_value(k, handle, MSM_INFO_GET_IOVA, 0).map_err(kerr)?;
+                self.legacy().evict_overlapping(handle, iova, size_B);
+                Ok(iova)
+            }
         }
     }
 
@@ -685,10 +740,10 @@ impl GpuVm {
     /// VM. The VM keeps a reference on the `Bo` while it is mapped, so its handle cannot be closed
     /// under the mapping; release it with [`Self::unmap_bo`].
     ///
-    /// Without VM_BIND an object has one address per VM: a buffer already mapped here (or
-    /// unmapped, until the reclaim after its users) is EBUSY, and the kernel is not asked. It
-    /// must not be: SET_IOVA at a second address makes the kernel drop the first mapping and
-    /// fail (msm_gem_set_iova), and GET_IOVA would hand out the first address again.
+    /// Without VM_BIND an object has one address per VM: a buffer already mapped here (with
+    /// SET_IOVA, also one unmapped until the reclaim after its users) is EBUSY, and the kernel is
+    /// not asked. It must not be: SET_IOVA at a second address makes the kernel drop the first
+    /// mapping and fail (msm_gem_set_iova), and GET_IOVA would hand out the first address again.
     pub fn map_bo(&self, k: &dyn Kernel, bo: &Bo) -> Result<GpuBuffer, BindError> {
         let (handle, size_B) = (bo.handle(), bo.size_B());
         let legacy = self.bind.is_none();
@@ -699,6 +754,7 @@ impl GpuVm {
             if let Some(&iova) = l.shared_at.get(&handle) {
                 let at = match iova {
                     0 => "being mapped by another thread".to_string(),
+                    _ if self.heap.is_none() => format!("at {iova:#x} until it is unmapped"),
                     _ => format!("at {iova:#x} until it is unmapped and reclaimed"),
                 };
                 return Err(kerr(KernelError {
@@ -744,6 +800,22 @@ impl GpuVm {
                 .mapped_bos
                 .get(&buf.iova)
                 .is_some_and(|bo| bo.handle() == buf.handle && bo.size_B() == buf.size_B);
+            if !this {
+                // Its mapping was taken away by the kernel (`Legacy::lost`): only the
+                // reference goes, after the users.
+                if let Some((b, Some(_))) = l.lost.get(&(buf.iova, buf.handle)) {
+                    if *b == buf {
+                        let (_, bo) = l.lost.remove(&(buf.iova, buf.handle)).expect("just read");
+                        l.zombies.push(Zombie {
+                            buf,
+                            users: users.to_vec(),
+                            shared: true,
+                            bo,
+                        });
+                        return Ok(());
+                    }
+                }
+            }
             this.then(|| l.mapped_bos.remove(&buf.iova)).flatten()
         };
         let Some(bo) = bo else {
@@ -843,7 +915,9 @@ impl GpuVm {
                     match z.bo {
                         // The Bo closes the handle when its last reference goes.
                         Some(bo) => {
-                            l.shared_at.remove(&z.buf.handle);
+                            if l.shared_at.get(&z.buf.handle) == Some(&z.buf.iova) {
+                                l.shared_at.remove(&z.buf.handle);
+                            }
                             drop(bo)
                         }
                         None => {
@@ -1103,6 +1177,16 @@ impl GpuVm {
             .collect();
         for b in shared {
             let _ = self.unmap_bo(b, &[]);
+        }
+        // Kernel-iova mode: buffers whose mapping the kernel took away (`Legacy::lost`) and the
+        // driver never released: only their handles are left.
+        for (_, (b, bo)) in std::mem::take(&mut self.legacy().lost) {
+            match bo {
+                Some(bo) => drop(bo),
+                None => {
+                    let _ = ioctl::gem_close(k, b.handle);
+                }
+            }
         }
         let cached = self.cache().cache.drain();
         for c in cached {
