@@ -212,6 +212,24 @@ unsafe fn trace_ioctl(f: &DevFile, request: u32, arg: *const libc::c_void, resul
         // SAFETY: as above, a drm_prime_handle.
         let a = unsafe { std::ptr::read_unaligned(arg as *const drm_prime_handle) };
         format!(" fd {} handle {}", a.fd, a.handle)
+    } else if is(DRM_IOCTL_SYNCOBJ_QUERY) && result == "ok" {
+        // SAFETY: as above, a drm_syncobj_timeline_array; the model just read `count_handles`
+        // handles and wrote as many points, so both arrays are the caller's valid memory.
+        let a = unsafe { std::ptr::read_unaligned(arg as *const drm_syncobj_timeline_array) };
+        let n = a.count_handles as usize;
+        // SAFETY: see above.
+        let (handles, points) =
+            unsafe { (user_bytes(a.handles, n * 4), user_bytes(a.points, n * 8)) };
+        let pairs: Vec<String> = handles
+            .chunks_exact(4)
+            .zip(points.chunks_exact(8))
+            .map(|(h, p)| {
+                let h = u32::from_ne_bytes(h.try_into().expect("4 bytes"));
+                let p = u64::from_ne_bytes(p.try_into().expect("8 bytes"));
+                format!("{h}@{p}")
+            })
+            .collect();
+        format!(" {}", pairs.join(" "))
     } else {
         String::new()
     };
