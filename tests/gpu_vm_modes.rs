@@ -1044,3 +1044,32 @@ fn kernel_iova_mode_survives_an_exporter_taking_the_address_away() {
     assert!(report.is_empty(), "exporter: {report:?}");
     close_clean_shared(&sim, file, dev, vm, "kernel iova, address taken away");
 }
+
+/// A buffer freed while the kernel still refuses its MAP (ENOMEM at the pin, kept first in the
+/// queue for the next flush): the free closes the handle, so the MAP must go with it. Sent after
+/// the close it named no object (EINVAL), which as a refused planned job lost the VM, and
+/// `destroy` left the other buffers' mappings to the file's close. Found by the c_abi fuzz
+/// target (finding 9: a 2^47-byte buffer, which can never be pinned).
+#[test]
+fn a_buffer_freed_while_its_map_is_refused_takes_the_map_with_it() {
+    let (sim, file, dev) = device_with_file(SimOptions::default());
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let kept = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+    vm.flush(k).unwrap();
+    sim.gpu_run_until_idle();
+    let refused = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+    inject_enomem(&sim, "VM_BIND:pin", 1);
+    let e = vm.flush(k).unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
+    vm.free_buffer(k, refused, &[], false).unwrap();
+    vm.flush(k).unwrap();
+    sim.gpu_run_until_idle();
+    assert!(!file.gpu_mapped(refused.iova, refused.size_B));
+    vm.submit(k, 0, &[(kept.iova, 64)], &[kept], &[], &[])
+        .unwrap();
+    sim.gpu_run_until_idle();
+    assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
+    vm.free_buffer(k, kept, &[], false).unwrap();
+    close_clean(&sim, file, dev, vm, "");
+}

@@ -392,6 +392,42 @@ impl BindVm {
         self.lock().pending.len()
     }
 
+    /// Drops the MAPs of GEM handle `handle` into `[iova, iova + range_B)` (the range being
+    /// unmapped; the object may be mapped elsewhere too) that were planned but never taken by the kernel (a
+    /// MAP refused with ENOMEM stays first in the backlog for the next flush), before the handle
+    /// is closed: sent after the close, such a MAP would name no object (EINVAL) and, refused as
+    /// a planned job, lose the VM with every unmap behind it (found by the c_abi fuzz target: a
+    /// 2^47-byte buffer freed while its MAP was still refused). The mirror reads their ranges as
+    /// unmapped; the job still goes out to signal its point. O(backlog ops).
+    pub fn cancel_unsent_maps(&self, handle: u32, iova: u64, range_B: u64) {
+        let mut st = self.lock();
+        let names = |op: &BindOp| {
+            !op.is_unmap()
+                && op.iova >= iova
+                && op.end() <= iova.saturating_add(range_B)
+                && matches!(op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle)
+        };
+        let mut dropped = Vec::new();
+        for job in st.backlog.iter_mut() {
+            if job.ops.iter().any(names) {
+                dropped.extend(
+                    job.ops
+                        .iter()
+                        .filter(|op| names(op))
+                        .map(|op| (job.queue, *op)),
+                );
+                job.ops.retain(|op| !names(op));
+                job.pages = job_pages(&job.ops);
+            }
+        }
+        for (q, op) in dropped {
+            Self::commit(&mut st, &BindOp::unmap(op.iova, op.range_B), q, 0);
+            if st.refused.is_some_and(|(o, _)| o == op) {
+                st.refused = None;
+            }
+        }
+    }
+
     /// Whether a MAP of GEM handle `handle` is queued and not yet sent. O(pending ops).
     pub fn maps_pending(&self, handle: u32) -> bool {
         self.lock().pending.iter().any(
