@@ -84,6 +84,11 @@ impl crate::iova::FenceWait for KernelFences<'_> {
     }
 }
 
+/// Kernel-iova mode: freed buffers waiting for their users (each holding its object's memory)
+/// before a submit or an import reclaims them; see `GpuVm::reclaim_due`.
+const KERNEL_IOVA_ZOMBIES: usize = 32;
+const KERNEL_IOVA_ZOMBIES_B: u64 = 64 << 20;
+
 /// A GPU buffer with its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GpuBuffer {
@@ -751,7 +756,7 @@ impl GpuVm {
         let legacy = self.bind.is_none();
         if legacy {
             // Reclaim first: an unmapped buffer whose users are done gets its address back.
-            self.reclaim(k)?;
+            self.reclaim_due(k)?;
             let mut l = self.legacy();
             if let Some(&iova) = l.shared_at.get(&handle) {
                 let at = match iova {
@@ -896,6 +901,23 @@ impl GpuVm {
             Err(_) => false,
         });
         Ok(())
+    }
+
+    /// [`Self::reclaim`] when it is due: with SET_IOVA at every chance (zombies hold addresses
+    /// the allocator needs back); in kernel-iova mode, where the kernel's addresses do not wait
+    /// for zombies, only once they hold [`KERNEL_IOVA_ZOMBIES`] buffers or
+    /// [`KERNEL_IOVA_ZOMBIES_B`] bytes (an explicit flush reclaims too). A pass costs a
+    /// SYNCOBJ_QUERY per syncobj the zombies wait for: once per submit and per import it made
+    /// freedreno-on-msm-winsys ask more than stock freedreno, whose GEM_CLOSE waits in the kernel.
+    fn reclaim_due(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        if self.heap.is_none() {
+            let l = self.legacy();
+            let bytes: u64 = l.zombies.iter().map(|z| z.buf.size_B).sum();
+            if l.zombies.len() < KERNEL_IOVA_ZOMBIES && bytes < KERNEL_IOVA_ZOMBIES_B {
+                return Ok(());
+            }
+        }
+        self.reclaim(k)
     }
 
     /// Legacy modes: closes the zombies whose users are done, learning that with one query per
@@ -1078,7 +1100,7 @@ impl GpuVm {
             let ranges: Vec<(u64, u64)> = uses.iter().map(|b| (b.iova, b.size_B)).collect();
             return vm.submit_with(k, queue_id, cmds, &ranges, fences);
         }
-        self.reclaim(k)?;
+        self.reclaim_due(k)?;
         let l = self.legacy();
         let mut table_cmds = Vec::with_capacity(cmds.len());
         for &(iova, size_B) in cmds {
@@ -1199,7 +1221,12 @@ impl GpuVm {
         // Nobody reads the fence book after this: the final flush does not publish to it.
         // A refused flush is tried again: its unsent binds stay queued, and a MAP refused every
         // time is dropped after a few tries (`bind::vm`), so the unmaps behind it still go.
-        let mut flushed = self.flush_with(k, true);
+        // Legacy modes: a flush would only reclaim, one SYNCOBJ_QUERY per syncobj, what the loop
+        // below closes anyway.
+        let mut flushed = match self.bind {
+            Some(_) => self.flush_with(k, true),
+            None => Ok(()),
+        };
         for _ in 0..=super::vm::MAP_REFUSALS_BEFORE_DROP {
             if !flushed.as_ref().is_err_and(BindError::changed_nothing) {
                 break;
