@@ -1073,3 +1073,55 @@ fn a_buffer_freed_while_its_map_is_refused_takes_the_map_with_it() {
     vm.free_buffer(k, kept, &[], false).unwrap();
     close_clean(&sim, file, dev, vm, "");
 }
+
+/// A free waiting for a syncobj the driver owns (not one this VM's submits signal) that the
+/// driver destroys before the free is flushed: the VM took the fence into its own timeline at the
+/// free, so the unmap still waits for the GPU and then goes. Before, the flush's query of the
+/// destroyed syncobj failed every flush (VM_BIND), or the zombie waited for `destroy` (legacy).
+/// The same for a binary syncobj, whose fence no query can see.
+#[test]
+fn a_free_waiting_for_a_syncobj_the_driver_destroys_still_completes() {
+    for (mode, options) in each_mode() {
+        for binary in [false, true] {
+            let (sim, file, dev) = device_with_file(options.clone());
+            let k = dev.kernel();
+            let vm = GpuVm::new(&dev).unwrap();
+            let b = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+            let t = ioctl::syncobj_create(k, false).unwrap();
+            vm.submit(k, 0, &[(b.iova, 64)], &[b], &[], &at(t, 1))
+                .unwrap();
+            // The driver's own syncobj, carrying the submit's fence.
+            let s = ioctl::syncobj_create(k, false).unwrap();
+            let point = u64::from(!binary);
+            ioctl::syncobj_transfer(
+                k,
+                SyncPoint {
+                    handle: t,
+                    point: 1,
+                },
+                SyncPoint { handle: s, point },
+            )
+            .unwrap();
+            vm.free_buffer(k, b, &at(s, point), false).unwrap();
+            ioctl::syncobj_destroy(k, s).unwrap();
+            vm.flush(k).unwrap();
+            // VM_BIND: the unmap job waits in the kernel for the fence (no devcoredump below).
+            if mode != VmMode::VmBind {
+                assert!(
+                    file.gpu_mapped(b.iova, b.size_B),
+                    "{mode:?}: unmapped while the GPU may use it"
+                );
+            }
+            sim.gpu_run_until_idle();
+            vm.flush(k).unwrap();
+            sim.gpu_run_until_idle();
+            assert!(
+                !file.gpu_mapped(b.iova, b.size_B),
+                "{mode:?}, binary {binary}: the free never completed"
+            );
+            assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
+            ioctl::syncobj_destroy(k, t).unwrap();
+            close_clean(&sim, file, dev, vm, &format!("{mode:?}"));
+        }
+    }
+}

@@ -178,6 +178,9 @@ pub struct GpuVm {
     /// syncobjs this VM's submits signal: each flush learns how far they got, one query each.
     fence_book: Arc<Timelines>,
     watched: Mutex<Vec<u32>>,
+    /// The VM's own timeline syncobj and its last point: the fences of frees' users the driver
+    /// may destroy are transferred there (`own_users`). Made at first need, destroyed with the VM.
+    own_timeline: Mutex<Option<(u32, u64)>>,
     /// None in kernel-iova mode (the kernel picks addresses).
     heap: Option<VaHeap>,
     bind: Option<BindVm>,
@@ -272,6 +275,7 @@ impl GpuVm {
             mode: info.mode,
             fence_book: dev.bo_manager().timelines().clone(),
             watched: Mutex::default(),
+            own_timeline: Mutex::default(),
             heap,
             bind,
             live: Mutex::default(),
@@ -525,7 +529,8 @@ impl GpuVm {
         users: &[SyncPoint],
         shared: bool,
     ) -> Result<(), BindError> {
-        self.check_users(k, users)?;
+        let owned = self.own_users(k, users)?;
+        let users = &owned[..];
         // Only a live buffer of this VM: one freed already (its address may be another buffer's
         // by now) or a `map_bo` one would unmap or close what is not the caller's.
         match &self.bind {
@@ -590,28 +595,62 @@ impl GpuVm {
         }
     }
 
-    /// Users must be syncobjs that exist: a free waiting for one that does not could never be
-    /// flushed (or reclaimed), and would hold every later flush back with it (found by the c_abi
-    /// fuzz target). The syncobjs this VM's submits signal are known to exist; any other costs
-    /// one SYNCOBJ_QUERY.
-    fn check_users(&self, k: &dyn Kernel, users: &[SyncPoint]) -> Result<(), BindError> {
+    /// The users a free waits for, as syncobjs this VM can count on until it is destroyed. Those
+    /// its own submits signal (`watched`) are taken as they are. Any other is the driver's to
+    /// destroy whenever it likes, and a free still waiting for it could then never be flushed or
+    /// reclaimed, holding every later flush back: a point it has passed is dropped (one
+    /// SYNCOBJ_QUERY), and one it has not passed (or a binary syncobj's fence) is transferred to
+    /// the VM's own timeline (SYNCOBJ_TRANSFER, made at first need), so the free waits for the
+    /// same fence through a syncobj nobody else destroys. A syncobj that does not exist, or a point
+    /// with no fence yet, is refused and changes nothing (found by the c_abi fuzz target).
+    fn own_users(&self, k: &dyn Kernel, users: &[SyncPoint]) -> Result<Vec<SyncPoint>, BindError> {
         let watched = self
             .watched
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        for u in users.iter().filter(|u| !watched.contains(&u.handle)) {
-            ioctl::syncobj_query(k, u.handle).map_err(|e| {
-                kerr(KernelError {
-                    errno: e.errno,
-                    call: format!(
-                        "a free waiting for syncobj {} (no such syncobj?): {}",
-                        u.handle, e.call
-                    ),
-                })
-            })?;
+        let refused = |u: &SyncPoint, e: KernelError| {
+            kerr(KernelError {
+                errno: e.errno,
+                call: format!(
+                    "a free waiting for syncobj {} point {} (no such syncobj, or no fence there \
+                     yet?): {}",
+                    u.handle, u.point, e.call
+                ),
+            })
+        };
+        let mut owned = Vec::with_capacity(users.len());
+        for &u in users {
+            if watched.contains(&u.handle) {
+                owned.push(u);
+                continue;
+            }
+            let done = ioctl::syncobj_query(k, u.handle).map_err(|e| refused(&u, e))?;
+            if u.point != 0 && done >= u.point {
+                continue;
+            }
+            let mut own = self.own_timeline.lock().unwrap_or_else(|p| p.into_inner());
+            let (handle, last) = match *own {
+                Some(t) => t,
+                None => {
+                    let h = ioctl::syncobj_create(k, false).map_err(kerr)?;
+                    self.watched
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(h);
+                    *own = Some((h, 0));
+                    (h, 0)
+                }
+            };
+            let to = SyncPoint {
+                handle,
+                point: last + 1,
+            };
+            ioctl::syncobj_transfer(k, u, to).map_err(|e| refused(&u, e))?;
+            *own = Some((handle, to.point));
+            owned.push(to);
         }
-        Ok(())
+        Ok(owned)
     }
 
     /// Without VM_BIND: `buf` waits as a zombie until `users` are done ([`Zombie`]), holding
@@ -1251,6 +1290,15 @@ impl GpuVm {
             Some(vm) => vm.destroy(k).map_err(kerr),
             None => Ok(()),
         };
+        // Sent jobs and submits hold their own references to the fences it carried.
+        let own = self
+            .own_timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((handle, _)) = own {
+            let _ = ioctl::syncobj_destroy(k, handle);
+        }
         flushed.and(released)
     }
 }

@@ -291,11 +291,14 @@ pub extern "C" fn msmws_gpu_vm_get_stats(
 
 /// Frees `buffer` once the `n_users` points in `users` (the submits that may still use it) have
 /// signalled; its address is reused only after that. `shared`: it was exported or imported.
-/// The syncobjs in `users` must stay alive until the VM has been flushed after those points
-/// signalled (or destroyed): the unmap waits for them.
+/// A syncobj in `users` that this VM's submits signal must stay alive until the VM has been
+/// flushed after that point signalled (or destroyed). Any other may be destroyed right after this
+/// call: its point, if not yet signalled (or a binary syncobj's fence), is transferred to the VM's
+/// own timeline (one SYNCOBJ_QUERY, and a SYNCOBJ_TRANSFER when not signalled).
 ///
 /// Thread-safe. Returns 0, -EINVAL (also for a buffer that is not a live buffer of this VM:
-/// freed already, or mapped with `msmws_gpu_vm_map_bo`), or the kernel's errno.
+/// freed already, or mapped with `msmws_gpu_vm_map_bo`; or a user point with no fence yet),
+/// -ENOENT (a user that is no syncobj), or the kernel's errno.
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_free_buffer(
     vm: *const msmws_gpu_vm,

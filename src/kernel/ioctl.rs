@@ -559,6 +559,26 @@ pub fn syncobj_destroy(k: &dyn Kernel, handle: u32) -> Result<(), KernelError> {
     })
 }
 
+/// SYNCOBJ_TRANSFER: point `dst_point` of timeline `dst` gets the fence of `src` at `src_point`
+/// (0: a binary syncobj's fence). EINVAL when `src` has no fence there yet, ENOENT for a handle
+/// that is not a syncobj of this file.
+pub fn syncobj_transfer(k: &dyn Kernel, src: SyncPoint, dst: SyncPoint) -> Result<(), KernelError> {
+    let mut arg = drm_syncobj_transfer {
+        src_handle: src.handle,
+        dst_handle: dst.handle,
+        src_point: src.point,
+        dst_point: dst.point,
+        flags: 0,
+        pad: 0,
+    };
+    call(k, DRM_IOCTL_SYNCOBJ_TRANSFER, &mut arg, || {
+        format!(
+            "SYNCOBJ_TRANSFER({}@{} -> {}@{})",
+            src.handle, src.point, dst.handle, dst.point
+        )
+    })
+}
+
 /// SYNCOBJ_QUERY of one timeline syncobj: its last signalled point.
 pub fn syncobj_query(k: &dyn Kernel, handle: u32) -> Result<u64, KernelError> {
     let handles = [handle];
