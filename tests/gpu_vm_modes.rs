@@ -1125,3 +1125,72 @@ fn a_free_waiting_for_a_syncobj_the_driver_destroys_still_completes() {
         }
     }
 }
+
+/// VM_BIND: a driver that only submits and frees, and never flushes the VM (freedreno's backend),
+/// must get freed addresses back. The ranges a submit's flush released went back to the
+/// allocator only at a flush, and an allocation with no room failed with ENOSPC with every
+/// address freed (found measuring fbo-readpixels on a618: the 256th 16 MiB buffer). Now a
+/// submit hands them back, and an allocation with no room flushes, waits for the GPU and
+/// tries again.
+#[test]
+fn a_driver_that_never_flushes_gets_its_freed_addresses_back() {
+    let sim = Sim::with_options("a618", SimOptions::default()).unwrap();
+    let file = std::sync::Arc::new(sim.open().unwrap());
+    let dev = Device::new(Box::new(file.clone()), ProbeOptions::default()).unwrap();
+    assert_eq!(dev.info().mode, VmMode::VmBind);
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let size_B = dev.info().va_size_B / 8;
+    let done = ioctl::syncobj_create(k, false).unwrap();
+    for i in 1..=32u64 {
+        let b = vm
+            .create_buffer(k, size_B, MSM_BO_WC)
+            .unwrap_or_else(|e| panic!("buffer {i}: {e}"));
+        vm.submit(k, 0, &[(b.iova, 64)], &[b], &[], &at(done, i))
+            .unwrap();
+        vm.free_buffer(k, b, &at(done, i), false).unwrap();
+    }
+    ioctl::syncobj_timeline_wait(k, &at(done, 32), i64::MAX).unwrap();
+    assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
+    vm.destroy(k).unwrap();
+    ioctl::syncobj_destroy(k, done).unwrap();
+    assert!(sim.gpu_wait_idle(std::time::Duration::from_secs(10)));
+    drop(dev);
+    let report = std::sync::Arc::try_unwrap(file)
+        .expect("the device let go of its file")
+        .close();
+    assert!(report.is_empty(), "{report:?}");
+}
+
+/// A buffer too large to ever be pinned (16 TiB: ENOMEM at every MAP) is planned as thousands of
+/// jobs (its page tables are far past the kernel's throttle bound). Once its MAP is dropped after
+/// three refused flushes, the other pieces go with it, and a free drops whatever is left: before,
+/// every piece was sent (and refused) on its own, or emptied jobs went out one ioctl each, 8,225
+/// VM_BINDs for this buffer and minutes for a larger one (found by the c_abi fuzz target: a
+/// timeout on a 165 TiB buffer).
+#[test]
+fn a_map_that_can_never_be_pinned_costs_a_few_ioctls() {
+    for free_first in [false, true] {
+        let (sim, file, dev) = device_with_file(SimOptions::default());
+        let k = dev.kernel();
+        let vm = GpuVm::new(&dev).unwrap();
+        let b = vm.create_buffer(k, 1 << 44, MSM_BO_WC).unwrap();
+        for _ in 0..2 {
+            let e = vm.flush(k).unwrap_err();
+            assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
+        }
+        if free_first {
+            vm.free_buffer(k, b, &[], false).unwrap();
+        } else {
+            // The third refusal drops the MAP, every piece of it.
+            let e = vm.flush(k).unwrap_err();
+            assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
+            vm.flush(k).unwrap();
+            vm.free_buffer(k, b, &[], false).unwrap();
+        }
+        vm.flush(k).unwrap();
+        let s = vm.bind_vm().unwrap().stats();
+        assert!(s.vm_bind_ioctls <= 6, "free first {free_first}: {s:?}");
+        close_clean(&sim, file, dev, vm, &format!("free first {free_first}"));
+    }
+}

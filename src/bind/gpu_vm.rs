@@ -700,7 +700,14 @@ impl GpuVm {
         };
         match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
-                let iova = alloc(heap)?;
+                let iova = match alloc(heap) {
+                    Ok(iova) => iova,
+                    Err(e) if !matches!(placement, Placement::At(_)) => {
+                        self.make_room(k)?;
+                        alloc(heap).map_err(|_| e)?
+                    }
+                    Err(e) => return Err(e),
+                };
                 vm.map(BindOp::map(iova, size_B, handle, 0));
                 if vm.pending_ops() >= PENDING_OPS_BUDGET {
                     // Only bounds the pending list, so its failure does not fail the buffer:
@@ -1062,6 +1069,48 @@ impl GpuVm {
         self.flush_with(k, false)
     }
 
+    /// VM_BIND: hands ranges whose unmaps are ordered back to the allocator, reusable once their
+    /// fences have signalled.
+    fn give_back(heap: &VaHeap, released: Vec<super::vm::Released>) {
+        for r in released {
+            match r.fence {
+                Some(p) => heap.free_after(
+                    r.iova,
+                    r.range_B,
+                    Fence::Syncobj {
+                        handle: p.handle,
+                        point: p.point,
+                    },
+                    None,
+                ),
+                None => heap.free(r.iova, r.range_B),
+            }
+            .ok();
+        }
+    }
+
+    /// VM_BIND: the allocator has no room. Freed ranges come back once their unmaps are sent and
+    /// done: a full flush sends what is held back, then the jobs in flight (and through them the
+    /// users of the freed buffers) are waited for, at most [`REPLAY_WAIT`], and a second flush
+    /// hands their ranges over. A driver that never flushes (freedreno's backend only submits)
+    /// ran out of addresses with every one of them freed (found measuring fbo-readpixels on a618).
+    fn make_room(&self, k: &dyn Kernel) -> Result<(), BindError> {
+        let (Some(vm), Some(heap)) = (&self.bind, &self.heap) else {
+            return Ok(());
+        };
+        self.flush_with(k, true)?;
+        if heap.deferred_size() == 0 {
+            return Ok(());
+        }
+        let deadline = ioctl::monotonic_now_ns().saturating_add(REPLAY_WAIT.as_nanos() as u64);
+        match vm.wait_sent(k, deadline.min(i64::MAX as u64) as i64) {
+            // Timed out: the allocation reports the space as taken.
+            Err(BindError::Kernel(e)) if e.errno == Errno::ETIME => {}
+            r => r?,
+        }
+        self.flush_with(k, true)
+    }
+
     fn flush_with(&self, k: &dyn Kernel, all: bool) -> Result<(), BindError> {
         match (&self.bind, &self.heap) {
             (Some(vm), Some(heap)) => {
@@ -1070,21 +1119,7 @@ impl GpuVm {
                 } else {
                     vm.flush_ready(k)?
                 };
-                for r in released {
-                    match r.fence {
-                        Some(p) => heap.free_after(
-                            r.iova,
-                            r.range_B,
-                            Fence::Syncobj {
-                                handle: p.handle,
-                                point: p.point,
-                            },
-                            None,
-                        ),
-                        None => heap.free(r.iova, r.range_B),
-                    }
-                    .ok();
-                }
+                Self::give_back(heap, released);
                 for (h, done) in vm.done_points(k)? {
                     heap.timelines().signal_syncobj(h, done);
                 }
@@ -1137,7 +1172,13 @@ impl GpuVm {
         }
         if let Some(vm) = &self.bind {
             let ranges: Vec<(u64, u64)> = uses.iter().map(|b| (b.iova, b.size_B)).collect();
-            return vm.submit_with(k, queue_id, cmds, &ranges, fences);
+            let r = vm.submit_with(k, queue_id, cmds, &ranges, fences);
+            // What the submit's flush released goes back now: a driver that only submits would
+            // otherwise never see those addresses again.
+            if let Some(heap) = &self.heap {
+                Self::give_back(heap, vm.take_released());
+            }
+            return r;
         }
         self.reclaim_due(k)?;
         let l = self.legacy();

@@ -393,18 +393,24 @@ impl BindVm {
     }
 
     /// Drops the MAPs of GEM handle `handle` into `[iova, iova + range_B)` (the range being
-    /// unmapped; the object may be mapped elsewhere too) that were planned but never taken by the kernel (a
-    /// MAP refused with ENOMEM stays first in the backlog for the next flush), before the handle
-    /// is closed: sent after the close, such a MAP would name no object (EINVAL) and, refused as
-    /// a planned job, lose the VM with every unmap behind it (found by the c_abi fuzz target: a
-    /// 2^47-byte buffer freed while its MAP was still refused). The mirror reads their ranges as
-    /// unmapped; the job still goes out to signal its point. O(backlog ops).
+    /// unmapped; the object may be mapped elsewhere too) that were planned but never taken by the
+    /// kernel (a MAP refused with ENOMEM stays first in the backlog for the next flush), before
+    /// the handle is closed: sent after the close, such a MAP would name no object (EINVAL) and,
+    /// refused as a planned job, lose the VM with every unmap behind it (found by the c_abi fuzz
+    /// target: a 2^47-byte buffer freed while its MAP was still refused). The mirror reads their
+    /// ranges as unmapped. O(backlog ops).
     pub fn cancel_unsent_maps(&self, handle: u32, iova: u64, range_B: u64) {
         let mut st = self.lock();
+        self.drop_unsent_maps(&mut st, handle, (iova, iova.saturating_add(range_B)));
+    }
+
+    /// Drops the backlog's MAPs of `handle` inside `[start, end)`, reading their ranges as
+    /// unmapped, and the jobs that only signalled their own points on the way.
+    fn drop_unsent_maps(&self, st: &mut State, handle: u32, (start, end): (u64, u64)) {
         let names = |op: &BindOp| {
             !op.is_unmap()
-                && op.iova >= iova
-                && op.end() <= iova.saturating_add(range_B)
+                && op.iova >= start
+                && op.end() <= end
                 && matches!(op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle)
         };
         let mut dropped = Vec::new();
@@ -421,11 +427,31 @@ impl BindVm {
             }
         }
         for (q, op) in dropped {
-            Self::commit(&mut st, &BindOp::unmap(op.iova, op.range_B), q, 0);
+            Self::commit(st, &BindOp::unmap(op.iova, op.range_B), q, 0);
             if st.refused.is_some_and(|(o, _)| o == op) {
                 st.refused = None;
             }
         }
+        // A MAP past the budget was planned as many jobs; emptied, they would go out one ioctl
+        // each. Only the last job of each queue must still signal its point (later points stand
+        // for earlier ones on a timeline), and any job that waits or signals for the driver.
+        let last: Vec<(Queue, u64)> = [Queue::Map, Queue::Wait]
+            .iter()
+            .filter_map(|&q| {
+                st.backlog
+                    .iter()
+                    .filter(|j| j.queue == q)
+                    .map(|j| (q, j.point))
+                    .next_back()
+            })
+            .collect();
+        let own = |j: &Job| self.timeline(j.queue);
+        st.backlog.retain(|j| {
+            !j.ops.is_empty()
+                || !j.waits.is_empty()
+                || j.signals.iter().any(|p| p.handle != own(j))
+                || last.contains(&(j.queue, j.point))
+        });
     }
 
     /// Whether a MAP of GEM handle `handle` is queued and not yet sent. O(pending ops).
@@ -805,10 +831,18 @@ impl BindVm {
                         st.refused = Some((op, n));
                         if n >= MAP_REFUSALS_BEFORE_DROP {
                             // Dropped: the range reads as unmapped (a submit there is refused),
-                            // the job still goes out to signal its point.
+                            // the job still goes out to signal its point. So do the other
+                            // pieces of that MAP (one per job past the budget), which the kernel
+                            // would refuse the same way, each three flushes in a row.
                             job.ops.remove(0);
                             Self::commit(st, &BindOp::unmap(op.iova, op.range_B), job.queue, 0);
                             st.refused = None;
+                            job.pages = job_pages(&job.ops);
+                            st.backlog.push_front(job);
+                            if let Some(super::op::Target::Bo { handle, .. }) = op.target {
+                                self.drop_unsent_maps(st, handle, (op.iova, u64::MAX));
+                            }
+                            return Err(e);
                         }
                     }
                     job.pages = job_pages(&job.ops);
@@ -898,9 +932,13 @@ impl BindVm {
             })
         };
         if touches {
-            // What this flush releases is kept for the caller's next flush.
+            // What this flush releases is kept for the caller (`take_released`). The flush took
+            // the whole list, so it goes back as it was: extending an empty list by the taken one
+            // copied every range released since the caller last looked, at every submit.
             let released = self.flush_ready(k)?;
-            self.lock().released.extend(released);
+            let mut st = self.lock();
+            let newer = std::mem::replace(&mut st.released, released);
+            st.released.extend(newer);
         }
         {
             // A submit may only wait for points that exist: send whatever is still held back.
@@ -1023,6 +1061,32 @@ impl BindVm {
     /// Both 0 while no job was ever sent.
     pub fn timelines(&self) -> [u32; 2] {
         self.made.get().map_or([0; 2], |m| m.timelines)
+    }
+
+    /// Ranges released by flushes the caller did not make (a submit's), with their fences.
+    pub fn take_released(&self) -> Vec<Released> {
+        std::mem::take(&mut self.lock().released)
+    }
+
+    /// Waits until the absolute CLOCK_MONOTONIC time `deadline_ns` for every job sent so far
+    /// (call after a flush: a job still in the backlog has no fence to wait for). ETIME when
+    /// they did not all finish.
+    pub fn wait_sent(&self, k: &dyn Kernel, deadline_ns: i64) -> Result<(), BindError> {
+        let points = self.lock().points;
+        let Some(made) = self.made.get() else {
+            return Ok(());
+        };
+        let waits: Vec<SyncPoint> = (0..2)
+            .filter(|&i| points[i] > 0)
+            .map(|i| SyncPoint {
+                handle: made.timelines[i],
+                point: points[i],
+            })
+            .collect();
+        if waits.is_empty() {
+            return Ok(());
+        }
+        ioctl::syncobj_timeline_wait(k, &waits, deadline_ns).map_err(BindError::Kernel)
     }
 
     /// Learns how far both timelines are (one query each, only for a queue with jobs not known
