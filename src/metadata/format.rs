@@ -65,6 +65,9 @@ pub static FORMATS: &[FormatInfo] = &[
     fmt!(R8G8B8_UNORM, fourcc(b"BG24"), [one(3)]),
     fmt!(R8G8B8A8_UNORM, fourcc(b"AB24"), [one(4)]),
     fmt!(R8G8B8A8_SRGB, fourcc(b"AB24"), [one(4)]),
+    // No DRM fourcc is signed; turnip compresses it where the hardware's UBWC treats SNORM and
+    // UNORM alike (a7xx), so GL must learn that from the record, not from its own rules.
+    fmt!(R8G8B8A8_SNORM, 0, [one(4)]),
     fmt!(B8G8R8A8_UNORM, fourcc(b"AR24"), [one(4)]),
     fmt!(B8G8R8A8_SRGB, fourcc(b"AR24"), [one(4)]),
     fmt!(A2B10G10R10_UNORM_PACK32, fourcc(b"AB30"), [one(4)]),
