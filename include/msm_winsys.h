@@ -707,7 +707,8 @@ int msmws_gpu_vm_destroy(struct msmws_gpu_vm *vm);
 
 // The exporter's layout model: the layout of `desc` when the driver asks for `modifier`
 // (DRM_FORMAT_MOD_LINEAR, QCOM_TILED2, QCOM_TILED3 or QCOM_COMPRESSED; the result may fall back,
-// see docs/metadata.md). Writes `*layout_out` on success only. Thread-safe.
+// see docs/metadata.md; usage and create flags that do not change a layout are ignored). Writes
+// `*layout_out` on success only. Thread-safe.
 // Returns 0, -EINVAL (NULL pointer, invalid description or modifier) or -EOVERFLOW.
 int msmws_metadata_plan(const struct msmws_image_desc *desc,
                         uint64_t modifier,
@@ -721,7 +722,9 @@ uint32_t msmws_metadata_drm_fourcc(uint32_t vk_format);
 // writes its length to `*len_out`: the bytes to store with MSM_INFO_SET_METADATA.
 //
 // `layout` must be the layout of `desc` (from `msmws_metadata_plan`, or the driver's own per-plane
-// values with the derived fields ignored). The caller keeps ownership of every buffer.
+// values with the derived fields ignored). Create flags and usage bits that do not change the
+// layout (transfer usage, ...) are dropped, not refused. The caller keeps ownership of every
+// buffer.
 // Thread-safe. Returns 0, -EINVAL (NULL pointer, `out_size` too small, invalid description or a
 // layout that is not the description's) or -EOPNOTSUPP (sparse, or values too large for the
 // format); nothing is written on failure.

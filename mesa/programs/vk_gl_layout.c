@@ -22,10 +22,19 @@
  * allocation size; gl-end has the GL error of the import (0 when it worked). Exits non-zero only
  * when the setup (instance, device, EGL context) fails; a case that fails says so and the next
  * one runs.
+ *
+ * `vk_gl_layout --hostile` runs one case the other way: between export and import it rewrites
+ * the exporter's metadata record (GEM_INFO GET/SET_METADATA on the render node) so that its header
+ * and checksum stay valid but plane 0 starts past the end of the buffer, as a hostile exporter
+ * could; the import must fail with a GL error (gl-end's gl_error), never read outside the buffer.
+ * The marker line "case N hostile {json}" says what was stored.
  */
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <EGL/egl.h>
@@ -188,8 +197,92 @@ static int mem_type(const struct vk *v, uint32_t bits)
    return -1;
 }
 
-/* One case: returns 0 when both sides made their image. */
-static int run_case(const struct vk *v, const struct gl *g, int n, const struct layout_case *c)
+/* The msm uAPI and DRM structs this program uses (include/uapi/drm/msm_drm.h, drm.h), spelled
+ * out so that it builds with only the Vulkan and GL headers. */
+struct msm_gem_info {
+   uint32_t handle, info;
+   uint64_t value;
+   uint32_t len, pad;
+};
+struct prime_handle {
+   uint32_t handle, flags;
+   int32_t fd;
+};
+struct gem_close {
+   uint32_t handle, pad;
+};
+#define MSM_INFO_SET_METADATA 6
+#define MSM_INFO_GET_METADATA 7
+#define IOCTL_MSM_GEM_INFO _IOWR('d', 0x40 + 0x03, struct msm_gem_info)
+#define IOCTL_PRIME_FD_TO_HANDLE _IOWR('d', 0x2e, struct prime_handle)
+#define IOCTL_GEM_CLOSE _IOW('d', 0x09, struct gem_close)
+
+/* The record's layout (msm-winsys docs/metadata.md, version 1). */
+#define RECORD_SIZE_B 124
+#define RECORD_CHECKSUM 16
+#define RECORD_PLANE0_OFFSET 68
+
+/* CRC-32C (Castagnoli, reflected, init and final xor ~0) of the record with its checksum field
+ * taken as zero. */
+static uint32_t record_checksum(const uint8_t *rec, unsigned len)
+{
+   uint32_t crc = ~0u;
+   for (unsigned i = 0; i < len; i++) {
+      uint8_t b = (i >= RECORD_CHECKSUM && i < RECORD_CHECKSUM + 4) ? 0 : rec[i];
+      crc ^= b;
+      for (int k = 0; k < 8; k++)
+         crc = (crc >> 1) ^ (0x82f63b78u & -(crc & 1));
+   }
+   return ~crc;
+}
+
+/* Moves plane 0 of the record on the dma-buf `fd` to `offset_B` and fixes the checksum, as a
+ * hostile exporter would. Returns 0, or -1 when the buffer has no full record. */
+static int corrupt_record(int n, int fd, uint32_t offset_B)
+{
+   int node = open("/dev/dri/renderD128", O_RDWR);
+   struct prime_handle ph = {.fd = fd};
+   if (node < 0 || ioctl(node, IOCTL_PRIME_FD_TO_HANDLE, &ph) != 0) {
+      if (node >= 0)
+         close(node);
+      return -1;
+   }
+   uint8_t rec[128];
+   struct msm_gem_info gi = {.handle = ph.handle, .info = MSM_INFO_GET_METADATA};
+   int ret = ioctl(node, IOCTL_MSM_GEM_INFO, &gi); /* value 0: the kernel writes len */
+   if (ret == 0 && gi.len == RECORD_SIZE_B) {
+      gi.value = (uintptr_t)rec;
+      ret = ioctl(node, IOCTL_MSM_GEM_INFO, &gi);
+   } else {
+      ret = -1;
+   }
+   if (ret == 0) {
+      uint32_t was;
+      memcpy(&was, rec + RECORD_PLANE0_OFFSET, 4);
+      memcpy(rec + RECORD_PLANE0_OFFSET, &offset_B, 4);
+      uint32_t crc = record_checksum(rec, RECORD_SIZE_B);
+      memcpy(rec + RECORD_CHECKSUM, &crc, 4);
+      gi = (struct msm_gem_info){.handle = ph.handle,
+                                 .info = MSM_INFO_SET_METADATA,
+                                 .value = (uintptr_t)rec,
+                                 .len = RECORD_SIZE_B};
+      ret = ioctl(node, IOCTL_MSM_GEM_INFO, &gi);
+      char json[160];
+      snprintf(json, sizeof(json),
+               "{\"plane0_offset_B\": %u, \"was\": %u, \"set_metadata\": %d}", offset_B, was,
+               ret);
+      fprintf(stderr, "vk_gl_layout: case %d hostile %s\n", n, json);
+   }
+   struct gem_close gc = {.handle = ph.handle};
+   ioctl(node, IOCTL_GEM_CLOSE, &gc);
+   close(node);
+   return ret == 0 ? 0 : -1;
+}
+
+/* One case: returns 0 when both sides made their image. With `hostile`, the record is corrupted
+ * between export and import (see the top of the file). */
+static int run_case(const struct vk *v, const struct gl *g, int n, const struct layout_case *c,
+                    int hostile)
 {
    char json[512];
    snprintf(json, sizeof(json),
@@ -256,6 +349,11 @@ static int run_case(const struct vk *v, const struct gl *g, int n, const struct 
             r, (unsigned long long)req.size, (unsigned long long)sl.offset,
             (unsigned long long)sl.rowPitch, (unsigned long long)sl.size);
    marker(n, "vk-end", json);
+   if (r == VK_SUCCESS && hostile && corrupt_record(n, fd, (uint32_t)req.size) != 0) {
+      fprintf(stderr, "vk_gl_layout: case %d hostile {\"error\": \"no full record to corrupt\"}\n",
+              n);
+      r = VK_ERROR_UNKNOWN;
+   }
 
    GLenum err = GL_INVALID_OPERATION;
    if (r == VK_SUCCESS) {
@@ -289,8 +387,9 @@ static int run_case(const struct vk *v, const struct gl *g, int n, const struct 
    return r == VK_SUCCESS && err == GL_NO_ERROR ? 0 : -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+   int hostile = argc > 1 && strcmp(argv[1], "--hostile") == 0;
    struct vk v = {0};
    struct gl g = {0};
    if (vk_init(&v) != 0) {
@@ -305,9 +404,16 @@ int main(void)
       return 1;
    }
    int failed = 0;
-   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-      failed += run_case(&v, &g, (int)i, &cases[i]) != 0;
-   printf("{\"cases\": %zu, \"failed\": %d}\n", sizeof(cases) / sizeof(cases[0]), failed);
+   if (hostile) {
+      /* rgba8-optimal: a UBWC image, plane 0 (pixels) after its UBWC metadata. The import
+       * failing is the expected outcome. */
+      failed = run_case(&v, &g, 0, &cases[0], 1) != 0;
+      printf("{\"cases\": 1, \"failed\": %d}\n", failed);
+   } else {
+      for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+         failed += run_case(&v, &g, (int)i, &cases[i], 0) != 0;
+      printf("{\"cases\": %zu, \"failed\": %d}\n", sizeof(cases) / sizeof(cases[0]), failed);
+   }
    eglMakeCurrent(g.dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT);
    eglDestroyContext(g.dpy, g.ctx);
    eglTerminate(g.dpy);

@@ -163,8 +163,11 @@ fn layout_to_c(l: &ImageLayout) -> msmws_image_layout {
 }
 
 /// The full layout a C layout's stored values give for `desc` (not yet bounds-checked).
-fn expand_c(d: &msmws_image_desc, l: &msmws_image_layout) -> FfiResult<(ImageDesc, ImageLayout)> {
-    let desc = desc_from_c(d);
+fn expand_c(d: &msmws_image_desc, l: &msmws_image_layout) -> FfiResult<ImageLayout> {
+    expand_desc(&desc_from_c(d), l)
+}
+
+fn expand_desc(desc: &ImageDesc, l: &msmws_image_layout) -> FfiResult<ImageLayout> {
     let tile_mode = u8::try_from(l.tile_mode)
         .ok()
         .and_then(TileMode::from_raw)
@@ -186,13 +189,13 @@ fn expand_c(d: &msmws_image_desc, l: &msmws_image_layout) -> FfiResult<(ImageDes
             ubwc_pitch_B: p.ubwc_pitch_B,
         })
         .collect();
-    let full = layout::expand(&desc, tile_mode, l.ubwc == 1, &params)?;
-    Ok((desc, full))
+    Ok(layout::expand(desc, tile_mode, l.ubwc == 1, &params)?)
 }
 
 /// The exporter's layout model: the layout of `desc` when the driver asks for `modifier`
 /// (DRM_FORMAT_MOD_LINEAR, QCOM_TILED2, QCOM_TILED3 or QCOM_COMPRESSED; the result may fall back,
-/// see docs/metadata.md). Writes `*layout_out` on success only. Thread-safe.
+/// see docs/metadata.md; usage and create flags that do not change a layout are ignored). Writes
+/// `*layout_out` on success only. Thread-safe.
 /// Returns 0, -EINVAL (NULL pointer, invalid description or modifier) or -EOVERFLOW.
 #[no_mangle]
 pub extern "C" fn msmws_metadata_plan(
@@ -203,7 +206,7 @@ pub extern "C" fn msmws_metadata_plan(
     boundary(|| {
         let d = read(desc, "desc")?;
         check_out(layout_out, "layout_out")?;
-        let l = layout::plan(&desc_from_c(d), modifier)?;
+        let l = layout::plan(&desc_from_c(d).masked(), modifier)?;
         // SAFETY: `layout_out` was checked non-null; the caller promises it is writable.
         unsafe { write_out(layout_out, layout_to_c(&l)) };
         Ok(())
@@ -221,7 +224,9 @@ pub extern "C" fn msmws_metadata_drm_fourcc(vk_format: u32) -> u32 {
 /// writes its length to `*len_out`: the bytes to store with MSM_INFO_SET_METADATA.
 ///
 /// `layout` must be the layout of `desc` (from `msmws_metadata_plan`, or the driver's own per-plane
-/// values with the derived fields ignored). The caller keeps ownership of every buffer.
+/// values with the derived fields ignored). Create flags and usage bits that do not change the
+/// layout (transfer usage, ...) are dropped, not refused. The caller keeps ownership of every
+/// buffer.
 /// Thread-safe. Returns 0, -EINVAL (NULL pointer, `out_size` too small, invalid description or a
 /// layout that is not the description's) or -EOPNOTSUPP (sparse, or values too large for the
 /// format); nothing is written on failure.
@@ -240,7 +245,11 @@ pub extern "C" fn msmws_metadata_encode(
         let l = read(layout, "layout")?;
         check_out(out, "out")?;
         check_out(len_out, "len_out")?;
-        let (desc, full) = expand_c(d, l)?;
+        // A driver passes its whole VkImageCreateInfo: the bits the record does not carry
+        // (transfer usage, ...) do not change the layout. `encode` still sees them all, to
+        // refuse what it cannot describe (sparse).
+        let desc = desc_from_c(d);
+        let full = expand_desc(&desc.masked(), l)?;
         let ident = Identity {
             chip_id: id.chip_id,
             driver_id: id.driver_id,
@@ -347,7 +356,7 @@ pub extern "C" fn msmws_metadata_validate(
     bo_size_B: u64,
 ) -> c_int {
     boundary(|| {
-        let (_, full) = expand_c(read(desc, "desc")?, read(layout, "layout")?)?;
+        let full = expand_c(read(desc, "desc")?, read(layout, "layout")?)?;
         full.check_fits(bo_size_B)?;
         Ok(())
     })
@@ -367,7 +376,7 @@ pub extern "C" fn msmws_metadata_level(
 ) -> c_int {
     boundary(|| {
         check_out(level_out, "level_out")?;
-        let (_, full) = expand_c(read(desc, "desc")?, read(layout, "layout")?)?;
+        let full = expand_c(read(desc, "desc")?, read(layout, "layout")?)?;
         full.check_fits(bo_size_B)?;
         let lv: &LevelLayout = full
             .planes
@@ -445,6 +454,54 @@ mod tests {
             create_flags: 0,
             usage: vk::ImageUsageFlags::SAMPLED.as_raw(),
         }
+    }
+
+    /// Encodes `l` for `d` and decodes the record again against a buffer of the layout's size.
+    fn encode_decode(
+        id: &msmws_metadata_identity,
+        d: &msmws_image_desc,
+        l: &msmws_image_layout,
+    ) -> (msmws_image_desc, msmws_image_layout) {
+        let mut buf = [0u8; 128];
+        let mut len = 0u32;
+        let rc = msmws_metadata_encode(id, d, l, buf.as_mut_ptr(), 128, &mut len);
+        assert_eq!(rc, 0);
+        assert_eq!(len, 124);
+        let (mut d2, mut l2, mut flags) = Default::default();
+        let rc = msmws_metadata_decode(
+            buf.as_ptr(),
+            len,
+            id,
+            l.size_B,
+            &mut d2,
+            &mut l2,
+            &mut flags,
+        );
+        assert_eq!((rc, flags), (0, 0));
+        (d2, l2)
+    }
+
+    /// turnip on a7xx compresses RGBA8 SNORM (freedreno's own rules never do): the record must
+    /// carry it for a GL importer to honour the UBWC choice.
+    #[test]
+    fn a_compressed_snorm_image_round_trips() {
+        let id = msmws_metadata_identity {
+            chip_id: 0x43050a01,
+            driver_id: 7,
+        };
+        let d = msmws_image_desc {
+            vk_format: vk::Format::R8G8B8A8_SNORM.as_raw() as u32,
+            drm_fourcc: msmws_metadata_drm_fourcc(vk::Format::R8G8B8A8_SNORM.as_raw() as u32),
+            ..rgba(256, 256)
+        };
+        assert_eq!(d.drm_fourcc, 0);
+        let mut l = msmws_image_layout::default();
+        let compressed = layout::DRM_FORMAT_MOD_QCOM_COMPRESSED;
+        assert_eq!(msmws_metadata_plan(&d, compressed, &mut l), 0);
+        assert_eq!(l.ubwc, 1);
+        let (d2, l2) = encode_decode(&id, &d, &l);
+        assert_eq!((d2.vk_format, l2.ubwc), (d.vk_format, 1));
+        assert_eq!(l2.planes[0].ubwc_pitch_B, l.planes[0].ubwc_pitch_B);
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct PlaneFormat {
     pub hsub: u32,
     /// Vertical divisor: the plane is `ceil(height / vsub)` rows high.
     pub vsub: u32,
+    /// Whether the plane is compressed when the image is UBWC: the separate stencil plane of
+    /// D32S8 never is (turnip's `tu_image_init`), whatever the image's flag says.
+    pub ubwc: bool,
 }
 
 /// A format the layout model knows.
@@ -36,15 +39,24 @@ const fn fourcc(code: &[u8; 4]) -> u32 {
 }
 
 const fn one(cpp_B: u32) -> PlaneFormat {
-    PlaneFormat {
-        cpp_B,
-        hsub: 1,
-        vsub: 1,
-    }
+    sub(cpp_B, 1, 1)
 }
 
 const fn sub(cpp_B: u32, hsub: u32, vsub: u32) -> PlaneFormat {
-    PlaneFormat { cpp_B, hsub, vsub }
+    PlaneFormat {
+        cpp_B,
+        hsub,
+        vsub,
+        ubwc: true,
+    }
+}
+
+/// The S8 plane of a separate-stencil depth format: never UBWC.
+const fn separate_stencil() -> PlaneFormat {
+    PlaneFormat {
+        ubwc: false,
+        ..one(1)
+    }
 }
 
 macro_rules! fmt {
@@ -65,6 +77,9 @@ pub static FORMATS: &[FormatInfo] = &[
     fmt!(R8G8B8_UNORM, fourcc(b"BG24"), [one(3)]),
     fmt!(R8G8B8A8_UNORM, fourcc(b"AB24"), [one(4)]),
     fmt!(R8G8B8A8_SRGB, fourcc(b"AB24"), [one(4)]),
+    // No DRM fourcc is signed; turnip compresses it where the hardware's UBWC treats SNORM and
+    // UNORM alike (a7xx), so GL must learn that from the record, not from its own rules.
+    fmt!(R8G8B8A8_SNORM, 0, [one(4)]),
     fmt!(B8G8R8A8_UNORM, fourcc(b"AR24"), [one(4)]),
     fmt!(B8G8R8A8_SRGB, fourcc(b"AR24"), [one(4)]),
     fmt!(A2B10G10R10_UNORM_PACK32, fourcc(b"AB30"), [one(4)]),
@@ -75,6 +90,8 @@ pub static FORMATS: &[FormatInfo] = &[
     fmt!(D16_UNORM, 0, [one(2)], ds),
     fmt!(D24_UNORM_S8_UINT, 0, [one(4)], ds),
     fmt!(D32_SFLOAT, 0, [one(4)], ds),
+    // Two planes, as turnip stores it: Z32_FLOAT (UBWC when the image is), then S8 (never).
+    fmt!(D32_SFLOAT_S8_UINT, 0, [one(4), separate_stencil()], ds),
     // Multi-planar YUV: luma plane, then chroma plane(s), as NV12/P010/YU12/NV16 lay them out.
     fmt!(
         G8_B8R8_2PLANE_420_UNORM,

@@ -472,7 +472,7 @@ pub fn ubwc_allowed(desc: &ImageDesc, info: &FormatInfo) -> bool {
     let no_ubwc_usage = vk::ImageUsageFlags::STORAGE | vk::ImageUsageFlags::HOST_TRANSFER_EXT;
     info.planes
         .iter()
-        .all(|p| ubwc_block(p.cpp_B * samples).is_some())
+        .all(|p| !p.ubwc || ubwc_block(p.cpp_B * samples).is_some())
         && desc.extent.width >= MIN_UBWC_WIDTH
         && !desc.flags.intersects(no_ubwc_flags)
         && !desc.usage.intersects(no_ubwc_usage)
@@ -519,6 +519,7 @@ pub fn plan(desc: &ImageDesc, modifier: u64) -> Result<ImageLayout, MetadataErro
         let (width, _) = plane_extent(desc, pf);
         let pitch_B =
             align(width * u64::from(cpp_B), pitch_align_B(tile_mode, cpp_B)).ok_or(ov("pitch"))?;
+        let ubwc = ubwc && pf.ubwc;
         let ubwc_pitch_B = if ubwc {
             let (bw, _) = ubwc_block(cpp_B).expect("ubwc_allowed checked the block size");
             let w0 = if desc.mip_levels > 1 {
@@ -683,6 +684,14 @@ pub fn expand(
     let mut size_B = 0u64;
     for (i, (pf, pp)) in info.planes.iter().zip(params).enumerate() {
         let ov = |what| MetadataError::Overflow { plane: i, what };
+        if ubwc && !pf.ubwc && (pp.ubwc_offset_B != 0 || pp.ubwc_pitch_B != 0) {
+            return Err(MetadataError::InvalidField {
+                field: "ubwc_offset_B",
+                value: pp.ubwc_offset_B,
+                why: "UBWC values on a plane that is never compressed",
+            });
+        }
+        let ubwc = ubwc && pf.ubwc;
         let (ubwc_offset_B, ubwc_pitch_B) = if ubwc {
             (pp.ubwc_offset_B, pp.ubwc_pitch_B)
         } else {
@@ -774,6 +783,42 @@ mod tests {
         assert_eq!(p.params.ubwc_pitch_B, 64);
         assert_eq!(p.ubwc_layer_stride_B, 4096);
         assert_eq!(p.params.offset_B, 4096);
+    }
+
+    /// turnip's D32S8 at 160x160 (`TU_DEBUG=layout`): a UBWC Z32_FLOAT plane (metadata at 0,
+    /// pixels at 0x1000, pitch 768) and an S8 plane never compressed, on the next 4 KiB (pitch
+    /// 256, 40960 bytes).
+    #[test]
+    fn d32s8_stencil_plane_is_never_compressed() {
+        let d = ImageDesc::new_2d(vk::Format::D32_SFLOAT_S8_UINT, 160, 160)
+            .usage(vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT);
+        let l = plan(&d, DRM_FORMAT_MOD_QCOM_COMPRESSED).unwrap();
+        assert!(l.ubwc);
+        let (z, s) = (&l.planes[0].params, &l.planes[1].params);
+        assert_eq!(
+            (z.offset_B, z.pitch_B, z.ubwc_offset_B, z.ubwc_pitch_B),
+            (4096, 768, 0, 64)
+        );
+        assert_eq!(z.layer_stride_B, 122880);
+        assert_eq!(
+            (s.offset_B, s.pitch_B, s.ubwc_offset_B, s.ubwc_pitch_B),
+            (126976, 256, 0, 0)
+        );
+        assert_eq!(s.layer_stride_B, 40960);
+        assert_eq!(l.planes[1].ubwc_layer_stride_B, 0);
+        l.check_fits(l.size_B).unwrap();
+
+        // UBWC values on the stencil plane are not the image's layout.
+        let mut params = l.params();
+        params[1].ubwc_pitch_B = 64;
+        let e = expand(&d, l.tile_mode, true, &params).unwrap_err();
+        assert!(matches!(
+            e,
+            MetadataError::InvalidField {
+                field: "ubwc_offset_B",
+                ..
+            }
+        ));
     }
 
     #[test]

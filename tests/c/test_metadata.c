@@ -14,7 +14,10 @@
 #include "check.h"
 
 #define VK_FORMAT_R8G8B8A8_UNORM 37
+#define VK_IMAGE_USAGE_TRANSFER_SRC_BIT 0x1
+#define VK_IMAGE_USAGE_TRANSFER_DST_BIT 0x2
 #define VK_IMAGE_USAGE_SAMPLED_BIT 0x4
+#define VK_IMAGE_CREATE_SPARSE_BINDING_BIT 0x1
 #define DRM_FORMAT_MOD_LINEAR 0ull
 #define DRM_FORMAT_MOD_QCOM_COMPRESSED ((5ull << 56) | 1)
 
@@ -55,6 +58,20 @@ main(void)
    CHECK(msmws_metadata_encode(&us, &desc, &layout, rec, sizeof(rec), &len) == 0);
    CHECK(len == 124);
    CHECK(msmws_metadata_encode(&us, &desc, &layout, rec, 16, &len) == -EINVAL);
+
+   /* A driver passes its whole VkImageCreateInfo: transfer usage changes no layout and is
+    * dropped (turnip's images all have it); sparse cannot be described. */
+   {
+      struct msmws_image_desc driver = desc, sparse = desc;
+      uint8_t rec2[MSMWS_METADATA_MAX_SIZE];
+      uint32_t len2 = 0;
+      driver.usage |= VK_IMAGE_USAGE_TRANSFER_SRC_BIT | VK_IMAGE_USAGE_TRANSFER_DST_BIT;
+      CHECK(msmws_metadata_encode(&us, &driver, &layout, rec2, sizeof(rec2), &len2) == 0);
+      CHECK(len2 == len && memcmp(rec2, rec, len) == 0);
+      sparse.create_flags = VK_IMAGE_CREATE_SPARSE_BINDING_BIT;
+      CHECK(msmws_metadata_encode(&us, &sparse, &layout, rec2, sizeof(rec2), &len2) ==
+            -EOPNOTSUPP);
+   }
 
    /* Today's freedreno reads only the first 8 bytes. */
    CHECK(msmws_metadata_freedreno_modifier(rec, len, &modifier) == 0);
