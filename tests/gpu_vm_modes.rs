@@ -951,3 +951,23 @@ fn a_submit_range_that_wraps_past_2_64_is_einval() {
         close_clean(&sim, file, dev, vm, &format!("{mode:?}"));
     }
 }
+
+/// A submit whose bind the kernel refuses with ENOMEM fails and leaves the MAP queued; the
+/// driver then frees the buffer (its only submit failed, so it names no user) and tears the
+/// device down: nothing may be left, and no op may name a closed handle. Found by
+/// ci/fault-sweep (`VM_BIND:5:ENOMEM` on piglit's fbo-blit, freedreno on msm-winsys: the final
+/// flush failed with EINVAL and 26 VMAs stayed).
+#[test]
+fn a_buffer_freed_after_its_map_was_refused_leaves_nothing() {
+    let (sim, file, dev) = device_with_file(SimOptions::default());
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let buf = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+    inject_enomem(&sim, "VM_BIND", 1);
+    let e = vm
+        .submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
+        .unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
+    vm.free_buffer(k, buf, &[], false).unwrap();
+    close_clean(&sim, file, dev, vm, "");
+}

@@ -359,6 +359,21 @@ impl BindVm {
     /// use it). The range is returned by the flush that orders the unmap.
     pub fn unmap_freed(&self, iova: u64, range_B: u64, users: &[SyncPoint]) {
         let mut st = self.lock();
+        // A MAP of this range the kernel refused (ENOMEM) may still wait in the backlog, naming
+        // the buffer's handle, which the caller closes next: sent later, it would be refused
+        // with EINVAL and lose the VM. Never taken, it mapped nothing: drop it (its job still
+        // goes out, to signal its point). The mirror holds it as mapped, and the UNMAP queued
+        // below, of a range the kernel does not map, changes nothing there but the mirror.
+        // The range is the buffer's alone: every op in it maps this buffer.
+        let end = iova + range_B;
+        let inside = |op: &BindOp| !op.is_unmap() && op.iova < end && iova < op.end();
+        for job in st.backlog.iter_mut() {
+            job.ops.retain(|op| !inside(op));
+            job.pages = job_pages(&job.ops);
+        }
+        if st.refused.as_ref().is_some_and(|(op, _)| inside(op)) {
+            st.refused = None;
+        }
         st.stats.ops_queued += 1;
         st.pending.push(Pending {
             op: BindOp::unmap(iova, range_B),
