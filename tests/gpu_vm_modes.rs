@@ -971,3 +971,29 @@ fn a_buffer_freed_after_its_map_was_refused_leaves_nothing() {
     vm.free_buffer(k, buf, &[], false).unwrap();
     close_clean(&sim, file, dev, vm, "");
 }
+
+/// The same refused MAP, then the driver parks the buffer in its own cache (DONTNEED) before
+/// any other flush: the MAP must reach the kernel first, since VM_BIND refuses to pin a
+/// DONTNEED object (EBUSY, which loses the VM). Found by ci/fault-sweep (`VM_BIND:4:ENOMEM` on
+/// piglit's fbo-blit, freedreno on msm-winsys).
+#[test]
+fn a_buffer_parked_after_its_map_was_refused_is_mapped_first() {
+    let (sim, file, dev) = device_with_file(SimOptions::default());
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let buf = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+    inject_enomem(&sim, "VM_BIND", 1);
+    vm.submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
+        .unwrap_err();
+    vm.madvise(k, buf, false).unwrap();
+    vm.flush(k).unwrap();
+    sim.gpu_run_until_idle();
+    assert_eq!(
+        file.vm_mappings().len(),
+        1,
+        "the MAP went out before DONTNEED"
+    );
+    assert!(vm.madvise(k, buf, true).unwrap(), "still retained");
+    vm.free_buffer(k, buf, &[], false).unwrap();
+    close_clean(&sim, file, dev, vm, "");
+}

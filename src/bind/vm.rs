@@ -407,11 +407,14 @@ impl BindVm {
         self.lock().pending.len()
     }
 
-    /// Whether a MAP of GEM handle `handle` is queued and not yet sent. O(pending ops).
+    /// Whether a MAP of GEM handle `handle` is queued and not yet sent: pending, or planned and
+    /// still in the backlog (a job the kernel refused with ENOMEM waits there, first, for the
+    /// next flush). O(pending and backlog ops).
     pub fn maps_pending(&self, handle: u32) -> bool {
-        self.lock().pending.iter().any(
-            |p| matches!(p.op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle),
-        )
+        let names = |op: &BindOp| matches!(op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle);
+        let st = self.lock();
+        st.pending.iter().any(|p| names(&p.op))
+            || st.backlog.iter().any(|j| j.ops.iter().any(names))
     }
 
     /// What the winsys has sent as mapped, as ops sorted by address (for teardown and debugging).
