@@ -959,6 +959,20 @@ fn a_submit_range_that_wraps_past_2_64_is_einval() {
 /// flush failed with EINVAL and 26 VMAs stayed).
 #[test]
 fn a_buffer_freed_after_its_map_was_refused_leaves_nothing() {
+    let (sim, file, dev, vm, buf) = a_buffer_whose_map_was_refused();
+    vm.free_buffer(dev.kernel(), buf, &[], false).unwrap();
+    close_clean(&sim, file, dev, vm, "");
+}
+
+/// A VM_BIND-mode buffer whose first submit failed: the kernel refused its MAP with ENOMEM,
+/// which stays planned, unsent, for the next flush.
+fn a_buffer_whose_map_was_refused() -> (
+    Sim,
+    std::sync::Arc<msm_winsys::sim::SimFile>,
+    Device,
+    GpuVm,
+    GpuBuffer,
+) {
     let (sim, file, dev) = device_with_file(SimOptions::default());
     let k = dev.kernel();
     let vm = GpuVm::new(&dev).unwrap();
@@ -968,8 +982,7 @@ fn a_buffer_freed_after_its_map_was_refused_leaves_nothing() {
         .submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
         .unwrap_err();
     assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
-    vm.free_buffer(k, buf, &[], false).unwrap();
-    close_clean(&sim, file, dev, vm, "");
+    (sim, file, dev, vm, buf)
 }
 
 /// The same refused MAP, then the driver parks the buffer in its own cache (DONTNEED) before
@@ -978,13 +991,8 @@ fn a_buffer_freed_after_its_map_was_refused_leaves_nothing() {
 /// piglit's fbo-blit, freedreno on msm-winsys).
 #[test]
 fn a_buffer_parked_after_its_map_was_refused_is_mapped_first() {
-    let (sim, file, dev) = device_with_file(SimOptions::default());
+    let (sim, file, dev, vm, buf) = a_buffer_whose_map_was_refused();
     let k = dev.kernel();
-    let vm = GpuVm::new(&dev).unwrap();
-    let buf = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
-    inject_enomem(&sim, "VM_BIND", 1);
-    vm.submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
-        .unwrap_err();
     vm.madvise(k, buf, false).unwrap();
     vm.flush(k).unwrap();
     sim.gpu_run_until_idle();
