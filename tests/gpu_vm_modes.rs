@@ -1194,3 +1194,57 @@ fn a_map_that_can_never_be_pinned_costs_a_few_ioctls() {
         close_clean(&sim, file, dev, vm, &format!("free first {free_first}"));
     }
 }
+
+/// A submit whose bind the kernel refuses with ENOMEM fails and leaves the MAP queued; the
+/// driver then frees the buffer (its only submit failed, so it names no user) and tears the
+/// device down: nothing may be left, and no op may name a closed handle. Found by
+/// ci/fault-sweep (`VM_BIND:5:ENOMEM` on piglit's fbo-blit, freedreno on msm-winsys: the final
+/// flush failed with EINVAL and 26 VMAs stayed).
+#[test]
+fn a_buffer_freed_after_its_map_was_refused_leaves_nothing() {
+    let (sim, file, dev, vm, buf) = a_buffer_whose_map_was_refused();
+    vm.free_buffer(dev.kernel(), buf, &[], false).unwrap();
+    close_clean(&sim, file, dev, vm, "");
+}
+
+/// A VM_BIND-mode buffer whose first submit failed: the kernel refused its MAP with ENOMEM,
+/// which stays planned, unsent, for the next flush.
+fn a_buffer_whose_map_was_refused() -> (
+    Sim,
+    std::sync::Arc<msm_winsys::sim::SimFile>,
+    Device,
+    GpuVm,
+    GpuBuffer,
+) {
+    let (sim, file, dev) = device_with_file(SimOptions::default());
+    let k = dev.kernel();
+    let vm = GpuVm::new(&dev).unwrap();
+    let buf = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
+    inject_enomem(&sim, "VM_BIND", 1);
+    let e = vm
+        .submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &[])
+        .unwrap_err();
+    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
+    (sim, file, dev, vm, buf)
+}
+
+/// The same refused MAP, then the driver parks the buffer in its own cache (DONTNEED) before
+/// any other flush: the MAP must reach the kernel first, since VM_BIND refuses to pin a
+/// DONTNEED object (EBUSY, which loses the VM). Found by ci/fault-sweep (`VM_BIND:4:ENOMEM` on
+/// piglit's fbo-blit, freedreno on msm-winsys).
+#[test]
+fn a_buffer_parked_after_its_map_was_refused_is_mapped_first() {
+    let (sim, file, dev, vm, buf) = a_buffer_whose_map_was_refused();
+    let k = dev.kernel();
+    vm.madvise(k, buf, false).unwrap();
+    vm.flush(k).unwrap();
+    sim.gpu_run_until_idle();
+    assert_eq!(
+        file.vm_mappings().len(),
+        1,
+        "the MAP went out before DONTNEED"
+    );
+    assert!(vm.madvise(k, buf, true).unwrap(), "still retained");
+    vm.free_buffer(k, buf, &[], false).unwrap();
+    close_clean(&sim, file, dev, vm, "");
+}

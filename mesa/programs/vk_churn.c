@@ -24,6 +24,7 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,9 @@ struct frame {
    uint32_t count;
    VkCommandBuffer cmd;
    VkFence fence;
+   /* The fence's submit succeeded: a fence whose vkQueueSubmit failed is never signalled
+    * (the failed call changed no synchronization primitive), and waiting for it hangs. */
+   bool submitted;
 };
 
 static VkResult
@@ -235,11 +239,13 @@ frame_release(struct ctx *c, struct frame *f)
    if (f->fence) {
       /* Released even when the wait fails: after VK_ERROR_DEVICE_LOST every object may (and
        * must) still be destroyed, and a fault-injection run counts what was left behind. */
-      r = vkWaitForFences(c->dev, 1, &f->fence, VK_TRUE, UINT64_MAX);
+      if (f->submitted)
+         r = vkWaitForFences(c->dev, 1, &f->fence, VK_TRUE, UINT64_MAX);
       if (r != VK_SUCCESS)
          fprintf(stderr, "vk_churn: vkWaitForFences failed: VkResult %d\n", r);
       vkDestroyFence(c->dev, f->fence, NULL);
       f->fence = VK_NULL_HANDLE;
+      f->submitted = false;
    }
    for (uint32_t i = 0; i < f->count; i++)
       buf_destroy(c, &f->bufs[i]);
@@ -296,6 +302,7 @@ churn(struct ctx *c, uint32_t frames, uint32_t per_frame)
       };
       if (r == VK_SUCCESS)
          r = vkQueueSubmit(c->queue, 1, &si, cur->fence);
+      cur->submitted = r == VK_SUCCESS;
       if (r == VK_SUCCESS)
          r = frame_release(c, prev);
    }

@@ -582,9 +582,8 @@ impl GpuVm {
         match &self.bind {
             Some(vm) => {
                 vm.unmap_freed(buf.iova, buf.size_B, users);
-                // The VMA holds the object; the handle is not needed any more. A MAP the kernel
-                // never took must not outlive it.
-                vm.cancel_unsent_maps(buf.handle, buf.iova, buf.size_B);
+                // The VMA holds the object; the handle is not needed any more (`unmap_freed`
+                // dropped a MAP of it the kernel never took).
                 ioctl::gem_close(k, buf.handle).map_err(kerr)?;
                 Ok(())
             }
@@ -886,8 +885,6 @@ impl GpuVm {
             // The VMA holds the object until the unmap runs; the Bo reference can go now.
             Some(vm) => {
                 vm.unmap_freed(buf.iova, buf.size_B, users);
-                // This reference may be the handle's last: see `free_buffer`.
-                vm.cancel_unsent_maps(buf.handle, buf.iova, buf.size_B);
                 drop(bo);
             }
             None => self.bury(buf, users, true, Some(bo)),

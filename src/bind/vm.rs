@@ -359,6 +359,13 @@ impl BindVm {
     /// use it). The range is returned by the flush that orders the unmap.
     pub fn unmap_freed(&self, iova: u64, range_B: u64, users: &[SyncPoint]) {
         let mut st = self.lock();
+        // A MAP of this range the kernel refused (ENOMEM) may still wait in the backlog, naming
+        // the buffer's handle, which the caller closes next: sent later, it would name no object
+        // (EINVAL) and, refused as a planned job, lose the VM with every unmap behind it (found
+        // by the c_abi fuzz target, a 2^47-byte buffer, and by ci/fault-sweep, VM_BIND:5:ENOMEM
+        // on piglit fbo-blit). Never taken, it mapped nothing: it goes. The range is the
+        // buffer's alone, so every op in it maps this buffer.
+        self.drop_unsent_maps(&mut st, None, (iova, iova.saturating_add(range_B)));
         st.stats.ops_queued += 1;
         st.pending.push(Pending {
             op: BindOp::unmap(iova, range_B),
@@ -392,26 +399,17 @@ impl BindVm {
         self.lock().pending.len()
     }
 
-    /// Drops the MAPs of GEM handle `handle` into `[iova, iova + range_B)` (the range being
-    /// unmapped; the object may be mapped elsewhere too) that were planned but never taken by the
-    /// kernel (a MAP refused with ENOMEM stays first in the backlog for the next flush), before
-    /// the handle is closed: sent after the close, such a MAP would name no object (EINVAL) and,
-    /// refused as a planned job, lose the VM with every unmap behind it (found by the c_abi fuzz
-    /// target: a 2^47-byte buffer freed while its MAP was still refused). The mirror reads their
-    /// ranges as unmapped. O(backlog ops).
-    pub fn cancel_unsent_maps(&self, handle: u32, iova: u64, range_B: u64) {
-        let mut st = self.lock();
-        self.drop_unsent_maps(&mut st, handle, (iova, iova.saturating_add(range_B)));
-    }
-
-    /// Drops the backlog's MAPs of `handle` inside `[start, end)`, reading their ranges as
-    /// unmapped, and the jobs that only signalled their own points on the way.
-    fn drop_unsent_maps(&self, st: &mut State, handle: u32, (start, end): (u64, u64)) {
+    /// Drops the backlog's MAPs (of `handle`, or of any object) inside `[start, end)`, which the
+    /// kernel never took, reading their ranges as unmapped, and the jobs that only signalled their
+    /// own points on the way. O(backlog ops).
+    fn drop_unsent_maps(&self, st: &mut State, handle: Option<u32>, (start, end): (u64, u64)) {
         let names = |op: &BindOp| {
             !op.is_unmap()
                 && op.iova >= start
                 && op.end() <= end
-                && matches!(op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle)
+                && handle.is_none_or(|handle| {
+                    matches!(op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle)
+                })
         };
         let mut dropped = Vec::new();
         for job in st.backlog.iter_mut() {
@@ -454,11 +452,14 @@ impl BindVm {
         });
     }
 
-    /// Whether a MAP of GEM handle `handle` is queued and not yet sent. O(pending ops).
+    /// Whether a MAP of GEM handle `handle` is queued and not yet sent: pending, or planned and
+    /// still in the backlog (a job the kernel refused with ENOMEM waits there, first, for the
+    /// next flush). O(pending and backlog ops).
     pub fn maps_pending(&self, handle: u32) -> bool {
-        self.lock().pending.iter().any(
-            |p| matches!(p.op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle),
-        )
+        let names = |op: &BindOp| matches!(op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle);
+        let st = self.lock();
+        st.pending.iter().any(|p| names(&p.op))
+            || st.backlog.iter().any(|j| j.ops.iter().any(names))
     }
 
     /// What the winsys has sent as mapped, as ops sorted by address (for teardown and debugging).
@@ -840,7 +841,7 @@ impl BindVm {
                             job.pages = job_pages(&job.ops);
                             st.backlog.push_front(job);
                             if let Some(super::op::Target::Bo { handle, .. }) = op.target {
-                                self.drop_unsent_maps(st, handle, (op.iova, u64::MAX));
+                                self.drop_unsent_maps(st, Some(handle), (op.iova, u64::MAX));
                             }
                             return Err(e);
                         }

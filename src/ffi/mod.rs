@@ -3,6 +3,11 @@
 //! Owns: the error model of every exported function and the thread-local last-error message.
 //! Locks: none of its own; the thread-local needs none.
 //!
+//! A thread's last-error message is gone once the thread's locals are destroyed: C code still
+//! runs after that (glibc runs a thread's local destructors, then `atexit` handlers such as
+//! piglit's teardown of its GL screen), so a call then still gets its errno, and
+//! `msmws_last_error_message()` a fixed sentence saying why there is none.
+//!
 //! Every exported function:
 //! - returns 0 or a negative errno (`-EINVAL`, `-ENOMEM`, or the kernel's errno), and on failure sets
 //!   the sentence that `msmws_last_error_message()` returns on the same thread;
@@ -20,7 +25,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 // Re-exported where it used to live, for callers that reach it from the C ABI side.
@@ -70,10 +75,18 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
+/// What `msmws_last_error_message()` returns once the thread's message has been destroyed (a
+/// function, not a const: cbindgen warns about every private const of this module).
+fn no_last_error() -> &'static CStr {
+    c"(no message: this thread's local storage is already destroyed)"
+}
+
 fn set_last_error(message: &str) {
     // Interior NULs would truncate the sentence; replace them rather than lose it.
     let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|l| *l.borrow_mut() = c);
+    // `with` would panic, and abort the program from inside an extern "C" function, when the
+    // thread's locals are already destroyed: the errno alone reaches the caller then.
+    let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = c);
 }
 
 /// Runs `body`, turning its error or panic into a negative errno and the thread's last-error message.
@@ -148,7 +161,9 @@ pub unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> FfiResult<&
 /// Never returns NULL.
 #[no_mangle]
 pub extern "C" fn msmws_last_error_message() -> *const c_char {
-    LAST_ERROR.with(|l| l.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|l| l.borrow().as_ptr())
+        .unwrap_or(no_last_error().as_ptr())
 }
 
 #[cfg(test)]
@@ -175,5 +190,43 @@ mod tests {
         let rc = boundary(|| panic!("boom"));
         assert_eq!(rc, -libc::EFAULT);
         assert!(last().contains("boom"));
+    }
+
+    /// What a call made by a thread-local destructor (or an atexit handler) records after the
+    /// thread's message is destroyed: (message already destroyed, errno, message).
+    type LateCall = (bool, c_int, String);
+
+    struct CallsLate(std::sync::mpsc::Sender<LateCall>);
+
+    impl Drop for CallsLate {
+        fn drop(&mut self) {
+            let gone = LAST_ERROR.try_with(|_| ()).is_err();
+            let rc = boundary(|| Err(FfiError::new(Errno::ENOMEM, "final flush refused")));
+            let _ = self.0.send((gone, rc, last()));
+        }
+    }
+
+    thread_local! {
+        static LATE: RefCell<Option<CallsLate>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn a_call_after_the_threads_locals_are_destroyed_returns_its_errno_without_panicking() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Registered before the message: glibc destroys a thread's locals in reverse
+            // order, so the message is gone by the time this one's destructor calls in.
+            LATE.with(|l| *l.borrow_mut() = Some(CallsLate(tx)));
+            assert_eq!(boundary(|| Err(FfiError::invalid("first"))), -libc::EINVAL);
+        })
+        .join()
+        .expect("the thread exits without panicking");
+        let (gone, rc, message) = rx.recv().expect("the destructor ran");
+        assert!(
+            gone,
+            "the message was destroyed first: this test tests nothing otherwise"
+        );
+        assert_eq!(rc, -libc::ENOMEM);
+        assert_eq!(message, no_last_error().to_str().unwrap());
     }
 }
