@@ -668,7 +668,9 @@ int msmws_gpu_vm_map_bo(const struct msmws_gpu_vm *vm,
 //
 // Thread-safe. Returns 0, -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
 // already unmapped, or with another handle or size than map_bo gave), or the kernel's errno for
-// a user syncobj that does not exist (ENOENT on the model); nothing is done then.
+// a user syncobj that does not exist (ENOENT on the model); nothing is done then. Users are
+// taken as `msmws_gpu_vm_free_buffer` takes them: a syncobj this VM's submits do not signal may
+// be destroyed right after this call.
 int msmws_gpu_vm_unmap_bo(const struct msmws_gpu_vm *vm,
                           const struct msmws_gpu_buffer *buffer,
                           const struct msmws_sync_point *users,

@@ -186,7 +186,7 @@ impl Worker {
                 if !self.mapped.is_empty() {
                     let (h, _bo) = self.mapped.swap_remove(self.rng.below(self.mapped.len()));
                     let users = self.users(&h);
-                    self.vm.unmap_bo(h.buf, &users).unwrap();
+                    self.vm.unmap_bo(k, h.buf, &users).unwrap();
                 }
             }
             "bind" => {
@@ -445,7 +445,7 @@ fn stress(options: SimOptions, mode: VmMode) {
             vm.free_buffer(k, h.buf, &w.users(h), false).unwrap();
         }
         for (h, _) in &w.mapped {
-            vm.unmap_bo(h.buf, &w.users(h)).unwrap();
+            vm.unmap_bo(k, h.buf, &w.users(h)).unwrap();
         }
         ioctl::submitqueue_close(k, w.queue).unwrap();
         drop(w.bos);

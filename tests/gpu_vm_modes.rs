@@ -156,8 +156,8 @@ fn shared_buffer_cycle(options: SimOptions) {
     let done = ioctl::syncobj_create(k, false).unwrap();
     vm.submit(k, 0, &[(buf.iova, 64)], &[buf], &[], &at(done, 1))
         .unwrap();
-    vm.unmap_bo(buf, &at(done, 1)).unwrap();
-    assert!(vm.unmap_bo(buf, &[]).is_err(), "unmapped once only");
+    vm.unmap_bo(k, buf, &at(done, 1)).unwrap();
+    assert!(vm.unmap_bo(k, buf, &[]).is_err(), "unmapped once only");
     sim.gpu_run_until_idle();
     vm.flush(k).unwrap();
     sim.gpu_run_until_idle();
@@ -165,7 +165,7 @@ fn shared_buffer_cycle(options: SimOptions) {
     // The buffer is the Bo's again: still alive, still exportable, mappable at a new address.
     assert!(bo.export_dmabuf().is_ok());
     let again = vm.map_bo(k, &bo).unwrap();
-    vm.unmap_bo(again, &[]).unwrap();
+    vm.unmap_bo(k, again, &[]).unwrap();
     vm.flush(k).unwrap();
     ioctl::syncobj_destroy(k, done).unwrap();
     finish(&sim, &dev, vm);
@@ -216,6 +216,7 @@ fn submits_tell_the_buffer_cache_when_a_cached_buffer_went_idle() {
     )
     .unwrap();
     vm.unmap_bo(
+        k,
         buf,
         &[SyncPoint {
             handle: frame,
@@ -710,10 +711,10 @@ fn second_map_of_a_mapped_buffer(options: SimOptions) {
     sim.gpu_run_until_idle();
     assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
     // Once unmapped and reclaimed, the buffer can be mapped again.
-    vm.unmap_bo(first, &[]).unwrap();
+    vm.unmap_bo(k, first, &[]).unwrap();
     vm.flush(k).unwrap();
     let again = vm.map_bo(k, &bo).unwrap();
-    vm.unmap_bo(again, &[]).unwrap();
+    vm.unmap_bo(k, again, &[]).unwrap();
     vm.flush(k).unwrap();
     drop(bo);
     let dev = Arc::try_unwrap(dev).unwrap();
@@ -910,9 +911,12 @@ fn a_double_free_is_einval_and_spares_the_buffer_that_reused_its_handle() {
         let bo = Bo::new(&dev, 64 << 10, BoFlags::SHARED | BoFlags::WC).unwrap();
         let m = vm.map_bo(k, &bo).unwrap();
         let wrong = GpuBuffer { size_B: 4096, ..m };
-        assert!(vm.unmap_bo(wrong, &[]).is_err(), "{mode:?}");
-        vm.unmap_bo(m, &[]).unwrap();
-        assert!(vm.unmap_bo(m, &[]).is_err(), "{mode:?}: unmapped once only");
+        assert!(vm.unmap_bo(k, wrong, &[]).is_err(), "{mode:?}");
+        vm.unmap_bo(k, m, &[]).unwrap();
+        assert!(
+            vm.unmap_bo(k, m, &[]).is_err(),
+            "{mode:?}: unmapped once only"
+        );
         drop(bo);
         vm.free_buffer(k, b, &[], false).unwrap();
         close_clean_shared(&sim, file, dev, vm, &format!("{mode:?}"));
@@ -1002,19 +1006,19 @@ fn kernel_iova_mode_survives_an_exporter_taking_the_address_away() {
     sim.gpu_run_until_idle();
     assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
     // The driver releases the first buffer as it would have: only its handle goes.
-    vm.unmap_bo(a, &[]).unwrap();
+    vm.unmap_bo(k, a, &[]).unwrap();
     vm.flush(k).unwrap();
     assert!(
         file.gpu_mapped(b.iova, b.size_B),
         "the second buffer keeps its mapping"
     );
-    let e = vm.unmap_bo(a, &[]).unwrap_err();
+    let e = vm.unmap_bo(k, a, &[]).unwrap_err();
     assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::EINVAL);
     // The second buffer is mapped again after its unmap, at its (kernel-kept) address.
-    vm.unmap_bo(b, &[]).unwrap();
+    vm.unmap_bo(k, b, &[]).unwrap();
     let again = vm.map_bo(k, &imported).unwrap();
     assert_eq!(again.iova, b.iova);
-    vm.unmap_bo(again, &[]).unwrap();
+    vm.unmap_bo(k, again, &[]).unwrap();
     // A private buffer of this VM loses its address the same way when another file that imported
     // it closes its handle; its free is still accepted and closes the handle.
     let private = vm.create_buffer(k, 4096, MSM_BO_WC).unwrap();
@@ -1247,4 +1251,31 @@ fn a_buffer_parked_after_its_map_was_refused_is_mapped_first() {
     assert!(vm.madvise(k, buf, true).unwrap(), "still retained");
     vm.free_buffer(k, buf, &[], false).unwrap();
     close_clean(&sim, file, dev, vm, "");
+}
+
+/// An unmap of a shared buffer whose users name a syncobj that does not exist is refused and
+/// changes nothing, as a free is: accepted, its unmap (or zombie) could never be flushed, every
+/// later flush failed with ENOENT, and destroy left the mappings to the file's close (found by
+/// the c_abi fuzz target).
+#[test]
+fn an_unmap_waiting_for_a_syncobj_that_does_not_exist_is_refused() {
+    use msm_winsys::bo::{Bo, BoFlags};
+    for (mode, options) in each_mode() {
+        let (sim, file, dev) = device_with_file(options);
+        let dev = std::sync::Arc::new(dev);
+        let k = dev.kernel();
+        let vm = GpuVm::new(&dev).unwrap();
+        let bo = Bo::new(&dev, 4096, BoFlags::SHARED | BoFlags::WC).unwrap();
+        let buf = vm.map_bo(k, &bo).unwrap();
+        drop(bo);
+        let e = vm.unmap_bo(k, buf, &at(0xffff_ff00, 75)).unwrap_err();
+        assert_eq!(
+            msm_winsys::ErrnoError::errno(&e),
+            msm_winsys::Errno::ENOENT,
+            "{mode:?}"
+        );
+        vm.flush(k).unwrap();
+        vm.unmap_bo(k, buf, &[]).unwrap();
+        close_clean_shared(&sim, file, dev, vm, &format!("{mode:?}"));
+    }
 }

@@ -844,7 +844,18 @@ impl GpuVm {
 
     /// Takes back the address [`Self::map_bo`] gave, once `users` are done, and drops the VM's
     /// reference on the `Bo` then (the handle stays the `Bo`'s).
-    pub fn unmap_bo(&self, buf: GpuBuffer, users: &[SyncPoint]) -> Result<(), BindError> {
+    ///
+    /// `users` are taken as [`Self::free_buffer`] takes them: a syncobj that does not exist is
+    /// refused before anything changes (found by the c_abi fuzz target: an unmap naming one made
+    /// every later flush fail, and the mappings stayed until the file closed).
+    pub fn unmap_bo(
+        &self,
+        k: &dyn Kernel,
+        buf: GpuBuffer,
+        users: &[SyncPoint],
+    ) -> Result<(), BindError> {
+        let owned = self.own_users(k, users)?;
+        let users = &owned[..];
         let bo = {
             let mut l = self.legacy();
             // The same address may hold another shared buffer by now: only this one is removed.
@@ -1279,7 +1290,7 @@ impl GpuVm {
             })
             .collect();
         for b in shared {
-            let _ = self.unmap_bo(b, &[]);
+            let _ = self.unmap_bo(k, b, &[]);
         }
         // Kernel-iova mode: buffers whose mapping the kernel took away (`Legacy::lost`) and the
         // driver never released: only their handles are left.

@@ -351,7 +351,9 @@ pub extern "C" fn msmws_gpu_vm_map_bo(
 ///
 /// Thread-safe. Returns 0, -EINVAL for NULL pointers or a buffer not mapped by map_bo (or
 /// already unmapped, or with another handle or size than map_bo gave), or the kernel's errno for
-/// a user syncobj that does not exist (ENOENT on the model); nothing is done then.
+/// a user syncobj that does not exist (ENOENT on the model); nothing is done then. Users are
+/// taken as `msmws_gpu_vm_free_buffer` takes them: a syncobj this VM's submits do not signal may
+/// be destroyed right after this call.
 #[no_mangle]
 pub extern "C" fn msmws_gpu_vm_unmap_bo(
     vm: *const msmws_gpu_vm,
@@ -362,7 +364,7 @@ pub extern "C" fn msmws_gpu_vm_unmap_bo(
     boundary(|| {
         // SAFETY: the API contract of this function is release_args's.
         let (vm, b, users) = unsafe { release_args(vm, buffer, users, n_users) }?;
-        vm.vm.unmap_bo(b, &users)?;
+        vm.vm.unmap_bo(vm.dev.kernel(), b, &users)?;
         Ok(())
     })
 }

@@ -343,7 +343,7 @@ fn external_objects(sim: &Sim, dev: &Arc<Device>) -> Result<(), String> {
             .submit(importer.kernel(), 0, &[(buf.iova, 64)], &[buf], &[], &[])
             .map(drop)
             .map_err(err);
-        let u = vm.unmap_bo(buf, &[]).map_err(err);
+        let u = vm.unmap_bo(importer.kernel(), buf, &[]).map_err(err);
         r.and(u)
     })?;
     imported.add_fence(Fence::Queue {
