@@ -220,17 +220,15 @@ pub fn gem_set_metadata(k: &dyn Kernel, handle: u32, bytes: &[u8]) -> Result<(),
 
 /// GEM_INFO(GET_METADATA): the object's metadata, empty when it has none.
 ///
-/// One call with a buffer of the kernel's largest metadata (128 bytes: SET_METADATA refuses more,
-/// EOVERFLOW), which the kernel fills and whose `len` it sets to the stored length; importers
-/// read metadata at every import, and asking for the length first doubled that (freedreno on
-/// msm-winsys made two GEM_INFO per import where stock makes one). Should a kernel ever store
-/// more (ETOOSMALL), it asks for the length, then for that many bytes, again while another thread
-/// stores longer metadata in between. The buffer is zeroed before each read: kernels before the
-/// v7.1 fix return 0 even when the read failed, leaving it and `len` untouched, and the caller
-/// must be able to tell (zeros are never valid metadata of this project's format).
+/// One call with a buffer of the kernel's largest metadata (128 bytes: SET_METADATA refuses more
+/// with EOVERFLOW), which the kernel fills, setting `len` to the stored length: no length query
+/// first, and no race with a thread storing longer metadata in between. Importers read metadata
+/// at every import; the length query doubled that (freedreno on msm-winsys made two GEM_INFO per
+/// import where stock makes one). The buffer starts zeroed: kernels before the v7.1 fix return 0
+/// even when the read failed, leaving it and `len` untouched, and the caller must be able to tell
+/// (zeros are never valid metadata of this project's format).
 pub fn gem_get_metadata(k: &dyn Kernel, handle: u32) -> Result<Vec<u8>, KernelError> {
     const MAX_B: u32 = 128;
-    const ATTEMPTS: usize = 4;
     let mut buf = vec![0u8; MAX_B as usize];
     let mut arg = drm_msm_gem_info {
         handle,
@@ -239,36 +237,9 @@ pub fn gem_get_metadata(k: &dyn Kernel, handle: u32) -> Result<Vec<u8>, KernelEr
         len: MAX_B,
         ..Default::default()
     };
-    let mut last = match gem_info(k, &mut arg, "GET_METADATA") {
-        Ok(()) => {
-            buf.truncate(arg.len.min(MAX_B) as usize);
-            return Ok(buf);
-        }
-        Err(e) if e.errno == Errno::ETOOSMALL => e,
-        Err(e) => return Err(e),
-    };
-    for _ in 0..ATTEMPTS {
-        let mut arg = drm_msm_gem_info {
-            handle,
-            info: MSM_INFO_GET_METADATA,
-            ..Default::default()
-        };
-        gem_info(k, &mut arg, "GET_METADATA length")?;
-        if arg.len == 0 {
-            return Ok(Vec::new());
-        }
-        let mut buf = vec![0u8; arg.len as usize];
-        arg.value = buf.as_mut_ptr() as u64;
-        match gem_info(k, &mut arg, "GET_METADATA") {
-            Ok(()) => {
-                buf.truncate(arg.len as usize);
-                return Ok(buf);
-            }
-            Err(e) if e.errno == Errno::ETOOSMALL => last = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last)
+    gem_info(k, &mut arg, "GET_METADATA")?;
+    buf.truncate(arg.len.min(MAX_B) as usize);
+    Ok(buf)
 }
 
 // ---- GEM objects, PRIME, MADVISE, KMS (used by `crate::bo`) --------------------------------------
