@@ -4,6 +4,7 @@
 //! out; teardown leaves nothing on the file.
 
 mod bo_common;
+mod common;
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +14,7 @@ use msm_winsys::device::ProbeOptions;
 use msm_winsys::kernel::ioctl::{self, SyncPoint};
 use msm_winsys::sim::{Clock, Sim, SimOptions};
 use msm_winsys::uapi::*;
-use msm_winsys::{Device, VmMode};
+use msm_winsys::Device;
 
 struct Setup {
     sim: Sim,
@@ -47,26 +48,6 @@ fn setup(options: SimOptions) -> Setup {
     }
 }
 
-fn modes() -> [(VmMode, SimOptions); 3] {
-    [
-        (VmMode::VmBind, SimOptions::default()),
-        (
-            VmMode::UserspaceIova,
-            SimOptions {
-                uapi_minor: 12,
-                ..Default::default()
-            },
-        ),
-        (
-            VmMode::KernelIova,
-            SimOptions {
-                per_process_pgtables: false,
-                ..Default::default()
-            },
-        ),
-    ]
-}
-
 fn at(done: u32, point: u64) -> [SyncPoint; 1] {
     [SyncPoint {
         handle: done,
@@ -92,7 +73,7 @@ fn close_clean(s: Setup, vm: GpuVm, syncobjs: &[u32], what: &str) {
 
 #[test]
 fn a_freed_buffer_comes_back_with_no_ioctl_once_its_submit_is_done() {
-    for (mode, options) in modes() {
+    for (mode, options) in common::vm_modes() {
         let s = setup(options);
         assert_eq!(s.dev.info().mode, mode);
         let k = s.dev.kernel();

@@ -2,6 +2,8 @@
 //! the model: buffers created at addresses, submits by address that never fault, freed buffers
 //! reclaimed only after their users are done, and all of it through one API.
 
+mod common;
+
 use msm_winsys::bind::{GpuBuffer, GpuVm, Placement};
 use msm_winsys::device::ProbeOptions;
 use msm_winsys::kernel::ioctl::{self, SyncPoint};
@@ -810,26 +812,6 @@ fn a_second_free_of_a_cached_buffer_is_refused_in_every_mode() {
     }
 }
 
-fn each_mode() -> [(VmMode, SimOptions); 3] {
-    [
-        (VmMode::VmBind, SimOptions::default()),
-        (
-            VmMode::UserspaceIova,
-            SimOptions {
-                uapi_minor: 12,
-                ..Default::default()
-            },
-        ),
-        (
-            VmMode::KernelIova,
-            SimOptions {
-                per_process_pgtables: false,
-                ..Default::default()
-            },
-        ),
-    ]
-}
-
 /// [`close_clean`] for a device shared with `Bo`s (all gone once `vm` is destroyed).
 fn close_clean_shared(
     sim: &Sim,
@@ -854,7 +836,7 @@ fn close_clean_shared(
 #[test]
 fn destroy_frees_the_buffers_and_mappings_the_driver_left() {
     use msm_winsys::bo::{Bo, BoFlags};
-    for (mode, options) in each_mode() {
+    for (mode, options) in common::vm_modes() {
         let (sim, file, dev) = device_with_file(options);
         assert_eq!(dev.info().mode, mode);
         let dev = std::sync::Arc::new(dev);
@@ -881,7 +863,7 @@ fn destroy_frees_the_buffers_and_mappings_the_driver_left() {
 fn a_double_free_is_einval_and_spares_the_buffer_that_reused_its_handle() {
     use msm_winsys::bo::{Bo, BoFlags};
     use msm_winsys::ErrnoError;
-    for (mode, options) in each_mode() {
+    for (mode, options) in common::vm_modes() {
         let (sim, file, dev) = device_with_file(options);
         let dev = std::sync::Arc::new(dev);
         let k = dev.kernel();
@@ -930,7 +912,7 @@ fn a_double_free_is_einval_and_spares_the_buffer_that_reused_its_handle() {
 #[test]
 fn a_submit_range_that_wraps_past_2_64_is_einval() {
     use msm_winsys::ErrnoError;
-    for (mode, options) in each_mode() {
+    for (mode, options) in common::vm_modes() {
         let (sim, file, dev) = device_with_file(options);
         let k = dev.kernel();
         let vm = GpuVm::new(&dev).unwrap();
@@ -1049,35 +1031,6 @@ fn kernel_iova_mode_survives_an_exporter_taking_the_address_away() {
     close_clean_shared(&sim, file, dev, vm, "kernel iova, address taken away");
 }
 
-/// A buffer freed while the kernel still refuses its MAP (ENOMEM at the pin, kept first in the
-/// queue for the next flush): the free closes the handle, so the MAP must go with it. Sent after
-/// the close it named no object (EINVAL), which as a refused planned job lost the VM, and
-/// `destroy` left the other buffers' mappings to the file's close. Found by the c_abi fuzz
-/// target (finding 9: a 2^47-byte buffer, which can never be pinned).
-#[test]
-fn a_buffer_freed_while_its_map_is_refused_takes_the_map_with_it() {
-    let (sim, file, dev) = device_with_file(SimOptions::default());
-    let k = dev.kernel();
-    let vm = GpuVm::new(&dev).unwrap();
-    let kept = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
-    vm.flush(k).unwrap();
-    sim.gpu_run_until_idle();
-    let refused = vm.create_buffer(k, 65536, MSM_BO_WC).unwrap();
-    inject_enomem(&sim, "VM_BIND:pin", 1);
-    let e = vm.flush(k).unwrap_err();
-    assert_eq!(msm_winsys::ErrnoError::errno(&e), msm_winsys::Errno::ENOMEM);
-    vm.free_buffer(k, refused, &[], false).unwrap();
-    vm.flush(k).unwrap();
-    sim.gpu_run_until_idle();
-    assert!(!file.gpu_mapped(refused.iova, refused.size_B));
-    vm.submit(k, 0, &[(kept.iova, 64)], &[kept], &[], &[])
-        .unwrap();
-    sim.gpu_run_until_idle();
-    assert!(sim.devcoredumps().is_empty(), "{:?}", sim.devcoredumps());
-    vm.free_buffer(k, kept, &[], false).unwrap();
-    close_clean(&sim, file, dev, vm, "");
-}
-
 /// A free waiting for a syncobj the driver owns (not one this VM's submits signal) that the
 /// driver destroys before the free is flushed: the VM took the fence into its own timeline at the
 /// free, so the unmap still waits for the GPU and then goes. Before, the flush's query of the
@@ -1085,7 +1038,7 @@ fn a_buffer_freed_while_its_map_is_refused_takes_the_map_with_it() {
 /// The same for a binary syncobj, whose fence no query can see.
 #[test]
 fn a_free_waiting_for_a_syncobj_the_driver_destroys_still_completes() {
-    for (mode, options) in each_mode() {
+    for (mode, options) in common::vm_modes() {
         for binary in [false, true] {
             let (sim, file, dev) = device_with_file(options.clone());
             let k = dev.kernel();
@@ -1203,7 +1156,8 @@ fn a_map_that_can_never_be_pinned_costs_a_few_ioctls() {
 /// driver then frees the buffer (its only submit failed, so it names no user) and tears the
 /// device down: nothing may be left, and no op may name a closed handle. Found by
 /// ci/fault-sweep (`VM_BIND:5:ENOMEM` on piglit's fbo-blit, freedreno on msm-winsys: the final
-/// flush failed with EINVAL and 26 VMAs stayed).
+/// flush failed with EINVAL and 26 VMAs stayed) and by the c_abi fuzz target (finding 9: a
+/// 2^47-byte buffer, which can never be pinned).
 #[test]
 fn a_buffer_freed_after_its_map_was_refused_leaves_nothing() {
     let (sim, file, dev, vm, buf) = a_buffer_whose_map_was_refused();
@@ -1260,7 +1214,7 @@ fn a_buffer_parked_after_its_map_was_refused_is_mapped_first() {
 #[test]
 fn an_unmap_waiting_for_a_syncobj_that_does_not_exist_is_refused() {
     use msm_winsys::bo::{Bo, BoFlags};
-    for (mode, options) in each_mode() {
+    for (mode, options) in common::vm_modes() {
         let (sim, file, dev) = device_with_file(options);
         let dev = std::sync::Arc::new(dev);
         let k = dev.kernel();

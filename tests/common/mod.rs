@@ -10,13 +10,35 @@ use std::os::fd::RawFd;
 use msm_winsys::kernel::Kernel;
 use msm_winsys::sim::{Sim, SimFile, SimOptions};
 use msm_winsys::uapi::*;
-use msm_winsys::Errno;
+use msm_winsys::{Errno, VmMode};
 
 /// Issues a raw ioctl with `arg`, as a C client would.
 pub fn raw<T>(k: &dyn Kernel, request: u64, arg: &mut T) -> Result<(), Errno> {
     // SAFETY: `arg` is a live, writable T; tests only pass uAPI structs whose embedded pointers
     // point at live buffers or are deliberately bogus addresses (which the model reports as EFAULT).
     unsafe { k.ioctl(request, arg as *mut T as *mut c_void) }
+}
+
+/// Each GPU VM mode with the model options that give it: VM_BIND (the default), userspace
+/// addresses (UAPI 1.12, no VM_BIND), kernel addresses (no per-process page tables).
+pub fn vm_modes() -> [(VmMode, SimOptions); 3] {
+    [
+        (VmMode::VmBind, SimOptions::default()),
+        (
+            VmMode::UserspaceIova,
+            SimOptions {
+                uapi_minor: 12,
+                ..Default::default()
+            },
+        ),
+        (
+            VmMode::KernelIova,
+            SimOptions {
+                per_process_pgtables: false,
+                ..Default::default()
+            },
+        ),
+    ]
 }
 
 /// A fresh file on a new model device of `profile`.
