@@ -169,6 +169,14 @@ impl Bind {
     }
 }
 
+impl Bind {
+    /// The call as built with `with`, without filling `nr_ops` and the op pointer from `ops`.
+    fn run_raw(&mut self, k: &dyn Kernel) -> Result<drm_msm_vm_bind, Errno> {
+        let mut a = self.a;
+        raw(k, DRM_IOCTL_MSM_VM_BIND, &mut a).map(|()| a)
+    }
+}
+
 fn bind(k: &dyn Kernel, q: u32, ops: &[drm_msm_vm_bind_op]) -> Result<(), Errno> {
     Bind::new(q, ops).run(k).map(drop)
 }
@@ -517,6 +525,84 @@ fn bad_ops_pointer_is_efault() {
     b.ops = vec![];
     assert!(b.run(&f).is_ok());
     close_all(&f, &[q], &[], &[]);
+}
+
+/// KMALLOC_MAX_SIZE (arm64, 4 KiB pages): the largest table the kernel allocates for a count the
+/// caller chooses.
+const KMALLOC_MAX_B: u32 = 4 << 20;
+
+#[test]
+fn an_op_table_past_the_largest_kmalloc_is_enomem_before_any_op_is_read() {
+    // vm_bind_job_create kzallocs the job with 40 bytes per op before reading the ops: past the
+    // largest kmalloc that is ENOMEM, below it the unmapped table is EFAULT.
+    let f = vb_file();
+    let q = bind_queue(&f);
+    let fits = KMALLOC_MAX_B / 40;
+    for (nr_ops, want) in [
+        (fits + 1, Errno::ENOMEM),
+        (u32::MAX, Errno::ENOMEM),
+        (fits, Errno::EFAULT),
+    ] {
+        let r = Bind::new(q, &[])
+            .with(|a| {
+                a.nr_ops = nr_ops;
+                a.u.ops = 8;
+            })
+            .run_raw(&f);
+        assert_eq!(r.err(), Some(want), "{nr_ops} ops");
+    }
+    assert!(tree(&f).is_empty());
+    close_all(&f, &[q], &[], &[]);
+}
+
+#[test]
+fn syncobj_tables_past_the_largest_kmalloc_are_enomem_before_any_entry_is_read() {
+    // msm_syncobj_parse_deps kcallocs one pointer per in-syncobj, msm_syncobj_parse_post_deps
+    // one 24-byte post_dep per out-syncobj, each before reading the first entry.
+    let f = vb_file();
+    let q = bind_queue(&f);
+    let cases: [(u32, bool, Errno); 4] = [
+        (KMALLOC_MAX_B / 8 + 1, true, Errno::ENOMEM),
+        (KMALLOC_MAX_B / 8, true, Errno::EFAULT),
+        (KMALLOC_MAX_B / 24 + 1, false, Errno::ENOMEM),
+        (KMALLOC_MAX_B / 24, false, Errno::EFAULT),
+    ];
+    for (count, ins, want) in cases {
+        let r = Bind::new(q, &[])
+            .with(|a| {
+                if ins {
+                    a.in_syncobjs = 8;
+                    a.nr_in_syncobjs = count;
+                } else {
+                    a.out_syncobjs = 8;
+                    a.nr_out_syncobjs = count;
+                }
+            })
+            .run(&f);
+        assert_eq!(
+            r.err(),
+            Some(want),
+            "{count} {}",
+            if ins { "in" } else { "out" }
+        );
+    }
+    close_all(&f, &[q], &[], &[]);
+}
+
+#[test]
+fn an_in_syncobj_point_is_truncated_to_32_bits() {
+    // drm_sched_job_add_syncobj_dependency takes the point as a u32: a wait for point 2^32 + 1
+    // is a wait for point 1, which the first bind signals.
+    let f = vb_file();
+    let q = bind_queue(&f);
+    let s = syncobj_create(&f, 0);
+    Bind::new(q, &[]).signal(s, 0, 1).run(&f).unwrap();
+    let r = Bind::new(q, &[]).wait(s, 0, (1 << 32) + 1).run(&f);
+    assert!(r.is_ok(), "{r:?}");
+    // Point 2^32 + 2 is point 2, which nothing has signalled or submitted: EINVAL, as for 2.
+    let r = Bind::new(q, &[]).wait(s, 0, (1 << 32) + 2).run(&f);
+    assert_eq!(r.err(), Bind::new(q, &[]).wait(s, 0, 2).run(&f).err());
+    close_all(&f, &[q], &[], &[s]);
 }
 
 #[test]

@@ -44,6 +44,7 @@ pub mod fdid;
 pub mod fence;
 mod gem;
 pub mod gpu;
+mod kmalloc;
 pub mod kms;
 pub mod modeset;
 mod param;

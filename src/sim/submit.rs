@@ -12,6 +12,7 @@ use super::dispatch::typed;
 use super::fence::Fence;
 use super::gem::{GemObject, Madv};
 use super::gpu::Job;
+use super::kmalloc::{kcalloc, kzalloc};
 use super::resv::{Resv, Usage};
 use super::syncobj::Syncobj;
 use super::{queue, sync_file, user, SimFile};
@@ -20,17 +21,6 @@ use crate::Errno;
 
 /// Submit flags the kernel accepts above the pipe id.
 const FLAGS: u32 = MSM_SUBMIT_FLAGS;
-/// KMALLOC_MAX_SIZE on arm64 with 4 KiB pages (MAX_PAGE_ORDER 10): the largest kzalloc.
-const KMALLOC_MAX_B: u64 = 4 << 20;
-
-/// `kcalloc(n, size_B, GFP_KERNEL | __GFP_NOWARN)`: NULL (ENOMEM) past the largest kmalloc.
-fn kcalloc(n: u32, size_B: u64) -> Result<(), Errno> {
-    if u64::from(n) * size_B > KMALLOC_MAX_B {
-        Err(Errno::ENOMEM)
-    } else {
-        Ok(())
-    }
-}
 /// `sizeof(submit->bos[0])` (flags, handle/obj, vm_bo, iova) and `sizeof(submit->cmd[0])` (type,
 /// size, offset, iova, nr_relocs, relocs) on a 64-bit kernel, msm_gem.h; the submit's own header
 /// (a few hundred bytes) is left out.
@@ -101,9 +91,7 @@ pub(super) fn submit(
     // submit_create: one kzalloc of the submit with its BO and command tables, which fails past
     // the largest kmalloc: ENOMEM, before any table is read from user memory.
     let tables_B = u64::from(a.nr_bos) * SUBMIT_BO_B + u64::from(a.nr_cmds) * SUBMIT_CMD_B;
-    if tables_B > KMALLOC_MAX_B {
-        return Err(Errno::ENOMEM);
-    }
+    kzalloc(tables_B)?;
 
     // 2. Explicit in-fences.
     let mut in_fences: Vec<Arc<Fence>> = Vec::new();

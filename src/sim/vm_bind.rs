@@ -16,6 +16,7 @@ use super::dispatch::typed;
 use super::fence::Fence;
 use super::gem::{GemObject, Madv, PAGE_SIZE};
 use super::gpu::Job;
+use super::kmalloc::{kcalloc, kzalloc};
 use super::resv::Usage;
 use super::syncobj::Syncobj;
 use super::vm::{PtStep, Vm, Vma, VmaKind};
@@ -26,8 +27,9 @@ use crate::Errno;
 /// The model's memory limit for one job's preallocation: more table pages than this (4 GiB of
 /// page tables) fail with ENOMEM, as `prealloc_allocate` would on a real device.
 pub const PREALLOC_MAX_PAGES: u32 = 1 << 20;
-/// The model's memory limit for the op array (`vm_bind_job_create`): 2^24 ops (640 MiB).
-const MAX_OPS: u32 = 1 << 24;
+/// `sizeof(struct msm_vm_bind_op)`, one entry of the job's op table (op, flags, obj, obj_offset,
+/// iova, range) on a 64-bit kernel; the job's own header (a few hundred bytes) is left out.
+const JOB_OP_B: u64 = 40;
 const SZ_2M: u64 = 2 << 20;
 
 /// One op after `lookup_op` and the handle lookup.
@@ -124,12 +126,14 @@ fn check_op(file: &SimFile, vm: &Vm, op: &drm_msm_vm_bind_op) -> Result<(), Errn
     Ok(())
 }
 
-/// In-syncobjs (`msm_syncobj_parse_deps`): read one by one, each checked before the next is read.
+/// In-syncobjs (`msm_syncobj_parse_deps`): the reset table is allocated first (ENOMEM past the
+/// largest kmalloc), then the entries are read one by one, each checked before the next is read.
 fn parse_in_syncobjs(
     file: &SimFile,
     a: &drm_msm_vm_bind,
     in_fences: &mut Vec<Arc<Fence>>,
 ) -> Result<Vec<Arc<Syncobj>>, Errno> {
+    kcalloc(a.nr_in_syncobjs, 8)?;
     let mut resets = Vec::new();
     for i in 0..a.nr_in_syncobjs as u64 {
         let at = a.in_syncobjs.wrapping_add(i * a.syncobj_stride as u64);
@@ -141,7 +145,9 @@ fn parse_in_syncobjs(
             return Err(Errno::EINVAL);
         }
         let s = file.syncobjs.get(d.handle).ok_or(Errno::ENOENT)?;
-        in_fences.push(s.find_fence(d.point)?);
+        // drm_sched_job_add_syncobj_dependency takes the point as a u32: the kernel waits for
+        // the point truncated to 32 bits, as in GEM_SUBMIT.
+        in_fences.push(s.find_fence(d.point as u32 as u64)?);
         if d.flags & MSM_SYNCOBJ_RESET != 0 {
             resets.push(s);
         }
@@ -149,11 +155,13 @@ fn parse_in_syncobjs(
     Ok(resets)
 }
 
-/// Out-syncobjs (`msm_syncobj_parse_post_deps`).
+/// Out-syncobjs (`msm_syncobj_parse_post_deps`): the table of `struct msm_syncobj_post_dep`
+/// (syncobj, point, chain: 24 bytes each) first, then the entries one by one.
 fn parse_out_syncobjs(
     file: &SimFile,
     a: &drm_msm_vm_bind,
 ) -> Result<Vec<(Arc<Syncobj>, u64)>, Errno> {
+    kcalloc(a.nr_out_syncobjs, 24)?;
     let mut outs = Vec::new();
     for i in 0..a.nr_out_syncobjs as u64 {
         let at = a.out_syncobjs.wrapping_add(i * a.syncobj_stride as u64);
@@ -219,9 +227,8 @@ fn bind(file: &SimFile, a: &mut drm_msm_vm_bind) -> Result<(), Errno> {
     } else {
         None
     };
-    if a.nr_ops > MAX_OPS {
-        return Err(Errno::ENOMEM);
-    }
+    // vm_bind_job_create: one kzalloc of the job with its op table, before anything is read.
+    kzalloc(u64::from(a.nr_ops) * JOB_OP_B)?;
     let mut in_fences = Vec::new();
     if a.flags & MSM_VM_BIND_FENCE_FD_IN != 0 {
         in_fences.push(sync_file::import(a.fence_fd).ok_or(Errno::EINVAL)?);

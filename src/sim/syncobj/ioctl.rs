@@ -21,6 +21,7 @@ use drm_sys::{
 use super::super::dispatch::typed;
 use super::super::fence::Fence;
 use super::super::gem::monotonic_ns;
+use super::super::kmalloc::kcalloc;
 use super::super::{sync_file, user, SimFile};
 use super::{export_fd, import_fd, unwrap_merge, SubmitWait, Syncobj, Waker};
 use crate::uapi::*;
@@ -31,9 +32,6 @@ const ETIME: Errno = Errno(libc::ETIME);
 
 /// How long `drm_syncobj_find_fence` with WAIT_FOR_SUBMIT waits for a fence to appear.
 const WAIT_FOR_SUBMIT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `KMALLOC_MAX_SIZE` with 4 KiB pages: the largest handle/point array `kmalloc_array` gives.
-const KMALLOC_MAX_SIZE: u64 = 4 << 20;
 
 /// `drm_core_check_feature(dev, DRIVER_SYNCOBJ_TIMELINE)`.
 fn check_timeline(file: &SimFile) -> Result<(), Errno> {
@@ -47,10 +45,8 @@ fn check_timeline(file: &SimFile) -> Result<(), Errno> {
 /// `drm_syncobj_array_find`: copies `count` handles in (ENOMEM past kmalloc's limit, EFAULT) and
 /// looks each up (ENOENT).
 fn array_find(file: &SimFile, handles: u64, count: u32) -> Result<Vec<Arc<Syncobj>>, Errno> {
+    kcalloc(count, 4)?;
     let size = count as u64 * 4;
-    if size > KMALLOC_MAX_SIZE {
-        return Err(Errno::ENOMEM);
-    }
     let bytes = user::read_bytes(handles, size as usize)?;
     bytes
         .chunks_exact(4)
@@ -61,10 +57,8 @@ fn array_find(file: &SimFile, handles: u64, count: u32) -> Result<Vec<Arc<Syncob
 
 /// `copy_from_user` of `count` points, or all zero for a null pointer.
 fn read_points(points: u64, count: u32) -> Result<Vec<u64>, Errno> {
+    kcalloc(count, 8)?;
     let size = count as u64 * 8;
-    if size > KMALLOC_MAX_SIZE {
-        return Err(Errno::ENOMEM);
-    }
     if points == 0 {
         return Ok(vec![0; count as usize]);
     }
