@@ -228,17 +228,16 @@ pub fn gem_set_metadata(k: &dyn Kernel, handle: u32, bytes: &[u8]) -> Result<(),
 /// even when the read failed, leaving it and `len` untouched, and the caller must be able to tell
 /// (zeros are never valid metadata of this project's format).
 pub fn gem_get_metadata(k: &dyn Kernel, handle: u32) -> Result<Vec<u8>, KernelError> {
-    const MAX_B: u32 = 128;
-    let mut buf = vec![0u8; MAX_B as usize];
+    let mut buf = vec![0u8; MSM_METADATA_MAX_B as usize];
     let mut arg = drm_msm_gem_info {
         handle,
         info: MSM_INFO_GET_METADATA,
         value: buf.as_mut_ptr() as u64,
-        len: MAX_B,
+        len: MSM_METADATA_MAX_B,
         ..Default::default()
     };
     gem_info(k, &mut arg, "GET_METADATA")?;
-    buf.truncate(arg.len.min(MAX_B) as usize);
+    buf.truncate(arg.len.min(MSM_METADATA_MAX_B) as usize);
     Ok(buf)
 }
 

@@ -28,7 +28,7 @@ pub use layout::{
 };
 
 /// The kernel's limit on metadata per buffer object (MSM_INFO_SET_METADATA: more is EOVERFLOW).
-pub const MAX_SIZE_B: usize = 128;
+pub const MAX_SIZE_B: usize = crate::uapi::MSM_METADATA_MAX_B as usize;
 /// What turnip writes today: `struct fdl_metadata { uint64_t modifier; }`.
 pub const LEGACY_SIZE_B: usize = 8;
 /// Bytes of a version-1 record. Bytes 124..128 are left for later versions to append to.

@@ -33,8 +33,6 @@ use crate::Errno;
 pub const PAGE_SIZE: u64 = 4096;
 /// `char name[32]` in `struct msm_gem_object`.
 const NAME_LEN: usize = 32;
-/// "Impose a moderate upper bound on metadata size".
-pub const METADATA_MAX_B: u32 = 128;
 /// DRM_FILE_PAGE_OFFSET_START on 64-bit, in bytes: fake mmap offsets start at 4 GiB.
 const MMAP_OFFSET_START: u64 = 0x1_0000_0000;
 /// The end of the fake offset space: DRM_FILE_PAGE_OFFSET_SIZE is `(0xFFFFFFFF >> PAGE_SHIFT) *
@@ -431,7 +429,7 @@ pub(super) fn gem_info(file: &SimFile, kdata: &mut [u8]) -> Result<(), Errno> {
                 Ok(())
             }
             MSM_INFO_SET_METADATA => {
-                if a.len > METADATA_MAX_B {
+                if a.len > MSM_METADATA_MAX_B {
                     return Err(Errno::EOVERFLOW);
                 }
                 // Copied from user memory before the object lock is taken, as the kernel does.

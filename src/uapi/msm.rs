@@ -100,6 +100,9 @@ pub const MSM_INFO_SET_IOVA: u32 = 0x04;
 pub const MSM_INFO_GET_FLAGS: u32 = 0x05;
 pub const MSM_INFO_SET_METADATA: u32 = 0x06;
 pub const MSM_INFO_GET_METADATA: u32 = 0x07;
+/// The most bytes of metadata a GEM object holds: SET_METADATA refuses more with EOVERFLOW. Not
+/// in msm_drm.h: `msm_ioctl_gem_info_set_metadata`'s "moderate upper bound".
+pub const MSM_METADATA_MAX_B: u32 = 128;
 
 /// `struct drm_msm_gem_info`.
 #[repr(C)]
