@@ -241,6 +241,19 @@ fn users_done(book: &Timelines, users: &[SyncPoint]) -> bool {
     })
 }
 
+/// Waits for `points` until [`REPLAY_WAIT`] from now. Running out of time is not an error: the
+/// caller's allocation then reports the space as taken.
+fn wait_at_most_replay(k: &dyn Kernel, points: &[SyncPoint]) -> Result<(), BindError> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let deadline = ioctl::monotonic_now_ns().saturating_add(REPLAY_WAIT.as_nanos() as u64);
+    match ioctl::syncobj_timeline_wait(k, points, deadline.min(i64::MAX as u64) as i64) {
+        Err(e) if e.errno == Errno::ETIME || e.errno == Errno::ETIMEDOUT => Ok(()),
+        r => r.map_err(kerr),
+    }
+}
+
 fn kerr(e: KernelError) -> BindError {
     BindError::Kernel(e)
 }
@@ -776,16 +789,8 @@ impl GpuVm {
             .flat_map(|z| z.users.iter().copied())
             .filter(|u| u.point != 0)
             .collect();
-        if users.is_empty() {
-            return Ok(());
-        }
-        let timeout_ns = REPLAY_WAIT.as_nanos() as u64;
-        let deadline = ioctl::monotonic_now_ns().saturating_add(timeout_ns);
-        match ioctl::syncobj_timeline_wait(k, &users, deadline.min(i64::MAX as u64) as i64) {
-            // Timed out: the allocation below reports the range as taken.
-            Err(e) if e.errno == Errno::ETIME || e.errno == Errno::ETIMEDOUT => Ok(()),
-            r => r.map_err(kerr),
-        }
+        // Timed out: the allocation after it reports the range as taken.
+        wait_at_most_replay(k, &users)
     }
 
     /// Gives a buffer of the sharing layer (an imported or exported [`Bo`]) a GPU address in this
@@ -1110,12 +1115,8 @@ impl GpuVm {
         if heap.deferred_size() == 0 {
             return Ok(());
         }
-        let deadline = ioctl::monotonic_now_ns().saturating_add(REPLAY_WAIT.as_nanos() as u64);
-        match vm.wait_sent(k, deadline.min(i64::MAX as u64) as i64) {
-            // Timed out: the allocation reports the space as taken.
-            Err(BindError::Kernel(e)) if e.errno == Errno::ETIME => {}
-            r => r?,
-        }
+        // Timed out: the allocation reports the space as taken.
+        wait_at_most_replay(k, &vm.sent_points())?;
         self.flush_with(k, true)
     }
 

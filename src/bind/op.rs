@@ -74,6 +74,14 @@ impl BindOp {
         self.target.is_none()
     }
 
+    /// The GEM handle a MAP of an object names (none for UNMAP and MAP_NULL).
+    pub fn handle(&self) -> Option<u32> {
+        match self.target {
+            Some(Target::Bo { handle, .. }) => Some(handle),
+            _ => None,
+        }
+    }
+
     /// Whether `next` continues this op seamlessly: same kind, same object, contiguous address and
     /// object offset, same flags. Two such ops are one op.
     pub fn continues_into(&self, next: &BindOp) -> bool {

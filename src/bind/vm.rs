@@ -407,9 +407,7 @@ impl BindVm {
             !op.is_unmap()
                 && op.iova >= start
                 && op.end() <= end
-                && handle.is_none_or(|handle| {
-                    matches!(op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle)
-                })
+                && handle.is_none_or(|h| op.handle() == Some(h))
         };
         let mut dropped = Vec::new();
         for job in st.backlog.iter_mut() {
@@ -456,7 +454,7 @@ impl BindVm {
     /// still in the backlog (a job the kernel refused with ENOMEM waits there, first, for the
     /// next flush). O(pending and backlog ops).
     pub fn maps_pending(&self, handle: u32) -> bool {
-        let names = |op: &BindOp| matches!(op.target, Some(super::op::Target::Bo { handle: h, .. }) if h == handle);
+        let names = |op: &BindOp| op.handle() == Some(handle);
         let st = self.lock();
         st.pending.iter().any(|p| names(&p.op))
             || st.backlog.iter().any(|j| j.ops.iter().any(names))
@@ -840,7 +838,7 @@ impl BindVm {
                             st.refused = None;
                             job.pages = job_pages(&job.ops);
                             st.backlog.push_front(job);
-                            if let Some(super::op::Target::Bo { handle, .. }) = op.target {
+                            if let Some(handle) = op.handle() {
                                 self.drop_unsent_maps(st, Some(handle), (op.iova, u64::MAX));
                             }
                             return Err(e);
@@ -1069,25 +1067,20 @@ impl BindVm {
         std::mem::take(&mut self.lock().released)
     }
 
-    /// Waits until the absolute CLOCK_MONOTONIC time `deadline_ns` for every job sent so far
-    /// (call after a flush: a job still in the backlog has no fence to wait for). ETIME when
-    /// they did not all finish.
-    pub fn wait_sent(&self, k: &dyn Kernel, deadline_ns: i64) -> Result<(), BindError> {
+    /// The last point of each bind timeline sent so far: waiting for them waits for every job
+    /// sent (a job still in the backlog has no fence yet).
+    pub fn sent_points(&self) -> Vec<SyncPoint> {
         let points = self.lock().points;
         let Some(made) = self.made.get() else {
-            return Ok(());
+            return Vec::new();
         };
-        let waits: Vec<SyncPoint> = (0..2)
+        (0..2)
             .filter(|&i| points[i] > 0)
             .map(|i| SyncPoint {
                 handle: made.timelines[i],
                 point: points[i],
             })
-            .collect();
-        if waits.is_empty() {
-            return Ok(());
-        }
-        ioctl::syncobj_timeline_wait(k, &waits, deadline_ns).map_err(BindError::Kernel)
+            .collect()
     }
 
     /// Learns how far both timelines are (one query each, only for a queue with jobs not known
