@@ -684,12 +684,18 @@ pub fn expand(
     let mut size_B = 0u64;
     for (i, (pf, pp)) in info.planes.iter().zip(params).enumerate() {
         let ov = |what| MetadataError::Overflow { plane: i, what };
-        if ubwc && !pf.ubwc && (pp.ubwc_offset_B != 0 || pp.ubwc_pitch_B != 0) {
-            return Err(MetadataError::InvalidField {
-                field: "ubwc_offset_B",
-                value: pp.ubwc_offset_B,
-                why: "UBWC values on a plane that is never compressed",
-            });
+        if ubwc && !pf.ubwc {
+            let stray = [
+                ("ubwc_offset_B", pp.ubwc_offset_B),
+                ("ubwc_pitch_B", pp.ubwc_pitch_B),
+            ];
+            if let Some(&(field, value)) = stray.iter().find(|(_, v)| *v != 0) {
+                return Err(MetadataError::InvalidField {
+                    field,
+                    value,
+                    why: "UBWC values on a plane that is never compressed",
+                });
+            }
         }
         let ubwc = ubwc && pf.ubwc;
         let (ubwc_offset_B, ubwc_pitch_B) = if ubwc {
@@ -815,7 +821,8 @@ mod tests {
         assert!(matches!(
             e,
             MetadataError::InvalidField {
-                field: "ubwc_offset_B",
+                field: "ubwc_pitch_B",
+                value: 64,
                 ..
             }
         ));
