@@ -7,7 +7,7 @@ mod common;
 use msm_winsys::bind::{GpuBuffer, GpuVm, Placement};
 use msm_winsys::device::ProbeOptions;
 use msm_winsys::kernel::ioctl::{self, SyncPoint};
-use msm_winsys::sim::{Clock, Sim, SimOptions};
+use msm_winsys::sim::{Clock, LeakReport, Sim, SimOptions};
 use msm_winsys::uapi::*;
 use msm_winsys::{Device, VmMode};
 
@@ -255,6 +255,14 @@ fn finish(sim: &Sim, dev: &Device, vm: GpuVm) {
     sim.gpu_run_until_idle();
 }
 
+/// Drops the test's device, which holds the other reference on `file`, and closes the file.
+fn close_file(file: std::sync::Arc<msm_winsys::sim::SimFile>, dev: Device) -> LeakReport {
+    drop(dev);
+    std::sync::Arc::try_unwrap(file)
+        .expect("the device let go of its file")
+        .close()
+}
+
 /// Point `point` of timeline syncobj `done`, as a one-entry users or signals list.
 fn at(done: u32, point: u64) -> [SyncPoint; 1] {
     [SyncPoint {
@@ -295,10 +303,7 @@ fn destroying_a_lost_vm_releases_its_queues_and_timelines() {
         msm_winsys::Errno::EPIPE,
         "{e}"
     );
-    drop(dev);
-    let report = Arc::try_unwrap(file)
-        .expect("the device let go of its file")
-        .close();
+    let report = close_file(file, dev);
     assert!(
         report.queues.is_empty() && report.syncobjs == 0,
         "{report:?}"
@@ -822,10 +827,7 @@ fn close_clean_shared(
 ) {
     finish(sim, &dev, vm);
     let dev = std::sync::Arc::try_unwrap(dev).expect("no Bo outlives the test's own");
-    drop(dev);
-    let report = std::sync::Arc::try_unwrap(file)
-        .expect("the device let go of its file")
-        .close();
+    let report = close_file(file, dev);
     assert!(report.is_empty(), "{what}: {report:?}");
 }
 
@@ -1112,10 +1114,7 @@ fn a_driver_that_never_flushes_gets_its_freed_addresses_back() {
     vm.destroy(k).unwrap();
     ioctl::syncobj_destroy(k, done).unwrap();
     assert!(sim.gpu_wait_idle(std::time::Duration::from_secs(10)));
-    drop(dev);
-    let report = std::sync::Arc::try_unwrap(file)
-        .expect("the device let go of its file")
-        .close();
+    let report = close_file(file, dev);
     assert!(report.is_empty(), "{report:?}");
 }
 

@@ -26,6 +26,7 @@ use crate::metadata::{
 };
 
 /// Most bytes of metadata (the kernel's limit); an encode buffer of this size always suffices.
+// A literal for cbindgen; `the_c_limit_is_the_kernels` checks it is the kernel's limit.
 pub const MSMWS_METADATA_MAX_SIZE: u32 = 128;
 /// `flags` bit of `msmws_metadata_decode`: the legacy 8-byte form; only `modifier`, `tile_mode`
 /// and `ubwc` of the layout are set (the importer computes the rest itself, as today).
@@ -456,17 +457,19 @@ mod tests {
         }
     }
 
-    /// Encodes `l` for `d` and decodes the record again against a buffer of the layout's size.
+    /// Encodes `l` for `d` and decodes the record again against a buffer of the layout's size:
+    /// the record, and what it decodes to.
     fn encode_decode(
         id: &msmws_metadata_identity,
         d: &msmws_image_desc,
         l: &msmws_image_layout,
-    ) -> (msmws_image_desc, msmws_image_layout) {
-        let mut buf = [0u8; 128];
+    ) -> (Vec<u8>, msmws_image_desc, msmws_image_layout) {
+        let mut buf = vec![0u8; MSMWS_METADATA_MAX_SIZE as usize];
         let mut len = 0u32;
-        let rc = msmws_metadata_encode(id, d, l, buf.as_mut_ptr(), 128, &mut len);
+        let rc = msmws_metadata_encode(id, d, l, buf.as_mut_ptr(), buf.len() as u32, &mut len);
         assert_eq!(rc, 0);
         assert_eq!(len, 124);
+        buf.truncate(len as usize);
         let (mut d2, mut l2, mut flags) = Default::default();
         let rc = msmws_metadata_decode(
             buf.as_ptr(),
@@ -478,7 +481,12 @@ mod tests {
             &mut flags,
         );
         assert_eq!((rc, flags), (0, 0));
-        (d2, l2)
+        (buf, d2, l2)
+    }
+
+    #[test]
+    fn the_c_limit_is_the_kernels() {
+        assert_eq!(MSMWS_METADATA_MAX_SIZE, crate::uapi::MSM_METADATA_MAX_B);
     }
 
     /// turnip on a7xx compresses RGBA8 SNORM (freedreno's own rules never do): the record must
@@ -499,7 +507,7 @@ mod tests {
         let compressed = layout::DRM_FORMAT_MOD_QCOM_COMPRESSED;
         assert_eq!(msmws_metadata_plan(&d, compressed, &mut l), 0);
         assert_eq!(l.ubwc, 1);
-        let (d2, l2) = encode_decode(&id, &d, &l);
+        let (_, d2, l2) = encode_decode(&id, &d, &l);
         assert_eq!((d2.vk_format, l2.ubwc), (d.vk_format, 1));
         assert_eq!(l2.planes[0].ubwc_pitch_B, l.planes[0].ubwc_pitch_B);
     }
@@ -516,31 +524,14 @@ mod tests {
             msmws_metadata_plan(&d, layout::DRM_FORMAT_MOD_QCOM_COMPRESSED, &mut l),
             0
         );
-        let mut buf = [0u8; 128];
-        let mut len = 0u32;
-        assert_eq!(
-            msmws_metadata_encode(&id, &d, &l, buf.as_mut_ptr(), 128, &mut len),
-            0
-        );
-        assert_eq!(len, 124);
-        let (mut d2, mut l2, mut flags) = Default::default();
-        let rc = msmws_metadata_decode(
-            buf.as_ptr(),
-            len,
-            &id,
-            l.size_B,
-            &mut d2,
-            &mut l2,
-            &mut flags,
-        );
-        assert_eq!(rc, 0);
-        assert_eq!(flags, 0);
+        let (buf, mut d2, mut l2) = encode_decode(&id, &d, &l);
         assert_eq!(l2.planes[0].offset_B, l.planes[0].offset_B);
         assert_eq!(l2.modifier, layout::DRM_FORMAT_MOD_QCOM_COMPRESSED);
+        let mut flags = 0;
         assert_eq!(
             msmws_metadata_decode(
                 buf.as_ptr(),
-                len,
+                buf.len() as u32,
                 &id,
                 l.size_B - 1,
                 &mut d2,
